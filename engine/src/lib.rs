@@ -1,0 +1,41 @@
+//! Retrain's durable run engine: pipelines of named steps whose runs live in
+//! PostgreSQL and survive any crash. It knows nothing of ML.
+//!
+//! The concepts, and where they live:
+//! - [`Pipeline`] / [`Step`] (pipeline.rs): ordered, named steps with a
+//!   [`RetryPolicy`] (retry.rs). A step returns [`StepOutcome`] or [`StepError`].
+//! - [`Engine`] (runs.rs, control.rs): create a run (one active run per
+//!   pipeline, by a partial unique index), read, list, cancel, retry.
+//! - [`Worker`] (worker.rs): claims a due step with `FOR UPDATE SKIP LOCKED`
+//!   (claim.rs), keeps its lease alive (lease.rs), commits the result fenced
+//!   by (lease owner, attempt) (commit.rs).
+//! - Every state change writes its audit event in the same statement
+//!   (transition.rs); the database refuses illegal transitions and any
+//!   rewrite of `run_events` (migrations/0001_engine.sql).
+
+mod claim;
+mod commit;
+mod control;
+mod error;
+mod lease;
+mod pipeline;
+mod record;
+mod retry;
+mod runs;
+mod status;
+mod transition;
+mod worker;
+
+pub use claim::ClaimedStep;
+pub use commit::StepCommit;
+pub use control::Cancelled;
+pub use error::{EngineError, StepError};
+pub use pipeline::{EarlyFinish, Pipeline, Registry, Step, StepContext, StepDef, StepOutcome};
+pub use record::{Created, Run, RunDetail, RunEvent, StepRecord};
+pub use retry::RetryPolicy;
+pub use runs::{Engine, NewRun};
+pub use status::{RunStatus, StepStatus, TriggerKind};
+pub use worker::{Execution, RUN_QUEUED_CHANNEL, Tick, Worker, WorkerConfig};
+
+/// The schema of the whole service (engine and pipeline), applied in order.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

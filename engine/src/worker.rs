@@ -1,0 +1,319 @@
+//! The worker: claims due steps, runs their handlers under a heartbeated
+//! lease, and commits each result fenced by (lease owner, attempt). It wakes
+//! on NOTIFY and polls as a fallback, and shuts down gracefully.
+
+use crate::claim::{self, ClaimedStep};
+use crate::commit::{self, LOCKED_STEP_SELECT, LockedStep, RetryTiming, StepCommit};
+use crate::error::{EngineError, StepError};
+use crate::lease;
+use crate::pipeline::{StepContext, StepOutcome};
+use crate::runs::Engine;
+use crate::status::StepStatus;
+use crate::transition::{self, Because, StepExit};
+use sqlx::postgres::PgListener;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The channel a queued run is announced on (see the migrations).
+pub const RUN_QUEUED_CHANNEL: &str = "retrain_run_queued";
+
+/// Worker timing. The defaults suit production; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique per process: it fences commits.
+    pub id: String,
+    /// How long a claim is valid without a heartbeat.
+    pub lease: Duration,
+    /// How often the lease is extended (well under `lease`).
+    pub heartbeat: Duration,
+    /// How often an idle worker looks for work without a notification.
+    pub poll_interval: Duration,
+    /// How long a running step may go on after shutdown is asked for.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    /// Production defaults with a fresh worker id.
+    pub fn new(label: &str) -> Self {
+        let short = Uuid::new_v4().simple().to_string();
+        Self {
+            id: format!("{label}-{}-{}", std::process::id(), &short[..8]),
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one [`Worker::tick`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tick {
+    /// Nothing was due.
+    Idle,
+    /// One attempt of a step ran and its result was committed.
+    Executed(Execution),
+}
+
+/// One attempt of a step, as executed by this worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub run_id: Uuid,
+    pub pipeline: String,
+    pub step: String,
+    pub attempt: i32,
+    pub elapsed: Duration,
+    /// `Err(StepError)` text if the handler failed.
+    pub error: Option<String>,
+    pub commit: StepCommit,
+}
+
+/// Claims and executes steps of the engine's pipelines.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    engine: Engine,
+    config: WorkerConfig,
+    pipelines: Vec<String>,
+}
+
+impl Worker {
+    pub fn new(engine: Engine, config: WorkerConfig) -> Self {
+        let pipelines = engine.registry.names();
+        Self {
+            engine,
+            config,
+            pipelines,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Reclaims expired leases, then claims and executes at most one step.
+    /// Tests drive the worker with this instead of sleeping.
+    ///
+    /// # Errors
+    /// `Database`, or `LeaseLost` if the lease was lost while the step ran.
+    pub async fn tick(&self) -> Result<Tick, EngineError> {
+        self.tick_until(&CancellationToken::new()).await
+    }
+
+    async fn tick_until(&self, shutdown: &CancellationToken) -> Result<Tick, EngineError> {
+        claim::reclaim_expired(&self.engine.pool, &self.pipelines, &self.config.id).await?;
+        match self.claim().await? {
+            None => Ok(Tick::Idle),
+            Some(claimed) => self.execute(claimed, shutdown).await.map(Tick::Executed),
+        }
+    }
+
+    /// Claims one due step under a lease, without running it.
+    ///
+    /// # Errors
+    /// `Database`.
+    pub async fn claim(&self) -> Result<Option<ClaimedStep>, EngineError> {
+        Ok(claim::claim(&self.engine.pool, &self.pipelines, &self.config.id, self.config.lease).await?)
+    }
+
+    /// Runs a claimed step's handler with a heartbeat, then commits its result.
+    /// If `shutdown` fires, the step is signalled and given `shutdown_grace`;
+    /// past that it is abandoned and released for another worker.
+    async fn execute(&self, claimed: ClaimedStep, shutdown: &CancellationToken) -> Result<Execution, EngineError> {
+        let started = Instant::now();
+        let step_cancel = CancellationToken::new();
+        let stop_heartbeat = CancellationToken::new();
+        let heartbeat = lease::spawn_heartbeat(
+            self.engine.pool.clone(),
+            claimed.clone(),
+            self.config.lease,
+            self.config.heartbeat,
+            step_cancel.clone(),
+            stop_heartbeat.clone(),
+        );
+        let span = tracing::info_span!("step", run_id = %claimed.run_id, step = %claimed.step,
+            attempt = claimed.attempt);
+        let result = {
+            let _guard = span.enter();
+            tracing::debug!("step started");
+            self.run_handler(&claimed, step_cancel.clone(), shutdown).await
+        };
+        stop_heartbeat.cancel();
+        let _ = heartbeat.await;
+        let Some(result) = result else {
+            self.release(&claimed).await?;
+            return Err(EngineError::LeaseLost {
+                run_id: claimed.run_id,
+                step: claimed.step,
+                attempt: claimed.attempt,
+            });
+        };
+        let error = result.as_ref().err().map(ToString::to_string);
+        let commit = self.complete(&claimed, result).await?;
+        tracing::debug!(run_id = %claimed.run_id, step = %claimed.step, ?commit, "step committed");
+        Ok(Execution {
+            run_id: claimed.run_id,
+            pipeline: claimed.pipeline,
+            step: claimed.step,
+            attempt: claimed.attempt,
+            elapsed: started.elapsed(),
+            error,
+            commit,
+        })
+    }
+
+    /// `None` if shutdown's grace ran out before the handler returned.
+    async fn run_handler(
+        &self,
+        claimed: &ClaimedStep,
+        step_cancel: CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<StepOutcome, StepError>> {
+        let handler = self
+            .engine
+            .registry
+            .get(&claimed.pipeline)
+            .and_then(|p| p.steps.iter().find(|s| s.name == claimed.step))
+            .map(|s| s.handler.clone());
+        let Some(handler) = handler else {
+            return Some(Err(StepError::Fatal(format!(
+                "no handler for step {:?} of pipeline {:?} in this worker",
+                claimed.step, claimed.pipeline
+            ))));
+        };
+        let ctx = StepContext {
+            run_id: claimed.run_id,
+            pipeline: claimed.pipeline.clone(),
+            step: claimed.step.clone(),
+            trigger: claimed.trigger,
+            params: claimed.params.clone(),
+            outputs: claimed.outputs.clone(),
+            attempt: claimed.attempt,
+            cancel: step_cancel.clone(),
+        };
+        let work = handler.run(ctx);
+        tokio::pin!(work);
+        tokio::select! {
+            result = &mut work => return Some(result),
+            _ = shutdown.cancelled() => {}
+        }
+        step_cancel.cancel();
+        tokio::time::timeout(self.config.shutdown_grace, work).await.ok()
+    }
+
+    /// Commits an attempt's result, if this worker still holds the lease.
+    ///
+    /// # Errors
+    /// `LeaseLost` if the step was reclaimed or moved on; `Database`.
+    pub async fn complete(
+        &self,
+        claimed: &ClaimedStep,
+        result: Result<StepOutcome, StepError>,
+    ) -> Result<StepCommit, EngineError> {
+        let mut tx = self.engine.pool.begin().await?;
+        let Some(step) = lock_fenced(&mut tx, claimed).await? else {
+            return Err(lease_lost(claimed));
+        };
+        let commit = commit::apply(&mut tx, &step, result, &self.config.id, RetryTiming::Backoff).await?;
+        tx.commit().await?;
+        Ok(commit)
+    }
+
+    /// Hands a claimed step back unfinished (shutdown): it becomes pending at
+    /// once and the abandoned attempt does not count against its budget.
+    async fn release(&self, claimed: &ClaimedStep) -> Result<(), EngineError> {
+        let mut tx = self.engine.pool.begin().await?;
+        let Some(step) = lock_fenced(&mut tx, claimed).await? else {
+            return Err(lease_lost(claimed));
+        };
+        sqlx::query("UPDATE steps SET retry_base = retry_base + 1 WHERE run_id = $1 AND position = $2")
+            .bind(step.run_id)
+            .bind(step.position)
+            .execute(&mut *tx)
+            .await?;
+        let exit = StepExit {
+            to: StepStatus::Pending,
+            output: None,
+            error: None,
+            retry_in: None,
+        };
+        let why = Because {
+            actor: &self.config.id,
+            reason: Some("released unfinished: worker shutting down"),
+            detail: None,
+        };
+        transition::leave_running(&mut tx, step.run_id, step.position, exit, why).await?;
+        tx.commit().await?;
+        tracing::info!(run_id = %claimed.run_id, step = %claimed.step, "released step at shutdown");
+        Ok(())
+    }
+
+    /// Works until `shutdown` fires: executes due steps back to back, and when
+    /// idle waits for a notification or the poll interval. Database errors
+    /// are logged and retried after the poll interval.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener = match PgListener::connect_with(&self.engine.pool).await {
+            Ok(mut listener) => match listener.listen(RUN_QUEUED_CHANNEL).await {
+                Ok(()) => Some(listener),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN; polling only");
+                    None
+                }
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot connect a listener; polling only");
+                None
+            }
+        };
+        tracing::info!(worker = %self.config.id, "worker started");
+        while !shutdown.is_cancelled() {
+            match self.tick_until(&shutdown).await {
+                Ok(Tick::Executed(_)) => continue,
+                Ok(Tick::Idle) => {}
+                Err(EngineError::LeaseLost { run_id, step, attempt }) => {
+                    tracing::warn!(%run_id, %step, attempt, "result discarded: lease lost");
+                    continue;
+                }
+                Err(err) => tracing::warn!(error = %err, "worker tick failed"),
+            }
+            let wait = tokio::time::sleep(self.config.poll_interval);
+            match listener.as_mut() {
+                // A lost connection reads as Ok(None): the next tick is the catch-up.
+                Some(listener) => tokio::select! {
+                    _ = listener.try_recv() => {}
+                    _ = wait => {}
+                    _ = shutdown.cancelled() => {}
+                },
+                None => tokio::select! {
+                    _ = wait => {}
+                    _ = shutdown.cancelled() => {}
+                },
+            }
+        }
+        tracing::info!(worker = %self.config.id, "worker stopped");
+    }
+}
+
+async fn lock_fenced(conn: &mut sqlx::PgConnection, claimed: &ClaimedStep) -> Result<Option<LockedStep>, sqlx::Error> {
+    let sql = format!(
+        "{LOCKED_STEP_SELECT}
+         WHERE s.run_id = $1 AND s.position = $2 AND s.status = 'running'
+           AND s.lease_owner = $3 AND s.attempt = $4
+         FOR UPDATE OF s, r"
+    );
+    sqlx::query_as(&sql)
+        .bind(claimed.run_id)
+        .bind(claimed.position)
+        .bind(&claimed.lease_owner)
+        .bind(claimed.attempt)
+        .fetch_optional(conn)
+        .await
+}
+
+fn lease_lost(claimed: &ClaimedStep) -> EngineError {
+    EngineError::LeaseLost {
+        run_id: claimed.run_id,
+        step: claimed.step.clone(),
+        attempt: claimed.attempt,
+    }
+}

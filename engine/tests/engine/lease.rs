@@ -1,0 +1,91 @@
+//! A worker that stops heartbeating loses its lease: another worker reclaims
+//! the step and finishes the run, and the first worker's late commit is refused.
+
+use crate::support::*;
+use retrain_engine::{EngineError, RunStatus, StepOutcome, Tick, Worker, WorkerConfig};
+use serde_json::json;
+use sqlx::PgPool;
+use std::time::Duration;
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn an_expired_lease_is_reclaimed_and_the_late_commit_refused(pool: PgPool) {
+    let journal = journal();
+    let engine = engine(&pool, vec![echo_pipeline("p", 3, &journal)]);
+    let mut config = WorkerConfig::new("crashing");
+    config.lease = Duration::from_millis(300);
+    let crashing = Worker::new(engine.clone(), config);
+    let survivor = worker(&engine, "survivor");
+    let run = create(&engine, "p").await;
+
+    // The first worker claims step a and then "crashes": no heartbeat, no commit.
+    let claimed = crashing.claim().await.unwrap().expect("a step is due");
+    assert_eq!((claimed.step.as_str(), claimed.attempt), ("a", 1));
+    // While the lease holds, nobody else can take the step.
+    assert_eq!(survivor.tick().await.unwrap(), Tick::Idle);
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let run = drive_to_end(&survivor, &engine, run.id).await;
+    assert_status(&run, RunStatus::Succeeded);
+
+    // The crashed worker wakes up and tries to commit its stale attempt.
+    let late = crashing.complete(&claimed, Ok(StepOutcome::Continue(json!({"stale": true})))).await;
+    assert!(matches!(late, Err(EngineError::LeaseLost { attempt: 1, .. })), "{late:?}");
+
+    let detail = engine.get_run(run.id).await.unwrap();
+    assert_eq!(detail.steps[0].attempt, 2);
+    assert_ne!(detail.steps[0].output, Some(json!({"stale": true})));
+    let reclaim = detail
+        .events
+        .iter()
+        .find(|e| e.step.as_deref() == Some("a") && e.to_status == "pending")
+        .expect("a reclaim event");
+    assert_eq!(reclaim.actor, survivor.id());
+    let reason = reclaim.reason.as_deref().unwrap();
+    assert!(reason.contains(&format!("lease of {} expired", crashing.id())), "{reason}");
+    let a_runs: Vec<_> = transitions(&engine, run.id)
+        .await
+        .into_iter()
+        .filter(|(step, ..)| step == "a")
+        .collect();
+    assert_eq!(
+        a_runs,
+        vec![
+            t("a", "pending", "running"),
+            t("a", "running", "pending"),
+            t("a", "pending", "running"),
+            t("a", "running", "succeeded"),
+        ]
+    );
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_heartbeat_keeps_a_long_step_leased(pool: PgPool) {
+    use async_trait::async_trait;
+    use retrain_engine::{Pipeline, Step, StepContext, StepError};
+
+    struct Slow;
+    #[async_trait]
+    impl Step for Slow {
+        async fn run(&self, _ctx: StepContext) -> Result<StepOutcome, StepError> {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            Ok(StepOutcome::Continue(json!({})))
+        }
+    }
+    let engine = engine(&pool, vec![Pipeline::new("p").step("slow", fast_retry(1), Slow)]);
+    let mut config = WorkerConfig::new("beating");
+    config.lease = Duration::from_millis(300);
+    config.heartbeat = Duration::from_millis(100);
+    let beating = Worker::new(engine.clone(), config);
+    let other = worker(&engine, "other");
+    let run = create(&engine, "p").await;
+
+    let busy = tokio::spawn(async move { beating.tick().await });
+    // The step runs three times longer than the lease; the other worker keeps
+    // looking and must never take it.
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(other.tick().await.unwrap(), Tick::Idle);
+    }
+    busy.await.unwrap().unwrap();
+    assert_status(&engine.get_run(run.id).await.unwrap().run, RunStatus::Succeeded);
+}

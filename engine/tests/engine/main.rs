@@ -1,0 +1,10 @@
+//! Engine integration tests against a real PostgreSQL: each test gets a fresh
+//! migrated database from `#[sqlx::test]`.
+
+mod cancel;
+mod concurrency;
+mod database_rules;
+mod lease;
+mod lifecycle;
+mod retries;
+mod support;

@@ -1,0 +1,153 @@
+//! Test pipelines and helpers to drive workers without sleeping blindly.
+
+use async_trait::async_trait;
+use retrain_engine::{
+    Engine, NewRun, Pipeline, Registry, RetryPolicy, Run, RunStatus, Step, StepContext, StepError, StepOutcome,
+    Tick, TriggerKind, Worker, WorkerConfig,
+};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Every handler call seen by the test: (run, step, attempt).
+pub type Journal = Arc<Mutex<Vec<(Uuid, String, i32)>>>;
+
+/// Succeeds with an output naming the step and the earlier outputs it saw.
+pub struct Echo(pub Journal);
+
+#[async_trait]
+impl Step for Echo {
+    async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
+        self.0.lock().unwrap().push((ctx.run_id, ctx.step.clone(), ctx.attempt));
+        let saw: Vec<&String> = ctx.outputs.keys().collect();
+        Ok(StepOutcome::Continue(json!({"step": ctx.step, "saw": saw})))
+    }
+}
+
+/// Fails with the given error its first `times` calls, then echoes.
+pub struct FailFirst {
+    pub times: u32,
+    pub error: StepError,
+    pub calls: AtomicU32,
+    pub journal: Journal,
+}
+
+#[async_trait]
+impl Step for FailFirst {
+    async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.times {
+            return Err(self.error.clone());
+        }
+        Echo(self.journal.clone()).run(ctx).await
+    }
+}
+
+/// Waits until cancelled (or a long timeout), then reports cancellation.
+pub struct WaitForCancel;
+
+#[async_trait]
+impl Step for WaitForCancel {
+    async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => Err(StepError::Cancelled),
+            _ = tokio::time::sleep(Duration::from_secs(30)) => Ok(StepOutcome::Continue(json!({}))),
+        }
+    }
+}
+
+pub fn journal() -> Journal {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+pub fn fast_retry(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        initial: Duration::from_millis(40),
+        multiplier: 4.0,
+        cap: Duration::from_secs(5),
+    }
+}
+
+/// A pipeline of echo steps named `a`, `b`, `c`, ...
+pub fn echo_pipeline(name: &str, steps: usize, journal: &Journal) -> Pipeline {
+    (0..steps).fold(Pipeline::new(name), |p, i| {
+        let step = ((b'a' + i as u8) as char).to_string();
+        p.step(step, fast_retry(3), Echo(journal.clone()))
+    })
+}
+
+pub fn engine(pool: &PgPool, pipelines: Vec<Pipeline>) -> Engine {
+    let registry = pipelines.into_iter().fold(Registry::new(), Registry::register);
+    Engine::new(pool.clone(), registry)
+}
+
+pub fn worker(engine: &Engine, label: &str) -> Worker {
+    let mut config = WorkerConfig::new(label);
+    config.lease = Duration::from_secs(10);
+    config.heartbeat = Duration::from_millis(500);
+    config.poll_interval = Duration::from_millis(50);
+    config.shutdown_grace = Duration::from_secs(2);
+    Worker::new(engine.clone(), config)
+}
+
+pub async fn create(engine: &Engine, pipeline: &str) -> Run {
+    engine
+        .create_run(NewRun {
+            pipeline,
+            trigger: TriggerKind::Manual,
+            params: json!({"why": "test"}),
+            requested_by: "tester",
+        })
+        .await
+        .expect("create run")
+        .run()
+        .clone()
+}
+
+/// Ticks until the run ends (sleeping briefly when nothing is due), or panics
+/// after 20 s.
+pub async fn drive_to_end(worker: &Worker, engine: &Engine, run_id: Uuid) -> Run {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = engine.get_run(run_id).await.unwrap().run;
+        if !run.status.is_active() {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "run {run_id} still {} after 20 s", run.status);
+        if worker.tick().await.unwrap() == Tick::Idle {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// (step or "run", from, to) for each event of the run, in order.
+pub async fn transitions(engine: &Engine, run_id: Uuid) -> Vec<(String, String, String)> {
+    engine
+        .events(run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            (
+                e.step.unwrap_or_else(|| "run".into()),
+                e.from_status.unwrap_or_default(),
+                e.to_status,
+            )
+        })
+        .collect()
+}
+
+pub fn t(step: &str, from: &str, to: &str) -> (String, String, String) {
+    (step.into(), from.into(), to.into())
+}
+
+pub fn assert_status(run: &Run, status: RunStatus) {
+    assert_eq!(run.status, status, "run {} outcome {:?}", run.id, run.outcome);
+}
+
+pub fn output_of(value: &Option<Value>) -> Value {
+    value.clone().unwrap_or(Value::Null)
+}
