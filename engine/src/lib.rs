@@ -35,7 +35,8 @@ pub use record::{Created, Run, RunDetail, RunEvent, StepRecord};
 pub use retry::RetryPolicy;
 pub use runs::{Engine, NewRun};
 pub use status::{RunStatus, StepStatus, TriggerKind};
-pub use worker::{Execution, RUN_QUEUED_CHANNEL, Tick, Worker, WorkerConfig};
+pub use transition::{Annotation, annotate};
+pub use worker::{Execution, Observer, RUN_QUEUED_CHANNEL, Tick, Worker, WorkerConfig};
 
 /// The schema of the whole service (engine and pipeline), applied in order.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

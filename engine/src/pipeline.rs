@@ -67,6 +67,14 @@ pub trait Step: Send + Sync {
     async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError>;
 }
 
+/// A shared handler is a handler, so steps can be wrapped and reused.
+#[async_trait]
+impl<S: Step + ?Sized> Step for Arc<S> {
+    async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
+        (**self).run(ctx).await
+    }
+}
+
 /// A step of a pipeline: its name, handler and retry policy.
 #[derive(Clone)]
 pub struct StepDef {

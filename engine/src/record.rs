@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// A run as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Run {
     pub id: Uuid,
@@ -25,6 +26,7 @@ pub struct Run {
 }
 
 /// A step of a run as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct StepRecord {
     pub run_id: Uuid,
@@ -44,6 +46,7 @@ pub struct StepRecord {
 }
 
 /// One line of a run's append-only history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RunEvent {
     pub id: i64,
@@ -60,6 +63,7 @@ pub struct RunEvent {
 }
 
 /// A run with its steps (in order) and its history (oldest first).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunDetail {
     #[serde(flatten)]

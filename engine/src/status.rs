@@ -6,6 +6,7 @@ use std::fmt;
 
 /// Where a run is in its life. Terminal states never change again, except
 /// `failed`, which an operator may re-queue with a retry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "run_status", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
@@ -41,6 +42,7 @@ impl RunStatus {
 }
 
 /// Where a step is. `running -> pending` is a retry after backoff.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "step_status", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +69,7 @@ impl StepStatus {
 }
 
 /// What asked for a run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "trigger_kind", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]

@@ -140,3 +140,37 @@ pub(crate) async fn note(
     .await?;
     Ok(())
 }
+
+/// A fact worth auditing that changes no state, written by a step inside its
+/// own transaction (a promotion, say), so the fact and its event commit together.
+#[derive(Debug, Clone, Copy)]
+pub struct Annotation<'a> {
+    pub run_id: Uuid,
+    pub step: &'a str,
+    pub attempt: i32,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub detail: Option<&'a Value>,
+}
+
+/// Writes an [`Annotation`] as an event whose from and to are the step's
+/// current status.
+///
+/// # Errors
+/// The database's.
+pub async fn annotate(conn: &mut PgConnection, note: Annotation<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO run_events (run_id, step, attempt, from_status, to_status, actor, reason, detail)
+         SELECT run_id, name, $3, status::text, status::text, $4, $5, $6
+         FROM steps WHERE run_id = $1 AND name = $2",
+    )
+    .bind(note.run_id)
+    .bind(note.step)
+    .bind(note.attempt)
+    .bind(note.actor)
+    .bind(note.reason)
+    .bind(note.detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -8,9 +8,10 @@ use crate::error::{EngineError, StepError};
 use crate::lease;
 use crate::pipeline::{StepContext, StepOutcome};
 use crate::runs::Engine;
-use crate::status::StepStatus;
+use crate::status::{StepStatus, TriggerKind};
 use crate::transition::{self, Because, StepExit};
 use sqlx::postgres::PgListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -62,6 +63,7 @@ pub struct Execution {
     pub run_id: Uuid,
     pub pipeline: String,
     pub step: String,
+    pub trigger: TriggerKind,
     pub attempt: i32,
     pub elapsed: Duration,
     /// `Err(StepError)` text if the handler failed.
@@ -69,12 +71,25 @@ pub struct Execution {
     pub commit: StepCommit,
 }
 
+/// Called with every attempt a running worker executes (for metrics).
+pub type Observer = Arc<dyn Fn(&Execution) + Send + Sync>;
+
 /// Claims and executes steps of the engine's pipelines.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Worker {
     engine: Engine,
     config: WorkerConfig,
     pipelines: Vec<String>,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("config", &self.config)
+            .field("pipelines", &self.pipelines)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Worker {
@@ -84,7 +99,14 @@ impl Worker {
             engine,
             config,
             pipelines,
+            observer: None,
         }
+    }
+
+    /// Reports every executed attempt to `observer`.
+    pub fn observed_by(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn id(&self) -> &str {
@@ -151,15 +173,20 @@ impl Worker {
         let error = result.as_ref().err().map(ToString::to_string);
         let commit = self.complete(&claimed, result).await?;
         tracing::debug!(run_id = %claimed.run_id, step = %claimed.step, ?commit, "step committed");
-        Ok(Execution {
+        let execution = Execution {
             run_id: claimed.run_id,
             pipeline: claimed.pipeline,
             step: claimed.step,
+            trigger: claimed.trigger,
             attempt: claimed.attempt,
             elapsed: started.elapsed(),
             error,
             commit,
-        })
+        };
+        if let Some(observer) = &self.observer {
+            observer(&execution);
+        }
+        Ok(execution)
     }
 
     /// `None` if shutdown's grace ran out before the handler returned.

@@ -1,1 +1,26 @@
-//! placeholder
+//! The retrain pipeline on the engine: data, models, the validation gate and
+//! the five steps. The map:
+//! - [`ml`]: pure ML (the wine split, the tree model and its artifact,
+//!   metrics, McNemar, the gate). No I/O.
+//! - [`store`]: the pipeline's tables (data sets, feedback, models,
+//!   evaluations, promotions and the champion pointer).
+//! - [`trainset`] merges base data and feedback into a training set with its
+//!   lineage; [`fit`] trains and stores a model.
+//! - [`pipeline`]: collect -> merge -> train -> validate -> promote, each an
+//!   engine step, idempotent per run.
+//! - [`bootstrap`]: the split and the first model, once.
+//! - [`triggers`]: the threshold check and the cron schedule.
+
+pub mod bootstrap;
+pub mod config;
+pub mod error;
+pub mod fit;
+pub mod ml;
+pub mod pipeline;
+pub mod store;
+pub mod trainset;
+pub mod triggers;
+
+pub use config::PipelineConfig;
+pub use error::StepsError;
+pub use pipeline::{PIPELINE, PipelineEnv, pipeline, pipeline_wrapping};

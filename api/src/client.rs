@@ -1,0 +1,177 @@
+//! A small client of Retrain's REST API, shared by the demo and the operator
+//! commands (`retrain runs ...`, `retrain models ...`).
+
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// What a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The service could not be reached or answered garbage.
+    #[error("cannot reach the service: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The service refused, in its error shape.
+    #[error("{status} {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+/// A client bound to one service address, with the admin token if known.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// # Panics
+    /// Never in practice: building a reqwest client without TLS cannot fail.
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("an HTTP client");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn answer(response: reqwest::Response) -> Result<(u16, Value), ClientError> {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status >= 400 {
+            return Err(ClientError::Api {
+                status,
+                code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
+                message: body["error"]["message"].as_str().unwrap_or("no message").to_owned(),
+            });
+        }
+        Ok((status, body))
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let response = self.http.get(self.url(path)).send().await?;
+        Ok(Self::answer(response).await?.1)
+    }
+
+    async fn post(&self, path: &str, body: &Value, admin: bool) -> Result<(u16, Value), ClientError> {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let (true, Some(token)) = (admin, &self.token) {
+            request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
+        }
+        Self::answer(request.send().await?).await
+    }
+
+    /// `POST /predict`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn predict(&self, features: &[f64]) -> Result<Value, ClientError> {
+        Ok(self.post("/predict", &json!({"features": features}), false).await?.1)
+    }
+
+    /// `POST /feedback`; returns the feedback id.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn feedback(&self, body: &Value) -> Result<i64, ClientError> {
+        let (_, answer) = self.post("/feedback", body, false).await?;
+        Ok(answer["feedback_id"].as_i64().unwrap_or_default())
+    }
+
+    /// `POST /feedback/quarantine`; how many stored rows the rule covers.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn quarantine(&self, source: &str, reason: &str) -> Result<i64, ClientError> {
+        let body = json!({"source": source, "reason": reason});
+        let (_, answer) = self.post("/feedback/quarantine", &body, true).await?;
+        Ok(answer["matched_rows"].as_i64().unwrap_or_default())
+    }
+
+    /// `POST /runs`; the run and whether it is new.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn trigger(&self, reason: Option<&str>) -> Result<(Value, bool), ClientError> {
+        let (status, run) = self.post("/runs", &json!({"reason": reason}), true).await?;
+        Ok((run, status == 201))
+    }
+
+    /// `GET /runs`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn runs(&self, status: Option<&str>, limit: u32) -> Result<Value, ClientError> {
+        let filter = status.map(|s| format!("&status={s}")).unwrap_or_default();
+        self.get(&format!("/runs?limit={limit}{filter}")).await
+    }
+
+    /// `GET /runs/{id}`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn run(&self, id: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/runs/{id}")).await
+    }
+
+    /// `POST /runs/{id}/cancel` or `/retry`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn run_action(&self, id: &str, action: &str) -> Result<Value, ClientError> {
+        Ok(self.post(&format!("/runs/{id}/{action}"), &json!({}), true).await?.1)
+    }
+
+    /// `GET /models`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn models(&self) -> Result<Value, ClientError> {
+        self.get("/models").await
+    }
+
+    /// `POST /models/{version}/promote`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn promote(&self, version: i32, reason: &str) -> Result<Value, ClientError> {
+        Ok(self
+            .post(&format!("/models/{version}/promote"), &json!({"reason": reason}), true)
+            .await?
+            .1)
+    }
+
+    /// `GET /model/info`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn model_info(&self) -> Result<Value, ClientError> {
+        self.get("/model/info").await
+    }
+
+    /// `GET /metrics`, as text.
+    ///
+    /// # Errors
+    /// The service cannot be reached.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        Ok(self.http.get(self.url("/metrics")).send().await?.text().await?)
+    }
+}
+
+/// Who the operator is, for the audit trail: `$USER@retrain-cli`.
+fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    format!("{user}@retrain-cli")
+}

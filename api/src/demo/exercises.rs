@@ -1,0 +1,290 @@
+//! The five exercises of the demo, each played over HTTP against the running
+//! service: traffic and feedback, a retrain run, a hot swap under load, a
+//! poisoning attempt, and the metrics a dashboard would show.
+
+use super::load::Load;
+use super::{Outcome, say};
+use crate::client::Client;
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use retrain_steps::ml::{Example, Split};
+use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// Plays the exercises in order; a failed one is reported, not fatal.
+pub async fn play(client: &Client, pool: &PgPool, started: Instant) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    println!("\n1. Predictions, and feedback piling up");
+    outcomes.push(outcome("1. traffic and feedback", traffic_and_feedback(client, pool, started).await));
+    println!("\n2. A retrain run: collect -> merge -> train -> validate -> promote");
+    outcomes.push(outcome("2. retrain run", retrain(client, started, "demo: users sent feedback").await));
+    println!("\n3. Hot swap under load: roll back and forward while clients predict");
+    outcomes.push(outcome("3. hot swap", hot_swap(client, pool, started).await));
+    println!("\n4. A poisoning attempt: label-flipped feedback");
+    outcomes.push(outcome("4. poisoning", poisoning(client, pool, started).await));
+    println!("\n5. What a dashboard would show (from /metrics)");
+    outcomes.push(outcome("5. metrics", metrics(client).await));
+    outcomes
+}
+
+fn outcome(exercise: &'static str, result: anyhow::Result<String>) -> Outcome {
+    let result = result.unwrap_or_else(|err| {
+        println!("   failed: {err:#}");
+        format!("FAILED: {err}")
+    });
+    Outcome { exercise, result }
+}
+
+async fn split(pool: &PgPool, split: Split) -> anyhow::Result<Vec<Example>> {
+    let mut conn = pool.acquire().await?;
+    let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
+        .await?
+        .context("no data set: bootstrap did not run")?;
+    Ok(datasets::examples(&mut conn, dataset.id, split).await?)
+}
+
+/// Runs `call` for every item, 16 at a time, in order of completion.
+async fn concurrently<T, F, Fut, R>(items: Vec<T>, call: F) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let mut results = Vec::with_capacity(items.len());
+    let mut running = JoinSet::new();
+    for item in items {
+        if running.len() >= 16 {
+            if let Some(Ok(result)) = running.join_next().await {
+                results.push(result);
+            }
+        }
+        running.spawn(call(item));
+    }
+    while let Some(result) = running.join_next().await {
+        if let Ok(result) = result {
+            results.push(result);
+        }
+    }
+    results
+}
+
+async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) -> anyhow::Result<String> {
+    let traffic: Vec<Example> = split(pool, Split::Pool).await?.into_iter().take(300).collect();
+    say(started, &format!("sending {} predictions (wines the model has never seen)", traffic.len()));
+    let answers = concurrently(traffic.clone(), |example| {
+        let client = client.clone();
+        async move { client.predict(&example.features).await.map(|answer| (example, answer)) }
+    })
+    .await;
+    let answers: Vec<(Example, Value)> = answers.into_iter().collect::<Result<_, _>>()?;
+    let right = answers
+        .iter()
+        .filter(|(e, a)| a["label"].as_i64() == Some(i64::from(e.label)))
+        .count();
+    let version = answers.first().map_or(0, |(_, a)| a["model_version"].as_i64().unwrap_or_default());
+    println!(
+        "   {} answers from model version {version}: {right} right ({:.1}%)",
+        answers.len(),
+        100.0 * right as f64 / answers.len().max(1) as f64
+    );
+    let corrections: Vec<Value> = answers
+        .iter()
+        .take(60)
+        .map(|(e, a)| json!({"features": e.features, "correct_label": e.label,
+                              "prediction_id": a["prediction_id"], "source": "demo-users"}))
+        .collect();
+    say(started, &format!("users send {} corrections, each citing its prediction", corrections.len()));
+    let stored = concurrently(corrections, |body| {
+        let client = client.clone();
+        async move { client.feedback(&body).await }
+    })
+    .await;
+    let stored: Vec<i64> = stored.into_iter().collect::<Result<_, _>>()?;
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM feedback WHERE id > (SELECT coalesce(max(watermark), 0) FROM collections WHERE passed)",
+    )
+    .fetch_one(pool)
+    .await?;
+    println!("   {} feedback rows acknowledged, each after its commit; {waiting} rows wait for the next run", stored.len());
+    Ok(format!(
+        "{} predictions ({:.0}% right), {} feedback rows stored",
+        answers.len(),
+        100.0 * right as f64 / answers.len().max(1) as f64,
+        stored.len()
+    ))
+}
+
+/// Triggers a run and prints its events as they happen; returns a summary.
+async fn retrain(client: &Client, started: Instant, reason: &str) -> anyhow::Result<String> {
+    let (run, new) = client.trigger(Some(reason)).await?;
+    let id = run["id"].as_str().context("run without id")?.to_owned();
+    say(started, &format!("{} run {}", if new { "queued" } else { "joined the active" }, &id[..8]));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut printed = 0;
+    let detail = loop {
+        let detail = client.run(&id).await?;
+        let events = detail["events"].as_array().cloned().unwrap_or_default();
+        for event in &events[printed.min(events.len())..] {
+            let what = event["step"].as_str().unwrap_or("run");
+            let from = event["from_status"].as_str().unwrap_or("");
+            let to = event["to_status"].as_str().unwrap_or("");
+            let arrow = if from.is_empty() { to.to_owned() } else { format!("{from} -> {to}") };
+            let why = event["reason"].as_str().map(|r| format!("  ({r})")).unwrap_or_default();
+            say(started, &format!("  {what:<9} {arrow}{why}"));
+        }
+        printed = events.len();
+        let status = detail["status"].as_str().unwrap_or("").to_owned();
+        if !matches!(status.as_str(), "queued" | "running") {
+            break detail;
+        }
+        if Instant::now() > deadline {
+            bail!("run {id} still {status} after 5 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let status = detail["status"].as_str().unwrap_or("?");
+    let validate = detail["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["name"] == "validate"))
+        .map(|s| s["output"].clone())
+        .unwrap_or(Value::Null);
+    if validate.is_object() {
+        print_comparison(&validate);
+    }
+    Ok(match status {
+        "succeeded" => format!(
+            "run {} succeeded: version {} promoted",
+            &id[..8],
+            validate["candidate"]["version"]
+        ),
+        _ => format!(
+            "run {} {status}: {}",
+            &id[..8],
+            detail["outcome"]["reason"].as_str().unwrap_or("no reason recorded")
+        ),
+    })
+}
+
+fn print_comparison(validate: &Value) {
+    let line = |role: &str, m: &Value| {
+        if m.is_object() {
+            println!(
+                "   {role:<9} version {:<3} golden accuracy {:.4}  macro-F1 {:.4}",
+                m["version"], m["accuracy"].as_f64().unwrap_or_default(), m["macro_f1"].as_f64().unwrap_or_default()
+            );
+        }
+    };
+    line("champion", &validate["champion"]);
+    line("candidate", &validate["candidate"]);
+    let c = &validate["comparison"];
+    if c.is_object() {
+        println!(
+            "   paired on {} golden wines: only the candidate right on {}, only the champion on {} (McNemar p = {:.3})",
+            c["n"], c["only_candidate_right"], c["only_champion_right"], c["p_value"].as_f64().unwrap_or(1.0)
+        );
+    }
+    for check in validate["checks"].as_array().into_iter().flatten() {
+        let mark = if check["passed"] == true { "pass" } else { "FAIL" };
+        println!("   gate {mark}: {}", check["detail"].as_str().unwrap_or(""));
+    }
+}
+
+async fn hot_swap(client: &Client, pool: &PgPool, started: Instant) -> anyhow::Result<String> {
+    let models = client.models().await?;
+    let models = models.as_array().context("model list")?;
+    let champion = models
+        .iter()
+        .find(|m| m["is_champion"] == true)
+        .and_then(|m| m["version"].as_i64())
+        .context("no champion")?;
+    let other = models
+        .iter()
+        .filter_map(|m| m["version"].as_i64())
+        .find(|v| *v != champion)
+        .context("only one model is stored: nothing to swap to")?;
+    let inputs: Vec<Vec<f64>> = split(pool, Split::Golden).await?.into_iter().map(|e| e.features).collect();
+    let load = Load::start(client, inputs, 8);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut swaps: Vec<(i64, DateTime<Utc>)> = Vec::new();
+    for (target, why) in [(other, "demo: roll back under load"), (champion, "demo: forward again")] {
+        let promotion = client.promote(target as i32, why).await?;
+        let committed: DateTime<Utc> = promotion["promoted_at"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .context("promotion without time")?;
+        say(started, &format!("promoted version {target} ({})", promotion["kind"].as_str().unwrap_or("?")));
+        swaps.push((target, committed));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let seen = load.stop().await;
+    let mut lags = Vec::new();
+    for (target, committed) in &swaps {
+        let first = seen.first_from(*target, *committed).context("no answer from the promoted version")?;
+        let lag = (first - *committed).num_microseconds().unwrap_or_default() as f64 / 1000.0;
+        println!("   version {target}: first answer {lag:.1} ms after the promotion committed");
+        lags.push(lag);
+    }
+    println!("   {} requests answered during the swaps, {} failed", seen.answers.len(), seen.failures);
+    Ok(format!(
+        "swap lags {} ms; {} requests, {} failed",
+        lags.iter().map(|l| format!("{l:.1}")).collect::<Vec<_>>().join(" / "),
+        seen.answers.len(),
+        seen.failures
+    ))
+}
+
+async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::Result<String> {
+    let attacker = format!("demo-attacker-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let flipped: Vec<Value> = split(pool, Split::Base)
+        .await?
+        .into_iter()
+        .filter(|e| e.label == 5 || e.label == 6)
+        .take(400)
+        .map(|e| json!({"features": e.features, "correct_label": if e.label == 5 { 6 } else { 5 },
+                         "source": attacker}))
+        .collect();
+    say(started, &format!("{attacker} sends {} rows with the labels 5 and 6 swapped", flipped.len()));
+    let sent = concurrently(flipped, |body| {
+        let client = client.clone();
+        async move { client.feedback(&body).await }
+    })
+    .await;
+    let sent = sent.into_iter().filter(Result::is_ok).count();
+    let summary = retrain(client, started, "demo: after a poisoning attempt").await?;
+    let matched = client
+        .quarantine(&attacker, "demo: label-flipping attack refused by the gate")
+        .await?;
+    say(started, &format!("quarantined source {attacker}: {matched} rows left out of every future training set"));
+    Ok(format!("{sent} poisoned rows; {summary}; source quarantined"))
+}
+
+async fn metrics(client: &Client) -> anyhow::Result<String> {
+    // The stored-fact gauges refresh every 5 s.
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    let text = client.metrics().await?;
+    let wanted = [
+        "retrain_predictions_total",
+        "retrain_feedback_total",
+        "retrain_model_reloads_total",
+        "retrain_swap_lag_seconds_count",
+        "retrain_swap_lag_seconds_sum",
+        "retrain_runs_total",
+        "retrain_golden_accuracy",
+        "retrain_feedback_waiting",
+        "retrain_served_model_info",
+        "retrain_champion_version",
+    ];
+    let mut shown = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        if wanted.contains(&name) {
+            println!("   {line}");
+            shown += 1;
+        }
+    }
+    Ok(format!("{shown} series shown; Grafana dashboards in dashboards/ plot them"))
+}

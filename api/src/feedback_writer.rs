@@ -1,0 +1,101 @@
+//! Group commit for feedback: each request hands its row to a writer task and
+//! waits; the writer stores every row queued meanwhile in one statement and
+//! answers each request only after that commit. Thousands of acknowledged
+//! rows a second cost a handful of disk flushes, and nothing acknowledged is
+//! ever lost.
+
+use crate::error::ApiError;
+use retrain_steps::store::feedback::{self, NewFeedback};
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+type Reply = oneshot::Sender<Result<i64, ApiError>>;
+
+/// The request side of the group commit.
+#[derive(Debug, Clone)]
+pub struct FeedbackWriter {
+    queue: mpsc::Sender<(NewFeedback, Reply)>,
+    wait_limit: Duration,
+}
+
+/// Most rows in one commit.
+const BATCH: usize = 1_000;
+
+impl FeedbackWriter {
+    /// Starts `writers` writer tasks sharing one queue of `capacity` rows.
+    pub fn start(pool: PgPool, writers: usize, capacity: usize, wait_limit: Duration, shutdown: CancellationToken) -> Self {
+        let (queue, receiver) = mpsc::channel(capacity);
+        let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_batches(pool.clone(), receiver.clone(), shutdown.clone()));
+        }
+        Self { queue, wait_limit }
+    }
+
+    /// Stores one row; returns its id once committed.
+    ///
+    /// # Errors
+    /// 503 with Retry-After if the queue is full, the database is away or the
+    /// commit does not come within the wait limit (the row may then still be
+    /// stored: clients retry with an Idempotency-Key to be safe).
+    pub async fn store(&self, row: NewFeedback) -> Result<i64, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .try_send((row, reply))
+            .map_err(|_| ApiError::unavailable("feedback queue full; retry shortly"))?;
+        match tokio::time::timeout(self.wait_limit, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ApiError::unavailable("feedback writer stopped; retry shortly")),
+            Err(_) => Err(ApiError::unavailable("feedback not committed in time; retry shortly")),
+        }
+    }
+}
+
+async fn write_batches(
+    pool: PgPool,
+    receiver: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<(NewFeedback, Reply)>>>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        let received = {
+            let mut receiver = receiver.lock().await;
+            tokio::select! {
+                n = receiver.recv_many(&mut batch, BATCH) => n,
+                _ = shutdown.cancelled() => return,
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        // Requests that gave up waiting need no row.
+        batch.retain(|(_, reply)| !reply.is_closed());
+        let (rows, replies): (Vec<NewFeedback>, Vec<Reply>) = batch.drain(..).unzip();
+        let mut stored = Vec::with_capacity(rows.len());
+        for group in rows.chunk_by(|a, b| a.features.len() == b.features.len()) {
+            stored.push(insert(&pool, group).await);
+        }
+        let mut replies = replies.into_iter();
+        for (group, result) in rows
+            .chunk_by(|a, b| a.features.len() == b.features.len())
+            .zip(stored)
+        {
+            for i in 0..group.len() {
+                let Some(reply) = replies.next() else { break };
+                let answer = match &result {
+                    Ok(ids) => Ok(ids[i]),
+                    Err(err) => Err(ApiError::from_database_error(err)),
+                };
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+async fn insert(pool: &PgPool, rows: &[NewFeedback]) -> Result<Vec<i64>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    feedback::insert_many(&mut conn, rows).await
+}

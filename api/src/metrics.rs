@@ -1,0 +1,224 @@
+//! The service's Prometheus metrics, registered once in a registry of our own
+//! and served at `/metrics`. Names are prefixed `retrain_`.
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the service exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub predictions: IntCounterVec,
+    pub prediction_latency: Histogram,
+    pub feedback: IntCounterVec,
+    pub model_reloads: IntCounterVec,
+    pub served_version: IntGaugeVec,
+    pub swap_lag: Histogram,
+    pub prediction_log_failed: IntCounterVec,
+    pub runs: IntCounterVec,
+    pub step_duration: HistogramVec,
+    pub step_retries: IntCounterVec,
+    pub golden_accuracy: prometheus::GaugeVec,
+    pub feedback_waiting: IntGauge,
+    pub champion_version: IntGauge,
+    pub http_requests: IntCounterVec,
+    pub last_success_timestamp: Gauge,
+    pub prediction_log_written: IntCounter,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    ///
+    /// # Panics
+    /// Only if two metrics share a name: a programming error caught by any test.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let latency_buckets = vec![
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        let metrics = Self {
+            predictions: IntCounterVec::new(
+                opts("retrain_predictions_total", "Predictions served, by model version and predicted label."),
+                &["model_version", "label"],
+            )
+            .unwrap(),
+            prediction_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "retrain_prediction_latency_seconds",
+                    "Time to answer a prediction request, from parsed body to response.",
+                )
+                .buckets(latency_buckets),
+            )
+            .unwrap(),
+            feedback: IntCounterVec::new(
+                opts(
+                    "retrain_feedback_total",
+                    "Feedback rows stored, by verdict: correct or incorrect (the predicted label matched the \
+                     correct one or not), unknown when no prediction is cited.",
+                ),
+                &["verdict"],
+            )
+            .unwrap(),
+            model_reloads: IntCounterVec::new(
+                opts("retrain_model_reloads_total", "Attempts to load a promoted model, by result."),
+                &["result"],
+            )
+            .unwrap(),
+            served_version: IntGaugeVec::new(
+                opts(
+                    "retrain_served_model_info",
+                    "1 for the model version this replica serves (info-style: the version is a label).",
+                ),
+                &["version", "model_id"],
+            )
+            .unwrap(),
+            swap_lag: Histogram::with_opts(
+                HistogramOpts::new(
+                    "retrain_swap_lag_seconds",
+                    "Time from a promotion's commit to this replica serving the new model.",
+                )
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+            )
+            .unwrap(),
+            prediction_log_failed: IntCounterVec::new(
+                opts(
+                    "retrain_prediction_log_failed_total",
+                    "Prediction log rows that could not be written, by reason (queue_full, database).",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            prediction_log_written: IntCounter::new(
+                "retrain_prediction_log_written_total",
+                "Prediction log rows written to the database.",
+            )
+            .unwrap(),
+            runs: IntCounterVec::new(
+                opts("retrain_runs_total", "Retrain runs that ended, by trigger and outcome."),
+                &["trigger", "outcome"],
+            )
+            .unwrap(),
+            step_duration: HistogramVec::new(
+                HistogramOpts::new("retrain_step_duration_seconds", "Duration of step attempts, by step and result.")
+                    .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+                &["step", "result"],
+            )
+            .unwrap(),
+            step_retries: IntCounterVec::new(
+                opts("retrain_step_retries_total", "Step attempts that failed and were scheduled for retry."),
+                &["step"],
+            )
+            .unwrap(),
+            golden_accuracy: prometheus::GaugeVec::new(
+                opts(
+                    "retrain_golden_accuracy",
+                    "Golden-set accuracy of the champion and of the last candidate (role label).",
+                ),
+                &["role"],
+            )
+            .unwrap(),
+            feedback_waiting: IntGauge::new(
+                "retrain_feedback_waiting",
+                "Feedback rows waiting for the next run that passes collect.",
+            )
+            .unwrap(),
+            champion_version: IntGauge::new(
+                "retrain_champion_version",
+                "The champion's model version in the database.",
+            )
+            .unwrap(),
+            http_requests: IntCounterVec::new(
+                opts("retrain_http_requests_total", "HTTP requests answered, by route and status class."),
+                &["route", "status"],
+            )
+            .unwrap(),
+            last_success_timestamp: Gauge::new(
+                "retrain_last_successful_run_timestamp_seconds",
+                "Unix time at which the last retrain run succeeded (0 if none).",
+            )
+            .unwrap(),
+            registry,
+        };
+        metrics.register_all();
+        metrics.start_known_series_at_zero();
+        metrics
+    }
+
+    /// Exports the counters that alerts take `increase()` of at 0 from the
+    /// start: Prometheus cannot see the first increment of a series that
+    /// appears with value 1, so the first failure after a restart would go
+    /// unnoticed.
+    fn start_known_series_at_zero(&self) {
+        use retrain_engine::{RunStatus, TriggerKind};
+        for trigger in [TriggerKind::Manual, TriggerKind::Schedule, TriggerKind::Threshold] {
+            for outcome in [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Cancelled, RunStatus::Skipped, RunStatus::Rejected] {
+                self.runs.with_label_values(&[trigger.as_str(), outcome.as_str()]);
+            }
+        }
+        for step in retrain_steps::pipeline::STEPS {
+            self.step_retries.with_label_values(&[step]);
+        }
+        for result in ["success", "failure"] {
+            self.model_reloads.with_label_values(&[result]);
+        }
+        for reason in ["queue_full", "database"] {
+            self.prediction_log_failed.with_label_values(&[reason]);
+        }
+        for verdict in ["correct", "incorrect", "unknown"] {
+            self.feedback.with_label_values(&[verdict]);
+        }
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.predictions.clone()),
+            Box::new(self.prediction_latency.clone()),
+            Box::new(self.feedback.clone()),
+            Box::new(self.model_reloads.clone()),
+            Box::new(self.served_version.clone()),
+            Box::new(self.swap_lag.clone()),
+            Box::new(self.prediction_log_failed.clone()),
+            Box::new(self.prediction_log_written.clone()),
+            Box::new(self.runs.clone()),
+            Box::new(self.step_duration.clone()),
+            Box::new(self.step_retries.clone()),
+            Box::new(self.golden_accuracy.clone()),
+            Box::new(self.feedback_waiting.clone()),
+            Box::new(self.champion_version.clone()),
+            Box::new(self.http_requests.clone()),
+            Box::new(self.last_success_timestamp.clone()),
+        ];
+        for collector in collectors {
+            self.registry.register(collector).expect("metric names are unique");
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding to a Vec cannot fail");
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// Marks `version` as the one served (and no other).
+    pub fn set_served(&self, version: i32, model_id: i64) {
+        self.served_version.reset();
+        self.served_version
+            .with_label_values(&[&version.to_string(), &model_id.to_string()])
+            .set(1);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,158 @@
+//! The prediction log: predictions are queued without waiting and written in
+//! batches by a background task, so logging never blocks or fails a
+//! prediction. Rows that cannot be queued or written are counted by reason.
+
+use crate::metrics::Metrics;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// One served prediction.
+#[derive(Debug, Clone)]
+pub struct LoggedPrediction {
+    pub id: Uuid,
+    pub model_version: i32,
+    pub features: Vec<f64>,
+    pub label: i32,
+    pub confidence: f64,
+    pub at: DateTime<Utc>,
+}
+
+enum Message {
+    Row(LoggedPrediction),
+    /// Answered once everything queued before it was written (or given up on).
+    Flush(oneshot::Sender<()>),
+}
+
+/// The producer side, held by request handlers.
+#[derive(Debug, Clone)]
+pub struct PredictionLog {
+    queue: mpsc::Sender<Message>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Row(row) => write!(f, "Row({})", row.id),
+            Self::Flush(_) => f.write_str("Flush"),
+        }
+    }
+}
+
+/// Most rows written in one statement.
+const BATCH: usize = 2_000;
+
+impl PredictionLog {
+    /// Starts the writer; it drains the queue and stops after `shutdown`.
+    pub fn start(pool: PgPool, metrics: Metrics, capacity: usize, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(capacity);
+        let writer = tokio::spawn(write_batches(pool, metrics.clone(), receiver, shutdown));
+        (Self { queue, metrics }, writer)
+    }
+
+    /// Queues a row without waiting; a full queue counts it as lost.
+    pub fn record(&self, row: LoggedPrediction) {
+        if self.queue.try_send(Message::Row(row)).is_err() {
+            self.metrics.prediction_log_failed.with_label_values(&["queue_full"]).inc();
+        }
+    }
+
+    /// Waits until every row queued so far has been written (or given up on).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.queue.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_batches(
+    pool: PgPool,
+    metrics: Metrics,
+    mut receiver: mpsc::Receiver<Message>,
+    shutdown: CancellationToken,
+) {
+    let mut messages = Vec::with_capacity(BATCH);
+    loop {
+        messages.clear();
+        let received = tokio::select! {
+            n = receiver.recv_many(&mut messages, BATCH) => n,
+            _ = shutdown.cancelled() => {
+                receiver.close();
+                receiver.recv_many(&mut messages, usize::MAX).await
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        let mut rows = Vec::with_capacity(messages.len());
+        let mut flushes = Vec::new();
+        for message in messages.drain(..) {
+            match message {
+                Message::Row(row) => rows.push(row),
+                Message::Flush(done) => flushes.push(done),
+            }
+        }
+        // One statement per run of equal widths (a model change may change the width).
+        for group in rows.chunk_by(|a, b| a.features.len() == b.features.len()) {
+            write_with_retries(&pool, &metrics, group).await;
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+        if shutdown.is_cancelled() && receiver.is_closed() && receiver.is_empty() {
+            return;
+        }
+    }
+}
+
+/// Tries a batch a few times (the database may be restarting), then counts it lost.
+async fn write_with_retries(pool: &PgPool, metrics: &Metrics, rows: &[LoggedPrediction]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match insert(pool, rows).await {
+            Ok(()) => {
+                metrics.prediction_log_written.inc_by(rows.len() as u64);
+                return;
+            }
+            Err(err) if attempt < 5 => {
+                tracing::warn!(error = %err, attempt, rows = rows.len(), "prediction log write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, rows = rows.len(), "prediction log rows lost");
+                metrics
+                    .prediction_log_failed
+                    .with_label_values(&["database"])
+                    .inc_by(rows.len() as u64);
+            }
+        }
+    }
+}
+
+async fn insert(pool: &PgPool, rows: &[LoggedPrediction]) -> Result<(), sqlx::Error> {
+    let width = rows[0].features.len() as i32;
+    let flat: Vec<f64> = rows.iter().flat_map(|r| r.features.iter().copied()).collect();
+    sqlx::query(
+        "INSERT INTO predictions (id, model_version, features, label, confidence, predicted_at)
+         SELECT id, version, $1[(i - 1) * $2 + 1 : i * $2], label, confidence, at
+         FROM unnest($3::uuid[], $4::int[], $5::int[], $6::float8[], $7::timestamptz[])
+              WITH ORDINALITY AS t(id, version, label, confidence, at, i)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&flat)
+    .bind(width)
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.model_version).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.label).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.confidence).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+    .execute(pool)
+    .await?;
+    Ok(())
+}

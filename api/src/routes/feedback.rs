@@ -1,0 +1,127 @@
+//! `POST /feedback`: a user's correct label for an input, answered only after
+//! the row is committed (group commit). Feedback citing a logged prediction
+//! is checked against it.
+
+use super::input::{Body, check_features, check_label, check_text, served};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use retrain_steps::store::feedback::NewFeedback;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The correct label for an input, optionally citing the prediction it corrects.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    /// The input, as sent to `POST /predict`.
+    pub features: Vec<f64>,
+    /// The label the input should have had.
+    pub correct_label: i32,
+    /// The `prediction_id` of the prediction this corrects, if any.
+    pub prediction_id: Option<Uuid>,
+    /// The label that was predicted, if known.
+    pub predicted_label: Option<i32>,
+    /// Who or what sent it (an app, a team), for audit and quarantine; at most 200 characters.
+    pub source: Option<String>,
+}
+
+/// The stored row's id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackResponse {
+    pub feedback_id: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct LoggedPrediction {
+    model_version: i32,
+    features: Vec<f64>,
+    label: i32,
+}
+
+/// Store one piece of feedback.
+#[utoipa::path(post, path = "/feedback", tag = "feedback", request_body = FeedbackRequest,
+    responses(
+        (status = 201, body = FeedbackResponse, description = "Committed"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid features, unknown label or source, or a prediction that does not match", body = ErrorBody),
+        (status = 503, description = "Database unavailable or no model loaded; retry after the Retry-After delay", body = ErrorBody),
+    ))]
+pub async fn feedback(
+    State(state): State<AppState>,
+    Body(request): Body<FeedbackRequest>,
+) -> Result<(StatusCode, Json<FeedbackResponse>), ApiError> {
+    let model = served(&state)?;
+    check_features(&request.features, &model)?;
+    check_label(request.correct_label, &model, "correct_label")?;
+    if let Some(predicted) = request.predicted_label {
+        check_label(predicted, &model, "predicted_label")?;
+    }
+    if let Some(source) = &request.source {
+        check_text(source, "source", 200, "invalid_source")?;
+    }
+    let (predicted_label, model_version) = match request.prediction_id {
+        Some(id) => {
+            let logged = find_prediction(&state, id).await?;
+            if logged.features != request.features {
+                return Err(ApiError::bad_request(
+                    "prediction_mismatch",
+                    format!("prediction {id} was made for other features"),
+                ));
+            }
+            if request.predicted_label.is_some_and(|p| p != logged.label) {
+                return Err(ApiError::bad_request(
+                    "prediction_mismatch",
+                    format!("prediction {id} predicted {}, not {:?}", logged.label, request.predicted_label),
+                ));
+            }
+            (Some(logged.label), Some(logged.model_version))
+        }
+        None => (request.predicted_label, None),
+    };
+    let verdict = match predicted_label {
+        Some(p) if p == request.correct_label => "correct",
+        Some(_) => "incorrect",
+        None => "unknown",
+    };
+    let id = state
+        .feedback
+        .store(NewFeedback {
+            features: request.features,
+            correct_label: request.correct_label,
+            prediction_id: request.prediction_id,
+            predicted_label,
+            model_version,
+            source: request.source,
+        })
+        .await?;
+    state.metrics.feedback.with_label_values(&[verdict]).inc();
+    Ok((StatusCode::CREATED, Json(FeedbackResponse { feedback_id: id })))
+}
+
+/// The logged prediction; the log is written in batches, so a miss waits
+/// for this replica's log to flush and looks again.
+async fn find_prediction(state: &AppState, id: Uuid) -> Result<LoggedPrediction, ApiError> {
+    for flushed in [false, true] {
+        if flushed {
+            state.predictions.flush().await;
+        }
+        let found: Option<LoggedPrediction> =
+            sqlx::query_as("SELECT model_version, features, label FROM predictions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&state.pool)
+                .await?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
+    }
+    Err(ApiError::bad_request(
+        "unknown_prediction",
+        format!("no prediction {id} was logged"),
+    ))
+}

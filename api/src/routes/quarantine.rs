@@ -1,0 +1,86 @@
+//! `POST /feedback/quarantine`: leave poisoned feedback out of every future
+//! training set, by source and/or time received. The feedback stays stored.
+
+use super::input::{Body, check_text};
+use crate::auth::Admin;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use retrain_steps::store::feedback::{self, NewQuarantine};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Which feedback to quarantine; at least one criterion.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineRequest {
+    /// Feedback sent with this `source`.
+    pub source: Option<String>,
+    /// Feedback received at or after this time (RFC 3339).
+    pub received_from: Option<DateTime<Utc>>,
+    /// Feedback received before this time (RFC 3339).
+    pub received_until: Option<DateTime<Utc>>,
+    /// Why; recorded for audit. At most 1,000 characters.
+    pub reason: String,
+}
+
+/// The rule and how many stored rows it covers now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuarantineResponse {
+    pub quarantine_id: i64,
+    pub matched_rows: i64,
+}
+
+/// Quarantine feedback by source and/or time range.
+#[utoipa::path(post, path = "/feedback/quarantine", tag = "feedback", request_body = QuarantineRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = QuarantineResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 422, description = "No criterion, an empty range or an invalid reason", body = ErrorBody),
+    ))]
+pub async fn quarantine(
+    State(state): State<AppState>,
+    admin: Admin,
+    Body(request): Body<QuarantineRequest>,
+) -> Result<(StatusCode, Json<QuarantineResponse>), ApiError> {
+    check_text(&request.reason, "reason", 1_000, "invalid_reason")?;
+    if let Some(source) = &request.source {
+        check_text(source, "source", 200, "invalid_source")?;
+    }
+    if request.source.is_none() && request.received_from.is_none() && request.received_until.is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_quarantine",
+            "give a source, a time range, or both",
+        ));
+    }
+    if let (Some(from), Some(until)) = (request.received_from, request.received_until) {
+        if from >= until {
+            return Err(ApiError::bad_request("invalid_quarantine", "received_from must be before received_until"));
+        }
+    }
+    let mut conn = state.pool.acquire().await?;
+    let (id, matched) = feedback::quarantine(
+        &mut conn,
+        &NewQuarantine {
+            source: request.source,
+            received_from: request.received_from,
+            received_until: request.received_until,
+            reason: request.reason,
+            actor: admin.actor.clone(),
+        },
+    )
+    .await?;
+    tracing::info!(quarantine_id = id, matched, actor = %admin.actor, "feedback quarantined");
+    Ok((
+        StatusCode::CREATED,
+        Json(QuarantineResponse {
+            quarantine_id: id,
+            matched_rows: matched,
+        }),
+    ))
+}

@@ -1,0 +1,116 @@
+//! Retrain runs over HTTP: trigger, list, inspect, cancel and retry.
+
+use super::input::{OptionalBody, PathParam, QueryParams, check_text};
+use crate::auth::Admin;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use retrain_engine::{Cancelled, Created, NewRun, Run, RunDetail, RunStatus, TriggerKind};
+use retrain_steps::PIPELINE;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// Why a run is asked for.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRequest {
+    /// Stored in the run's params; at most 1,000 characters.
+    pub reason: Option<String>,
+}
+
+/// Filters of `GET /runs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// At most this many runs (1 to 500, default 50), newest first.
+    pub limit: Option<i64>,
+}
+
+/// What a cancel did, with the run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelResponse {
+    /// `now`: the run ended cancelled; `requested`: it stops when its running step returns.
+    pub cancel: String,
+    pub run: Run,
+}
+
+/// Start a retrain run, or get the one already active.
+#[utoipa::path(post, path = "/runs", tag = "runs", request_body(content = TriggerRequest, description = "Optional"),
+    security(("admin_token" = [])),
+    responses((status = 201, body = Run, description = "A new run was queued"),
+              (status = 200, body = Run, description = "A run was already active: that run"),
+              (status = 400, description = "Malformed JSON", body = ErrorBody),
+              (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+              (status = 422, description = "Invalid reason", body = ErrorBody)))]
+pub async fn trigger(
+    State(state): State<AppState>,
+    admin: Admin,
+    OptionalBody(body): OptionalBody<TriggerRequest>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let request = body.unwrap_or_default();
+    if let Some(reason) = &request.reason {
+        check_text(reason, "reason", 1_000, "invalid_reason")?;
+    }
+    let created = state
+        .engine
+        .create_run(NewRun {
+            pipeline: PIPELINE,
+            trigger: TriggerKind::Manual,
+            params: json!({"reason": request.reason}),
+            requested_by: &admin.actor,
+        })
+        .await?;
+    Ok(match created {
+        Created::New(run) => (StatusCode::CREATED, Json(run)),
+        Created::AlreadyActive(run) => (StatusCode::OK, Json(run)),
+    })
+}
+
+/// Runs, newest first.
+#[utoipa::path(get, path = "/runs", tag = "runs", params(ListQuery),
+    responses((status = 200, body = Vec<Run>), (status = 400, description = "Invalid filter", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, QueryParams(query): QueryParams<ListQuery>) -> Result<Json<Vec<Run>>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "limit must be between 1 and 500"));
+    }
+    Ok(Json(state.engine.list_runs(query.status, limit).await?))
+}
+
+/// A run with its steps and its event history.
+#[utoipa::path(get, path = "/runs/{id}", tag = "runs", params(("id" = Uuid, Path, description = "Run id")),
+    responses((status = 200, body = RunDetail), (status = 400, description = "Not a run id", body = ErrorBody),
+              (status = 404, description = "No such run", body = ErrorBody)))]
+pub async fn show(State(state): State<AppState>, PathParam(id): PathParam<Uuid>) -> Result<Json<RunDetail>, ApiError> {
+    Ok(Json(state.engine.get_run(id).await?))
+}
+
+/// Cancel a queued or running run; no further step starts.
+#[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs", params(("id" = Uuid, Path, description = "Run id")),
+    security(("admin_token" = [])),
+    responses((status = 200, body = CancelResponse), (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+              (status = 404, description = "No such run", body = ErrorBody),
+              (status = 409, description = "The run already ended", body = ErrorBody)))]
+pub async fn cancel(State(state): State<AppState>, admin: Admin, PathParam(id): PathParam<Uuid>) -> Result<Json<CancelResponse>, ApiError> {
+    let response = match state.engine.cancel_run(id, &admin.actor).await? {
+        Cancelled::Now(run) => CancelResponse { cancel: "now".into(), run },
+        Cancelled::Requested(run) => CancelResponse { cancel: "requested".into(), run },
+    };
+    Ok(Json(response))
+}
+
+/// Re-queue a failed run at its failed step, keeping earlier outputs.
+#[utoipa::path(post, path = "/runs/{id}/retry", tag = "runs", params(("id" = Uuid, Path, description = "Run id")),
+    security(("admin_token" = [])),
+    responses((status = 200, body = Run), (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+              (status = 404, description = "No such run", body = ErrorBody),
+              (status = 409, description = "The run did not fail, or another run is active", body = ErrorBody)))]
+pub async fn retry(State(state): State<AppState>, admin: Admin, PathParam(id): PathParam<Uuid>) -> Result<Json<Run>, ApiError> {
+    Ok(Json(state.engine.retry_run(id, &admin.actor).await?))
+}

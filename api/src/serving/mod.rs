@@ -1,0 +1,8 @@
+//! The model this replica serves: an atomic pointer swapped whole, and the
+//! listener that follows promotions.
+
+mod listener;
+mod loader;
+
+pub use listener::follow_promotions;
+pub use loader::{ServedModel, Serving, load_champion};

@@ -1,0 +1,117 @@
+//! The service's settings: flags, then environment variables, then defaults
+//! that work on a fresh machine. The admin token is never printed.
+
+use clap::{Args, ValueEnum};
+use retrain_steps::PipelineConfig;
+use retrain_steps::ml::{GateConfig, TreeParams};
+use retrain_steps::triggers::TriggerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which parts of the service a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// API, worker and scheduler in one process.
+    All,
+    /// The HTTP API (serving, feedback, administration) only.
+    Api,
+    /// The run worker and the scheduler only.
+    Worker,
+}
+
+/// Settings shared by every command that talks to the database.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://localhost/retrain", hide_env_values = true)]
+    pub database_url: String,
+    /// Most database connections this process opens.
+    #[arg(long, env = "RETRAIN_DB_POOL", default_value_t = 16)]
+    pub db_pool: u32,
+    /// How long a request waits for a database connection before a 503.
+    #[arg(long, env = "RETRAIN_DB_WAIT_MS", default_value_t = 2_000)]
+    pub db_wait_ms: u64,
+}
+
+/// Settings of `retrain serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// What this process runs.
+    #[arg(long, env = "RETRAIN_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "RETRAIN_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+    /// Bearer token for the admin endpoints; generated into the token file if unset.
+    #[arg(long, env = "RETRAIN_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Where a generated admin token is written (readable by the owner only).
+    #[arg(long, env = "RETRAIN_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "RETRAIN_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Most instances in one `POST /predict/batch`.
+    #[arg(long, env = "RETRAIN_BATCH_MAX", default_value_t = 1_000)]
+    pub batch_max: usize,
+    /// New feedback rows that start a retrain.
+    #[arg(long, env = "RETRAIN_THRESHOLD", default_value_t = 20)]
+    pub threshold: i64,
+    /// Seconds between threshold checks.
+    #[arg(long, env = "RETRAIN_CHECK_EVERY_SECS", default_value_t = 60)]
+    pub check_every_secs: u64,
+    /// Seconds from start to the first threshold check.
+    #[arg(long, env = "RETRAIN_FIRST_CHECK_SECS", default_value_t = 30)]
+    pub first_check_secs: u64,
+    /// A 6-field cron expression (seconds first, UTC) for scheduled retrains; off if unset.
+    #[arg(long, env = "RETRAIN_SCHEDULE")]
+    pub schedule: Option<String>,
+    /// Lowest golden accuracy a candidate may have.
+    #[arg(long, env = "RETRAIN_GATE_FLOOR", default_value_t = GateConfig::default().accuracy_floor)]
+    pub gate_floor: f64,
+    /// How much recall any class may lose against the champion.
+    #[arg(long, env = "RETRAIN_GATE_RECALL_TOLERANCE", default_value_t = GateConfig::default().recall_tolerance)]
+    pub gate_recall_tolerance: f64,
+    /// How much better than the champion a candidate must be (0: not worse).
+    #[arg(long, env = "RETRAIN_GATE_MARGIN", default_value_t = GateConfig::default().margin)]
+    pub gate_margin: f64,
+    /// Maximum depth of the decision tree.
+    #[arg(long, env = "RETRAIN_TREE_MAX_DEPTH")]
+    pub tree_max_depth: Option<usize>,
+    /// Seconds a worker's lease on a step lasts without a heartbeat.
+    #[arg(long, env = "RETRAIN_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+}
+
+impl ServeSettings {
+    /// The pipeline's settings.
+    pub fn pipeline(&self) -> PipelineConfig {
+        let defaults = PipelineConfig::default();
+        PipelineConfig {
+            threshold: self.threshold,
+            tree: TreeParams {
+                max_depth: self.tree_max_depth.or(defaults.tree.max_depth),
+                ..defaults.tree
+            },
+            gate: GateConfig {
+                accuracy_floor: self.gate_floor,
+                recall_tolerance: self.gate_recall_tolerance,
+                margin: self.gate_margin,
+                ..defaults.gate
+            },
+        }
+    }
+
+    /// When runs are triggered.
+    pub fn triggers(&self) -> TriggerConfig {
+        TriggerConfig {
+            threshold: self.threshold,
+            check_every: Duration::from_secs(self.check_every_secs.max(1)),
+            first_check_after: Duration::from_secs(self.first_check_secs),
+            cron: self.schedule.clone(),
+        }
+    }
+}

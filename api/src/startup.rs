@@ -1,0 +1,158 @@
+//! Assembling the service: connect, migrate, bootstrap, then start the parts
+//! a role needs (API with its listener and writers; worker and scheduler)
+//! and stop them gracefully.
+
+use crate::auth::{self, TokenSource};
+use crate::feedback_writer::FeedbackWriter;
+use crate::metrics::Metrics;
+use crate::predlog::PredictionLog;
+use crate::routes;
+use crate::serving::{Serving, follow_promotions};
+use crate::settings::{DatabaseSettings, Role, ServeSettings};
+use crate::state::{AppState, Limits};
+use anyhow::Context;
+use retrain_engine::{Engine, Execution, Registry, StepCommit, Worker, WorkerConfig};
+use retrain_steps::{PipelineEnv, pipeline};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Connects a pool; requests wait at most `db_wait_ms` for a connection.
+///
+/// # Errors
+/// A malformed URL or an unreachable server.
+pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&settings.database_url).context("DATABASE_URL is not a valid URL")?;
+    PgPoolOptions::new()
+        .max_connections(settings.db_pool.max(2))
+        .acquire_timeout(Duration::from_millis(settings.db_wait_ms))
+        .connect_with(options)
+        .await
+        .context("cannot connect to PostgreSQL")
+}
+
+/// Applies the migrations.
+///
+/// # Errors
+/// The database's.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    retrain_engine::MIGRATOR.run(pool).await.context("migrations failed")
+}
+
+/// The engine with the retrain pipeline.
+pub fn engine(pool: &PgPool, settings: &ServeSettings) -> Engine {
+    let env = PipelineEnv {
+        pool: pool.clone(),
+        config: Arc::new(settings.pipeline()),
+    };
+    Engine::new(pool.clone(), Registry::new().register(pipeline(env)))
+}
+
+/// Starts what the API needs (the promotion listener, the prediction log and
+/// the feedback writer) and returns its state.
+pub fn api_state(pool: &PgPool, engine: Engine, metrics: Metrics, admin_token: String, settings: &ServeSettings, shutdown: &CancellationToken) -> AppState {
+    let serving = Arc::new(Serving::default());
+    tokio::spawn(crate::facts::keep_fresh(pool.clone(), metrics.clone(), Duration::from_secs(5), shutdown.clone()));
+    tokio::spawn(follow_promotions(pool.clone(), serving.clone(), metrics.clone(), shutdown.clone()));
+    let (predictions, _writer) = PredictionLog::start(pool.clone(), metrics.clone(), 100_000, shutdown.clone());
+    let feedback = FeedbackWriter::start(pool.clone(), 2, 50_000, Duration::from_secs(5), shutdown.clone());
+    AppState {
+        pool: pool.clone(),
+        engine,
+        serving,
+        metrics,
+        predictions,
+        feedback,
+        admin_token: admin_token.into(),
+        limits: Limits {
+            batch_max: settings.batch_max,
+            body_limit: settings.body_limit,
+        },
+    }
+}
+
+/// Records a worker's attempts in the metrics.
+pub fn observe_runs(metrics: Metrics) -> retrain_engine::Observer {
+    Arc::new(move |execution: &Execution| {
+        let result = if execution.error.is_some() { "error" } else { "ok" };
+        metrics
+            .step_duration
+            .with_label_values(&[&execution.step, result])
+            .observe(execution.elapsed.as_secs_f64());
+        match execution.commit {
+            StepCommit::RetryScheduled(_) => metrics.step_retries.with_label_values(&[&execution.step]).inc(),
+            StepCommit::RunFinished(status) => metrics
+                .runs
+                .with_label_values(&[execution.trigger.as_str(), status.as_str()])
+                .inc(),
+            StepCommit::Advanced => {}
+        }
+    })
+}
+
+/// Runs `retrain serve` until `shutdown` fires: migrates and bootstraps an
+/// empty database, then starts the parts of `settings.role`. The API listens
+/// on `listener`.
+///
+/// # Errors
+/// Startup failures (database, token file, scheduler); serving errors.
+pub async fn serve(settings: ServeSettings, pool: PgPool, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    migrate(&pool).await?;
+    retrain_steps::bootstrap::bootstrap(&pool, &settings.pipeline())
+        .await
+        .context("bootstrap failed")?;
+    let engine = engine(&pool, &settings);
+    let metrics = Metrics::new();
+    let mut background = Vec::new();
+    let mut scheduler = None;
+    if matches!(settings.role, Role::All | Role::Worker) {
+        let mut config = WorkerConfig::new("worker");
+        config.lease = Duration::from_secs(settings.lease_secs.max(3));
+        config.heartbeat = config.lease / 3;
+        let worker = Worker::new(engine.clone(), config).observed_by(observe_runs(metrics.clone()));
+        background.push(tokio::spawn(worker.run(shutdown.clone())));
+        scheduler = Some(
+            retrain_steps::triggers::start(engine.clone(), settings.triggers())
+                .await
+                .context("cannot start the scheduler")?,
+        );
+    }
+    let app = if matches!(settings.role, Role::All | Role::Api) {
+        let file = settings.token_file.clone().unwrap_or_else(auth::default_token_file);
+        let (token, source) = auth::resolve_token(settings.admin_token.as_deref(), &file)
+            .with_context(|| format!("cannot read or write the admin token file {}", file.display()))?;
+        match source {
+            TokenSource::Environment => tracing::info!("admin token from RETRAIN_ADMIN_TOKEN"),
+            TokenSource::File(path) => tracing::info!(file = %path.display(), "admin token read from file"),
+            TokenSource::Generated(path) => tracing::info!(file = %path.display(), "admin token generated into file"),
+        }
+        routes::router(api_state(&pool, engine.clone(), metrics.clone(), token, &settings, &shutdown))
+    } else {
+        // A worker serves its health and metrics only.
+        tokio::spawn(crate::facts::keep_fresh(pool.clone(), metrics.clone(), Duration::from_secs(5), shutdown.clone()));
+        routes::worker_router(metrics.clone())
+    };
+    tracing::info!(address = %listener.local_addr()?, role = ?settings.role, "serving HTTP");
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    if let Some(mut scheduler) = scheduler {
+        let _ = scheduler.shutdown().await;
+    }
+    for task in background {
+        let _ = tokio::time::timeout(Duration::from_secs(35), task).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .context("the HTTP server did not stop in time")???;
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! What every request handler shares: the database, the engine, the served
+//! model, the metrics and the background writers.
+
+use crate::feedback_writer::FeedbackWriter;
+use crate::metrics::Metrics;
+use crate::predlog::PredictionLog;
+use crate::serving::Serving;
+use retrain_engine::Engine;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// Shared state of the HTTP API. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub engine: Engine,
+    pub serving: Arc<Serving>,
+    pub metrics: Metrics,
+    pub predictions: PredictionLog,
+    pub feedback: FeedbackWriter,
+    pub admin_token: Arc<str>,
+    pub limits: Limits,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most instances in a batch prediction.
+    pub batch_max: usize,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+}

@@ -1,0 +1,65 @@
+//! Every refusal answers in the one error shape with a fitting 4xx status.
+
+use crate::support::*;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn refusals_share_one_shape_and_status(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "api", &["--body-limit", "2000"]).await;
+    let text = app
+        .client
+        .post(app.url("/predict"))
+        .header("content-type", "text/plain")
+        .body(r#"{"features": [1]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 415);
+    assert_eq!(error_code(text).await, "unsupported_media_type");
+
+    let huge = json!({"features": vec![1.0; 1000]});
+    let too_large = app.post("/predict", huge).await;
+    assert_eq!(too_large.status(), 413);
+    assert_eq!(error_code(too_large).await, "body_too_large");
+
+    let cases = [
+        ("/nope", 404, "not_found"),
+        ("/runs/00000000-0000-0000-0000-000000000000", 404, "not_found"),
+        ("/runs/not-a-uuid", 400, "invalid_path"),
+        ("/models/999", 404, "not_found"),
+        ("/models/one", 400, "invalid_path"),
+        ("/runs?status=bogus", 400, "invalid_query"),
+        ("/runs?limit=0", 400, "invalid_query"),
+    ];
+    for (path, status, code) in cases {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(error_code(response).await, code, "{path}");
+    }
+    let wrong_method = app.client.delete(app.url("/predict")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(error_code(wrong_method).await, "method_not_allowed");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn the_docs_work_offline(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "api", &[]).await;
+    let document = app.json("/openapi.json").await;
+    for path in ["/predict", "/predict/batch", "/feedback", "/model/info", "/models", "/models/{version}",
+                 "/models/{version}/promote", "/runs", "/runs/{id}", "/runs/{id}/cancel", "/runs/{id}/retry",
+                 "/health", "/ready", "/metrics"] {
+        assert!(document["paths"][path].is_object(), "{path} is documented");
+    }
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("https://"), "no assets from the internet: {html}");
+    let script = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(script.status(), 200);
+    assert_eq!(app.json("/health").await["status"], "ok");
+    assert_eq!(app.json("/ready").await["model_version"], 1);
+    app.stop().await;
+}

@@ -1,0 +1,10 @@
+//! API tests: the real service on a loopback port against a real PostgreSQL
+//! (a fresh database per test), called over real HTTP.
+
+mod admin;
+mod errors;
+mod feedback;
+mod hot_swap;
+mod predict;
+mod runs_and_models;
+mod support;

@@ -1,0 +1,53 @@
+//! Fitting a model on a training set and storing it in the registry: the one
+//! path for bootstrap's first model and every run's candidate.
+
+use crate::error::StepsError;
+use crate::ml::{Model, TreeParams, evaluate};
+use crate::store::models::{self, ModelRecord, NewModel};
+use crate::trainset::TrainingSet;
+use serde_json::json;
+use sqlx::PgConnection;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Fits a tree on the set (off the async threads) and stores it with its
+/// training figures under the next version.
+///
+/// # Errors
+/// `Model` if training fails; `Database`.
+pub async fn fit_and_store(
+    conn: &mut PgConnection,
+    set: TrainingSet,
+    training_set_id: i64,
+    run_id: Option<Uuid>,
+    params: &TreeParams,
+) -> Result<ModelRecord, StepsError> {
+    let params_for_fit = params.clone();
+    let rows = set.examples.len();
+    let (model, training_ms, train_metrics) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let model = Model::train(&set.examples, &params_for_fit)?;
+        let training_ms = started.elapsed().as_millis() as i32;
+        let (metrics, _) = evaluate(&model, &set.examples)?;
+        Ok::<_, StepsError>((model, training_ms, metrics))
+    })
+    .await
+    .map_err(|e| StepsError::Inconsistent(format!("training task failed: {e}")))??;
+    let record = models::insert(
+        conn,
+        NewModel {
+            model: &model,
+            hyperparams: serde_json::to_value(params).unwrap_or_default(),
+            training_set_id,
+            run_id,
+            training_ms,
+            training_metrics: json!({
+                "rows": rows,
+                "train_accuracy": train_metrics.accuracy,
+                "train_macro_f1": train_metrics.macro_f1,
+            }),
+        },
+    )
+    .await?;
+    Ok(record)
+}

@@ -1,0 +1,417 @@
+//! The servable model and its artifact: training from examples, prediction
+//! with a confidence, and the postcard bytes stored in the `models` table.
+//!
+//! A `Model` can only be built by training or by decoding checked bytes, so
+//! serving never meets an index out of range.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::cart;
+use super::tree::{FlatTree, TreeParams};
+use super::{Example, ModelError};
+
+/// Version written before every artifact; bump it when `Model`'s encoding
+/// changes, so old bytes fail with a clear error instead of garbage.
+const FORMAT_VERSION: u32 = 1;
+
+/// Which learning algorithm produced a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// A CART decision tree (Gini impurity) over numeric features.
+    DecisionTree,
+}
+
+impl ModelKind {
+    /// The stable snake_case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::DecisionTree => "decision_tree",
+        }
+    }
+}
+
+/// A model's answer for one input.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Predicted class.
+    pub label: i32,
+    /// Share of the predicted class among the training rows that ended in
+    /// the same leaf, in (0, 1].
+    pub confidence: f64,
+}
+
+/// A trained classifier, ready to serve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ModelRepr")]
+pub struct Model {
+    kind: ModelKind,
+    classes: Vec<i32>,
+    n_features: usize,
+    tree: FlatTree,
+}
+
+/// The unchecked shape of a [`Model`] as decoded from bytes. Its fields
+/// must stay in `Model`'s order: postcard encodes fields by position.
+#[derive(Deserialize)]
+struct ModelRepr {
+    kind: ModelKind,
+    classes: Vec<i32>,
+    n_features: usize,
+    tree: FlatTree,
+}
+
+impl TryFrom<ModelRepr> for Model {
+    type Error = ModelError;
+
+    fn try_from(repr: ModelRepr) -> Result<Self, ModelError> {
+        let ModelRepr {
+            kind,
+            classes,
+            n_features,
+            tree,
+        } = repr;
+        if classes.is_empty() || !classes.is_sorted_by(|a, b| a < b) {
+            return Err(ModelError::Corrupt(
+                "classes must be non-empty, sorted and unique".into(),
+            ));
+        }
+        tree.check(n_features, classes.len())
+            .map_err(ModelError::Corrupt)?;
+        Ok(Model {
+            kind,
+            classes,
+            n_features,
+            tree,
+        })
+    }
+}
+
+impl Model {
+    /// Trains a decision tree on `examples`, deterministically: the same
+    /// examples, in any order, give the same model and the same artifact
+    /// bytes. One class only is fine: the model then always predicts it.
+    ///
+    /// Errors: [`ModelError::Empty`], [`ModelError::NoFeatures`],
+    /// [`ModelError::InconsistentFeatures`], [`ModelError::NonFiniteExample`],
+    /// [`ModelError::InvalidParams`].
+    pub fn train(examples: &[Example], params: &TreeParams) -> Result<Model, ModelError> {
+        let n_features = check_examples(examples)?;
+        let classes: Vec<i32> = examples
+            .iter()
+            .map(|e| e.label)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // Every label is in `classes`, so the partition point is its index.
+        let targets: Vec<usize> = examples
+            .iter()
+            .map(|e| classes.partition_point(|&c| c < e.label))
+            .collect();
+        let tree = cart::train(examples, &targets, classes.len(), params)?;
+        Ok(Model {
+            kind: ModelKind::DecisionTree,
+            classes,
+            n_features,
+            tree,
+        })
+    }
+
+    /// Predicts the class of one input without allocating.
+    ///
+    /// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
+    pub fn predict(&self, features: &[f64]) -> Result<Prediction, ModelError> {
+        if features.len() != self.n_features {
+            return Err(ModelError::FeatureCount {
+                expected: self.n_features,
+                found: features.len(),
+            });
+        }
+        if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFinite { feature });
+        }
+        let (class, confidence) = self.tree.classify(features);
+        Ok(Prediction {
+            label: self.classes[class],
+            confidence,
+        })
+    }
+
+    /// The algorithm behind this model.
+    pub fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    /// The classes the model knows, ascending.
+    pub fn classes(&self) -> &[i32] {
+        &self.classes
+    }
+
+    /// The number of features an input must have.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// The fitted tree.
+    pub fn tree(&self) -> &FlatTree {
+        &self.tree
+    }
+
+    /// Encodes the model as an artifact: a format version, then postcard.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(&(FORMAT_VERSION, self)).expect("a model always encodes to a Vec")
+    }
+
+    /// Decodes and checks an artifact written by [`Model::to_bytes`].
+    ///
+    /// Errors: [`ModelError::Decode`] for bytes that are not an artifact,
+    /// [`ModelError::UnsupportedFormat`], [`ModelError::Corrupt`] for a model
+    /// whose parts do not fit together or trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        let (found, rest) = postcard::take_from_bytes::<u32>(bytes)?;
+        if found != FORMAT_VERSION {
+            return Err(ModelError::UnsupportedFormat {
+                expected: FORMAT_VERSION,
+                found,
+            });
+        }
+        // Decode the unchecked shape first: postcard drops the message of a
+        // `try_from` error, and ours says what is wrong.
+        let (repr, rest) = postcard::take_from_bytes::<ModelRepr>(rest)?;
+        if !rest.is_empty() {
+            return Err(ModelError::Corrupt(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
+        }
+        Model::try_from(repr)
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`, the artifact checksum.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Returns the common feature count of `examples`, or why they cannot train.
+fn check_examples(examples: &[Example]) -> Result<usize, ModelError> {
+    let first = examples.first().ok_or(ModelError::Empty)?;
+    let expected = first.features.len();
+    if expected == 0 {
+        return Err(ModelError::NoFeatures);
+    }
+    for (example, e) in examples.iter().enumerate() {
+        if e.features.len() != expected {
+            return Err(ModelError::InconsistentFeatures {
+                example,
+                expected,
+                found: e.features.len(),
+            });
+        }
+        if let Some(feature) = e.features.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFiniteExample { example, feature });
+        }
+    }
+    Ok(expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::winequality::{self, Split};
+
+    fn part(split: Split) -> Vec<Example> {
+        winequality::split()
+            .into_iter()
+            .filter(|(s, _)| *s == split)
+            .map(|(_, e)| e)
+            .collect()
+    }
+
+    fn example(features: Vec<f64>, label: i32) -> Example {
+        Example { features, label }
+    }
+
+    /// The defaults, but any node of two rows may split.
+    fn small_leaves() -> TreeParams {
+        TreeParams {
+            min_weight_split: 2.0,
+            min_weight_leaf: 1.0,
+            ..TreeParams::default()
+        }
+    }
+
+    #[test]
+    fn default_tree_generalizes_to_golden() {
+        let model = Model::train(&part(Split::Base), &TreeParams::default()).unwrap();
+        assert_eq!(model.kind(), ModelKind::DecisionTree);
+        assert_eq!(model.classes(), &[3, 4, 5, 6, 7, 8]);
+        assert_eq!(model.n_features(), winequality::FEATURES);
+        let golden = part(Split::Golden);
+        let mut right = 0;
+        for e in &golden {
+            let p = model.predict(&e.features).unwrap();
+            assert!(p.confidence > 0.0 && p.confidence <= 1.0);
+            right += usize::from(p.label == e.label);
+        }
+        let accuracy = right as f64 / golden.len() as f64;
+        eprintln!("golden accuracy of the default tree trained on base: {accuracy:.4}");
+        assert!(accuracy > 0.5, "golden accuracy {accuracy}");
+    }
+
+    #[test]
+    fn artifact_round_trip_predicts_identically() {
+        let rows = winequality::split();
+        let model = Model::train(&part(Split::Base), &TreeParams::default()).unwrap();
+        let bytes = model.to_bytes();
+        let decoded = Model::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, model);
+        assert_eq!(sha256_hex(&decoded.to_bytes()), sha256_hex(&bytes));
+        for (_, e) in &rows {
+            assert_eq!(
+                decoded.predict(&e.features).unwrap(),
+                model.predict(&e.features).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_artifacts_are_refused() {
+        // Small leaves allowed, so the tree splits on feature 0.
+        let model = Model::train(
+            &[example(vec![1.0], 1), example(vec![2.0], 2)],
+            &small_leaves(),
+        )
+        .unwrap();
+        let bytes = model.to_bytes();
+        assert!(matches!(
+            Model::from_bytes(&bytes[..bytes.len() - 1]),
+            Err(ModelError::Decode(_))
+        ));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            Model::from_bytes(&longer),
+            Err(ModelError::Corrupt(_))
+        ));
+        let mut future = bytes.clone();
+        future[0] = 2;
+        assert!(matches!(
+            Model::from_bytes(&future),
+            Err(ModelError::UnsupportedFormat {
+                expected: 1,
+                found: 2
+            })
+        ));
+        let mut json = serde_json::to_value(&model).unwrap();
+        json["n_features"] = 0.into();
+        assert!(
+            serde_json::from_value::<Model>(json).is_err(),
+            "serde checks too"
+        );
+    }
+
+    #[test]
+    fn wrong_inputs_are_errors() {
+        let model = Model::train(
+            &[example(vec![1.0, 0.0], 1), example(vec![2.0, 0.0], 2)],
+            &TreeParams::default(),
+        )
+        .unwrap();
+        assert!(matches!(
+            model.predict(&[1.0]),
+            Err(ModelError::FeatureCount {
+                expected: 2,
+                found: 1
+            })
+        ));
+        assert!(matches!(
+            model.predict(&[1.0, f64::NAN]),
+            Err(ModelError::NonFinite { feature: 1 })
+        ));
+    }
+
+    #[test]
+    fn bad_training_sets_are_errors() {
+        let params = TreeParams::default();
+        assert!(matches!(Model::train(&[], &params), Err(ModelError::Empty)));
+        assert!(matches!(
+            Model::train(&[example(vec![], 1)], &params),
+            Err(ModelError::NoFeatures)
+        ));
+        assert!(matches!(
+            Model::train(
+                &[example(vec![1.0], 1), example(vec![1.0, 2.0], 1)],
+                &params
+            ),
+            Err(ModelError::InconsistentFeatures {
+                example: 1,
+                expected: 1,
+                found: 2
+            })
+        ));
+        assert!(matches!(
+            Model::train(
+                &[example(vec![1.0], 1), example(vec![f64::INFINITY], 1)],
+                &params
+            ),
+            Err(ModelError::NonFiniteExample {
+                example: 1,
+                feature: 0
+            })
+        ));
+        let zero_decrease = TreeParams {
+            min_impurity_decrease: 0.0,
+            ..TreeParams::default()
+        };
+        assert!(matches!(
+            Model::train(&[example(vec![1.0], 1)], &zero_decrease),
+            Err(ModelError::InvalidParams(_))
+        ));
+    }
+
+    #[test]
+    fn a_single_class_always_wins() {
+        let model = Model::train(
+            &[example(vec![1.0], 7), example(vec![5.0], 7)],
+            &TreeParams::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            model.predict(&[3.0]).unwrap(),
+            Prediction {
+                label: 7,
+                confidence: 1.0
+            }
+        );
+    }
+
+    #[test]
+    fn separable_classes_split_below_the_threshold() {
+        let examples = [
+            example(vec![1.0], 10),
+            example(vec![2.0], 10),
+            example(vec![3.0], 20),
+            example(vec![4.0], 20),
+        ];
+        let model = Model::train(&examples, &small_leaves()).unwrap();
+        assert_eq!(model.predict(&[2.4]).unwrap().label, 10);
+        assert_eq!(
+            model.predict(&[2.5]).unwrap().label,
+            20,
+            "x == threshold goes right"
+        );
+        assert_eq!(model.predict(&[100.0]).unwrap().label, 20);
+    }
+
+    #[test]
+    fn sha256_is_lower_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

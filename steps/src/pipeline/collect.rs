@@ -1,0 +1,85 @@
+//! collect: snapshot the feedback watermark; too little new feedback since
+//! the last run that passed collect ends the run `skipped`.
+
+use super::PipelineEnv;
+use crate::store::feedback;
+use async_trait::async_trait;
+use retrain_engine::{EarlyFinish, Step, StepContext, StepError, StepOutcome};
+use serde_json::json;
+
+/// The collect step.
+#[derive(Debug, Clone)]
+pub struct Collect(pub PipelineEnv);
+
+#[derive(sqlx::FromRow)]
+struct Collection {
+    previous_watermark: i64,
+    watermark: i64,
+    new_rows: i64,
+    threshold: i64,
+    passed: bool,
+}
+
+#[async_trait]
+impl Step for Collect {
+    async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
+        let mut tx = self.0.pool.begin().await?;
+        // Serialize with other collects so two runs never read the same "previous".
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('retrain.collect'))")
+            .execute(&mut *tx)
+            .await?;
+        let existing: Option<Collection> = sqlx::query_as(
+            "SELECT previous_watermark, watermark, new_rows, threshold, passed FROM collections WHERE run_id = $1",
+        )
+        .bind(ctx.run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let collection = match existing {
+            Some(done) => done,
+            None => {
+                let previous = feedback::last_watermark(&mut tx).await?;
+                let watermark = feedback::high_watermark(&mut tx).await?.max(previous);
+                let new_rows = feedback::count_between(&mut tx, previous, watermark).await?;
+                let threshold = self.0.config.threshold;
+                let collection = Collection {
+                    previous_watermark: previous,
+                    watermark,
+                    new_rows,
+                    threshold,
+                    passed: new_rows >= threshold,
+                };
+                sqlx::query(
+                    "INSERT INTO collections (run_id, previous_watermark, watermark, new_rows, threshold, passed)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(ctx.run_id)
+                .bind(collection.previous_watermark)
+                .bind(collection.watermark)
+                .bind(collection.new_rows)
+                .bind(collection.threshold)
+                .bind(collection.passed)
+                .execute(&mut *tx)
+                .await?;
+                collection
+            }
+        };
+        tx.commit().await?;
+        let output = json!({
+            "previous_watermark": collection.previous_watermark,
+            "watermark": collection.watermark,
+            "new_rows": collection.new_rows,
+            "threshold": collection.threshold,
+        });
+        if collection.passed {
+            return Ok(StepOutcome::Continue(output));
+        }
+        Ok(StepOutcome::Finish {
+            how: EarlyFinish::Skipped,
+            reason: format!(
+                "{} new feedback rows since watermark {}; the threshold is {}",
+                collection.new_rows, collection.previous_watermark, collection.threshold
+            ),
+            output,
+        })
+    }
+}

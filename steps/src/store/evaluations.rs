@@ -1,0 +1,50 @@
+//! Model evaluations on a golden set, stored per run and role.
+
+use crate::ml::Metrics;
+use serde::Serialize;
+use sqlx::PgConnection;
+
+/// Whose metrics these are within a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "evaluation_role", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Candidate,
+    Champion,
+}
+
+/// Stores a model's metrics; for a run, once per role (a repeat keeps the first).
+pub async fn record(
+    conn: &mut PgConnection,
+    run_id: Option<uuid::Uuid>,
+    model_id: i64,
+    role: Role,
+    dataset_id: i32,
+    metrics: &Metrics,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO evaluations (run_id, model_id, role, dataset_id, n, accuracy, macro_f1, metrics)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (run_id, role) DO NOTHING",
+    )
+    .bind(run_id)
+    .bind(model_id)
+    .bind(role)
+    .bind(dataset_id)
+    .bind(metrics.n as i32)
+    .bind(metrics.accuracy)
+    .bind(metrics.macro_f1)
+    .bind(serde_json::to_value(metrics).unwrap_or_default())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The latest golden accuracy measured for a model, if any.
+pub async fn latest_accuracy(conn: &mut PgConnection, model_id: i64) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT accuracy FROM evaluations WHERE model_id = $1 ORDER BY id DESC LIMIT 1")
+        .bind(model_id)
+        .fetch_optional(conn)
+        .await
+}
+

@@ -1,0 +1,7 @@
+//! Reading and writing the pipeline's tables, one file per concern.
+
+pub mod datasets;
+pub mod evaluations;
+pub mod feedback;
+pub mod models;
+pub mod promotions;

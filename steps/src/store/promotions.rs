@@ -1,0 +1,160 @@
+//! Promotion: the one path by which a model becomes champion, for the
+//! pipeline, bootstrap, manual promotion and rollback alike. One transaction
+//! writes the promotion, moves the champion pointer and (for a run) the
+//! run's event; the database then NOTIFYs serving replicas on commit.
+
+use crate::error::StepsError;
+use chrono::{DateTime, Utc};
+use retrain_engine::{Annotation, annotate};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// The channel promotions are announced on (see the migrations).
+pub const PROMOTED_CHANNEL: &str = "retrain_model_promoted";
+
+/// Why a promotion happened.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "promotion_kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum PromotionKind {
+    Bootstrap,
+    Pipeline,
+    Manual,
+    Rollback,
+}
+
+/// A promotion as stored, with the versions it moved between.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Promotion {
+    pub id: i64,
+    pub model_id: i64,
+    pub version: i32,
+    pub previous_model_id: Option<i64>,
+    pub previous_version: Option<i32>,
+    pub run_id: Option<Uuid>,
+    pub kind: PromotionKind,
+    pub reason: String,
+    pub actor: String,
+    pub promoted_at: DateTime<Utc>,
+}
+
+/// The run step asking for a promotion, so its event is written with it.
+#[derive(Debug, Clone, Copy)]
+pub struct ByRun<'a> {
+    pub run_id: Uuid,
+    pub step: &'a str,
+    pub attempt: i32,
+}
+
+/// A promotion to make.
+#[derive(Debug, Clone, Copy)]
+pub struct PromotionRequest<'a> {
+    pub model_id: i64,
+    pub kind: PromotionKind,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub by_run: Option<ByRun<'a>>,
+}
+
+const SELECT_PROMOTION: &str = "SELECT p.id, p.model_id, m.version, p.previous_model_id,
+        pm.version AS previous_version, p.run_id, p.kind, p.reason, p.actor, p.promoted_at
+    FROM promotions p JOIN models m ON m.id = p.model_id
+    LEFT JOIN models pm ON pm.id = p.previous_model_id";
+
+/// The current champion's model id and version, if any.
+pub async fn champion(conn: &mut PgConnection) -> Result<Option<(i64, i32)>, sqlx::Error> {
+    sqlx::query_as("SELECT c.model_id, m.version FROM champion c JOIN models m ON m.id = c.model_id")
+        .fetch_optional(conn)
+        .await
+}
+
+/// Promotes in a transaction of its own. See [`promote_in`].
+///
+/// # Errors
+/// As [`promote_in`].
+pub async fn promote(pool: &PgPool, request: PromotionRequest<'_>) -> Result<Promotion, StepsError> {
+    let mut tx = pool.begin().await?;
+    let promotion = promote_in(&mut tx, request).await?;
+    tx.commit().await?;
+    Ok(promotion)
+}
+
+/// Makes the model champion inside the caller's transaction. A run promotes
+/// at most once: asking again returns its first promotion unchanged.
+///
+/// # Errors
+/// `AlreadyChampion` if the model serves already; `Database`.
+pub async fn promote_in(conn: &mut PgConnection, request: PromotionRequest<'_>) -> Result<Promotion, StepsError> {
+    // Promotions are rare: serialize them all, so "previous" is exact.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('retrain.promotion'))")
+        .execute(&mut *conn)
+        .await?;
+    if let Some(run) = request.by_run {
+        let sql = format!("{SELECT_PROMOTION} WHERE p.run_id = $1");
+        let earlier: Option<Promotion> = sqlx::query_as(&sql).bind(run.run_id).fetch_optional(&mut *conn).await?;
+        if let Some(earlier) = earlier {
+            return Ok(earlier);
+        }
+    }
+    let current = champion(conn).await?;
+    if let Some((model_id, version)) = current {
+        if model_id == request.model_id {
+            return Err(StepsError::AlreadyChampion(version));
+        }
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO promotions (model_id, previous_model_id, run_id, kind, reason, actor)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(request.model_id)
+    .bind(current.map(|(id, _)| id))
+    .bind(request.by_run.map(|r| r.run_id))
+    .bind(request.kind)
+    .bind(request.reason)
+    .bind(request.actor)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO champion (singleton, model_id, promotion_id) VALUES (true, $1, $2)
+         ON CONFLICT (singleton) DO UPDATE
+         SET model_id = EXCLUDED.model_id, promotion_id = EXCLUDED.promotion_id, updated_at = clock_timestamp()",
+    )
+    .bind(request.model_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    let sql = format!("{SELECT_PROMOTION} WHERE p.id = $1");
+    let promotion: Promotion = sqlx::query_as(&sql).bind(id).fetch_one(&mut *conn).await?;
+    if let Some(run) = request.by_run {
+        let detail = json!({"promotion_id": promotion.id, "version": promotion.version,
+                            "previous_version": promotion.previous_version});
+        let reason = format!(
+            "promoted version {} (previous {})",
+            promotion.version,
+            promotion.previous_version.map_or("none".to_owned(), |v| v.to_string())
+        );
+        annotate(
+            conn,
+            Annotation {
+                run_id: run.run_id,
+                step: run.step,
+                attempt: run.attempt,
+                actor: request.actor,
+                reason: &reason,
+                detail: Some(&detail),
+            },
+        )
+        .await?;
+    }
+    Ok(promotion)
+}
+
+/// The promotion history, newest first.
+pub async fn history(conn: &mut PgConnection, limit: i64) -> Result<Vec<Promotion>, sqlx::Error> {
+    let sql = format!("{SELECT_PROMOTION} ORDER BY p.id DESC LIMIT $1");
+    sqlx::query_as(&sql).bind(limit).fetch_all(conn).await
+}

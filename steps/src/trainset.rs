@@ -1,0 +1,228 @@
+//! The training set: base examples plus all feedback up to a watermark, where
+//! a later row for the same input overrides earlier ones (feedback beats the
+//! base data, the latest feedback beats older feedback). Unusable or
+//! quarantined feedback is dropped and counted by reason. The lineage says
+//! exactly what went in.
+
+use crate::ml::{Example, sha256_hex};
+use crate::store::datasets::{self, Dataset};
+use crate::store::feedback::{self, FeedbackExample};
+use crate::ml::Split;
+use serde::Serialize;
+use sqlx::PgConnection;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// What a training set is made of.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lineage {
+    pub dataset_id: i32,
+    /// Feedback ids in `[feedback_from, feedback_to]` were considered.
+    pub feedback_from: i64,
+    pub feedback_to: i64,
+    pub base_rows: usize,
+    pub feedback_rows: usize,
+    pub total_rows: usize,
+    /// Rows left out, by reason.
+    pub dropped: BTreeMap<&'static str, usize>,
+    /// sha256 over the merged rows in order.
+    pub content_sha256: String,
+}
+
+/// The merged rows and their lineage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingSet {
+    pub examples: Vec<Example>,
+    pub lineage: Lineage,
+}
+
+/// Why a feedback row could not be used as it is.
+fn screen(dataset: &Dataset, example: &Example) -> Option<&'static str> {
+    if example.features.len() != dataset.n_features as usize {
+        Some("wrong_feature_count")
+    } else if example.features.iter().any(|x| !x.is_finite()) {
+        Some("non_finite_feature")
+    } else if !dataset.labels.contains(&example.label) {
+        Some("unknown_label")
+    } else {
+        None
+    }
+}
+
+/// Identity of an input: its exact feature bits.
+fn key(example: &Example) -> Vec<u64> {
+    example.features.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Merges base rows and feedback (oldest first) into a training set.
+pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExample>, watermark: i64) -> TrainingSet {
+    let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
+    let base_len = base.len();
+    let mut rows: Vec<Option<Example>> = base.into_iter().map(Some).collect();
+    let mut by_input: HashMap<Vec<u64>, Vec<usize>> = HashMap::with_capacity(rows.len() + feedback.len());
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(example) = row {
+            by_input.entry(key(example)).or_default().push(i);
+        }
+    }
+    let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for FeedbackExample { example, quarantined, .. } in feedback {
+        if quarantined {
+            *dropped.entry("quarantined").or_default() += 1;
+            continue;
+        }
+        if let Some(reason) = screen(dataset, &example) {
+            *dropped.entry(reason).or_default() += 1;
+            continue;
+        }
+        let earlier = by_input.entry(key(&example)).or_default();
+        for i in earlier.drain(..) {
+            let reason = if i < base_len {
+                "base_overridden_by_feedback"
+            } else {
+                "feedback_superseded"
+            };
+            rows[i] = None;
+            *dropped.entry(reason).or_default() += 1;
+        }
+        earlier.push(rows.len());
+        rows.push(Some(example));
+    }
+    let base_rows = rows[..base_len].iter().flatten().count();
+    let examples: Vec<Example> = rows.into_iter().flatten().collect();
+    let lineage = Lineage {
+        dataset_id: dataset.id,
+        feedback_from,
+        feedback_to: watermark,
+        base_rows,
+        feedback_rows: examples.len() - base_rows,
+        total_rows: examples.len(),
+        dropped,
+        content_sha256: content_hash(&examples),
+    };
+    TrainingSet { examples, lineage }
+}
+
+fn content_hash(examples: &[Example]) -> String {
+    let mut bytes = Vec::with_capacity(examples.len() * (examples.first().map_or(0, |e| e.features.len()) + 1) * 8);
+    for example in examples {
+        for x in &example.features {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        bytes.extend_from_slice(&i64::from(example.label).to_le_bytes());
+    }
+    sha256_hex(&bytes)
+}
+
+/// Reads the base split and the feedback up to `watermark` and merges them.
+pub async fn assemble(conn: &mut PgConnection, dataset: &Dataset, watermark: i64) -> Result<TrainingSet, sqlx::Error> {
+    let base = datasets::examples(conn, dataset.id, Split::Base).await?;
+    let feedback = feedback::up_to(conn, watermark).await?;
+    Ok(merge(dataset, base, feedback, watermark))
+}
+
+/// Stores a training set's lineage; for a run, once (a repeat returns the first).
+pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lineage) -> Result<i64, sqlx::Error> {
+    let dropped = serde_json::to_value(&lineage.dropped).unwrap_or_default();
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO training_sets (run_id, dataset_id, feedback_from, feedback_to, base_rows,
+                                    feedback_rows, total_rows, dropped, content_sha256)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (run_id) DO NOTHING RETURNING id",
+    )
+    .bind(run_id)
+    .bind(lineage.dataset_id)
+    .bind(lineage.feedback_from)
+    .bind(lineage.feedback_to)
+    .bind(lineage.base_rows as i32)
+    .bind(lineage.feedback_rows as i32)
+    .bind(lineage.total_rows as i32)
+    .bind(dropped)
+    .bind(&lineage.content_sha256)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match inserted {
+        Some(id) => Ok(id),
+        None => sqlx::query_scalar("SELECT id FROM training_sets WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_one(conn)
+            .await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset() -> Dataset {
+        Dataset {
+            id: 1,
+            name: "d".into(),
+            version: 1,
+            n_features: 2,
+            feature_names: vec!["x".into(), "y".into()],
+            labels: vec![0, 1],
+        }
+    }
+
+    fn ex(x: f64, label: i32) -> Example {
+        Example {
+            features: vec![x, 0.5],
+            label,
+        }
+    }
+
+    fn fb(id: i64, example: Example) -> FeedbackExample {
+        FeedbackExample {
+            id,
+            example,
+            quarantined: false,
+        }
+    }
+
+    #[test]
+    fn the_latest_label_for_an_input_wins_and_drops_are_counted() {
+        let base = vec![ex(1.0, 0), ex(2.0, 0), ex(2.0, 0), ex(3.0, 1)];
+        let feedback = vec![
+            fb(10, ex(2.0, 1)),                                   // overrides both base rows for 2.0
+            fb(11, ex(4.0, 0)),                                   // new input
+            fb(12, ex(4.0, 1)),                                   // supersedes feedback 11
+            fb(13, Example { features: vec![1.0], label: 0 }),    // wrong width
+            fb(14, ex(f64::NAN, 0)),                              // not finite
+            fb(15, ex(5.0, 7)),                                   // unknown label
+            FeedbackExample { quarantined: true, ..fb(16, ex(1.0, 1)) }, // quarantined: no effect
+        ];
+        let set = merge(&dataset(), base, feedback, 16);
+        assert_eq!(set.examples, vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]);
+        let l = &set.lineage;
+        assert_eq!((l.base_rows, l.feedback_rows, l.total_rows), (2, 2, 4));
+        assert_eq!((l.feedback_from, l.feedback_to), (10, 16));
+        let expected: BTreeMap<&str, usize> = [
+            ("base_overridden_by_feedback", 2),
+            ("feedback_superseded", 1),
+            ("non_finite_feature", 1),
+            ("quarantined", 1),
+            ("unknown_label", 1),
+            ("wrong_feature_count", 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(l.dropped, expected);
+    }
+
+    #[test]
+    fn the_same_rows_give_the_same_hash_and_different_rows_another() {
+        let a = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1);
+        let b = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1);
+        let c = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 0))], 1);
+        assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
+        assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
+    }
+
+    #[test]
+    fn without_feedback_the_range_is_empty() {
+        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0);
+        assert_eq!((set.lineage.feedback_from, set.lineage.feedback_to), (1, 0));
+        assert_eq!(set.lineage.total_rows, 1);
+    }
+}

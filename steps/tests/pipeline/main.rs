@@ -1,0 +1,10 @@
+//! Pipeline integration tests against a real PostgreSQL (a fresh database
+//! per test): bootstrap, the five steps end to end, the gate, promotion,
+//! triggers and the SQL audit views.
+
+mod audit;
+mod bootstrap;
+mod promotion;
+mod runs;
+mod support;
+mod triggers;
