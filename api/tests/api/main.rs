@@ -2,6 +2,7 @@
 //! (a fresh database per test), called over real HTTP.
 
 mod admin;
+mod cli;
 mod errors;
 mod feedback;
 mod hot_swap;

@@ -1,0 +1,106 @@
+//! The `retrain` binary as a person uses it: the demo end to end, and the
+//! operator commands against a running service.
+
+use crate::support::*;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::process::Command;
+
+fn url_of(connect: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        connect.get_username(),
+        connect.get_host(),
+        connect.get_port(),
+        connect.get_database().unwrap_or("postgres")
+    )
+}
+
+fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_retrain"));
+    command.args(args).env("RUST_LOG", "warn").env_remove("RETRAIN_ADMIN_TOKEN");
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    let output = command.output().expect("the retrain binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn the_demo_plays_all_five_exercises(_: PgPoolOptions, connect: PgConnectOptions) {
+    let url = url_of(&connect);
+    let (ok, out, err) = tokio::task::spawn_blocking(move || retrain(&["demo"], Some(&url))).await.unwrap();
+    assert!(ok, "demo failed:\n{out}\n{err}");
+    for exercise in ["1. traffic and feedback", "2. retrain run", "3. hot swap", "4. poisoning", "5. metrics"] {
+        let line = out.lines().find(|l| l.starts_with(exercise)).unwrap_or_else(|| panic!("{exercise}:\n{out}"));
+        assert!(!line.contains("FAILED"), "{line}");
+    }
+    assert!(out.contains("collect   pending -> running"), "{out}");
+    assert!(out.contains(", 0 failed"), "no request failed during the swaps:\n{out}");
+    let poisoning = out.lines().find(|l| l.starts_with("4. poisoning")).unwrap();
+    assert!(poisoning.contains("rejected"), "{poisoning}");
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn the_demo_explains_a_missing_database_server(_: PgPoolOptions, _connect: PgConnectOptions) {
+    // Nothing listens on port 1.
+    let (ok, _out, err) = tokio::task::spawn_blocking(|| retrain(&["demo"], Some("postgres://localhost:1/retrain")))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(err.contains("No PostgreSQL answers at localhost:1"), "{err}");
+    assert!(err.contains("docker run"), "{err}");
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn operators_trigger_list_and_promote_from_the_command_line(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "all", &[]).await;
+    second_model(&app.pool).await;
+    let base = app.url("");
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            retrain(&args, None)
+        })
+        .await
+        .unwrap()
+    };
+    let with_target = |words: &[&str], json: bool| {
+        let mut args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        args.extend(["--url".into(), base.clone(), "--token".into(), TOKEN.into()]);
+        if json {
+            args.push("--json".into());
+        }
+        args
+    };
+
+    let (ok, out, err) = run(with_target(&["runs", "trigger", "--reason", "from the cli"], true)).await;
+    assert!(ok, "{err}");
+    let triggered: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(triggered["params"]["reason"], "from the cli");
+    assert!(triggered["requested_by"].as_str().unwrap().ends_with("@retrain-cli"));
+
+    let (ok, out, _) = run(with_target(&["runs", "list"], false)).await;
+    assert!(ok);
+    assert!(out.starts_with("id"), "{out}");
+    assert!(out.contains(triggered["id"].as_str().unwrap()), "{out}");
+
+    let (ok, out, _) = run(with_target(&["models", "promote", "2", "--reason", "cli test"], false)).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("manual to version 2 (was 1)"), "{out}");
+    let (ok, out, _) = run(with_target(&["models", "list"], false)).await;
+    assert!(ok);
+    let serving: Vec<&str> = out.lines().filter(|l| l.contains(" * ")).collect();
+    assert_eq!(serving.len(), 1, "{out}");
+    assert!(serving[0].starts_with('2'), "{out}");
+
+    // A refusal is an error exit with the service's message.
+    let (ok, _, err) = run(vec!["runs".into(), "retry".into(), uuid::Uuid::new_v4().to_string(),
+                                 "--url".into(), base.clone(), "--token".into(), "wrong".into()]).await;
+    assert!(!ok);
+    assert!(err.contains("401 unauthorized"), "{err}");
+    app.stop().await;
+}
