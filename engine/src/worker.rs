@@ -55,6 +55,8 @@ pub enum Tick {
     Idle,
     /// One attempt of a step ran and its result was committed.
     Executed(Execution),
+    /// Shutdown came while a step ran: it was handed back unfinished.
+    Released { run_id: Uuid, step: String },
 }
 
 /// One attempt of a step, as executed by this worker.
@@ -126,7 +128,7 @@ impl Worker {
         claim::reclaim_expired(&self.engine.pool, &self.pipelines, &self.config.id).await?;
         match self.claim().await? {
             None => Ok(Tick::Idle),
-            Some(claimed) => self.execute(claimed, shutdown).await.map(Tick::Executed),
+            Some(claimed) => self.execute(claimed, shutdown).await,
         }
     }
 
@@ -140,8 +142,9 @@ impl Worker {
 
     /// Runs a claimed step's handler with a heartbeat, then commits its result.
     /// If `shutdown` fires, the step is signalled and given `shutdown_grace`;
-    /// past that it is abandoned and released for another worker.
-    async fn execute(&self, claimed: ClaimedStep, shutdown: &CancellationToken) -> Result<Execution, EngineError> {
+    /// if it stops on the signal or runs past the grace, it is released for
+    /// another worker without spending an attempt.
+    async fn execute(&self, claimed: ClaimedStep, shutdown: &CancellationToken) -> Result<Tick, EngineError> {
         let started = Instant::now();
         let step_cancel = CancellationToken::new();
         let stop_heartbeat = CancellationToken::new();
@@ -162,12 +165,18 @@ impl Worker {
         };
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
-        let Some(result) = result else {
+        // Unfinished at shutdown (out of grace, or stopped on the signal):
+        // hand the step back without spending an attempt.
+        let unfinished = match &result {
+            None => true,
+            Some(Err(StepError::Cancelled)) => shutdown.is_cancelled(),
+            Some(_) => false,
+        };
+        let Some(result) = result.filter(|_| !unfinished) else {
             self.release(&claimed).await?;
-            return Err(EngineError::LeaseLost {
+            return Ok(Tick::Released {
                 run_id: claimed.run_id,
                 step: claimed.step,
-                attempt: claimed.attempt,
             });
         };
         let error = result.as_ref().err().map(ToString::to_string);
@@ -186,7 +195,7 @@ impl Worker {
         if let Some(observer) = &self.observer {
             observer(&execution);
         }
-        Ok(execution)
+        Ok(Tick::Executed(execution))
     }
 
     /// `None` if shutdown's grace ran out before the handler returned.
@@ -296,7 +305,7 @@ impl Worker {
         while !shutdown.is_cancelled() {
             match self.tick_until(&shutdown).await {
                 Ok(Tick::Executed(_)) => continue,
-                Ok(Tick::Idle) => {}
+                Ok(Tick::Idle | Tick::Released { .. }) => {}
                 Err(EngineError::LeaseLost { run_id, step, attempt }) => {
                     tracing::warn!(%run_id, %step, attempt, "result discarded: lease lost");
                     continue;

@@ -57,10 +57,10 @@ where
     let mut results = Vec::with_capacity(items.len());
     let mut running = JoinSet::new();
     for item in items {
-        if running.len() >= 16 {
-            if let Some(Ok(result)) = running.join_next().await {
-                results.push(result);
-            }
+        if running.len() >= 16
+            && let Some(Ok(result)) = running.join_next().await
+        {
+            results.push(result);
         }
         running.spawn(call(item));
     }

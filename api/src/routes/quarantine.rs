@@ -58,10 +58,10 @@ pub async fn quarantine(
             "give a source, a time range, or both",
         ));
     }
-    if let (Some(from), Some(until)) = (request.received_from, request.received_until) {
-        if from >= until {
-            return Err(ApiError::bad_request("invalid_quarantine", "received_from must be before received_until"));
-        }
+    if let (Some(from), Some(until)) = (request.received_from, request.received_until)
+        && from >= until
+    {
+        return Err(ApiError::bad_request("invalid_quarantine", "received_from must be before received_until"));
     }
     let mut conn = state.pool.acquire().await?;
     let (id, matched) = feedback::quarantine(

@@ -172,3 +172,65 @@ async fn a_running_worker_wakes_on_notify_and_shuts_down_when_asked(pool: PgPool
         .expect("worker stops promptly")
         .unwrap();
 }
+
+/// Sleeps, ignoring its cancellation signal.
+struct Sleepy(Duration);
+
+#[async_trait]
+impl Step for Sleepy {
+    async fn run(&self, _ctx: StepContext) -> Result<StepOutcome, StepError> {
+        tokio::time::sleep(self.0).await;
+        Ok(StepOutcome::Continue(json!({"slept_ms": self.0.as_millis() as u64})))
+    }
+}
+
+/// Runs a worker loop on a one-step pipeline, shuts it down while the step
+/// runs, and returns the step's record.
+async fn shut_down_during(pool: &PgPool, step: impl Step + 'static) -> retrain_engine::StepRecord {
+    let engine = engine(pool, vec![Pipeline::new("p").step("s", fast_retry(3), step)]);
+    let mut config = retrain_engine::WorkerConfig::new("stopping");
+    config.shutdown_grace = Duration::from_millis(500);
+    config.poll_interval = Duration::from_millis(20);
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(retrain_engine::Worker::new(engine.clone(), config).run(shutdown.clone()));
+    let run = create(&engine, "p").await;
+    loop {
+        let detail = engine.get_run(run.id).await.unwrap();
+        if detail.steps[0].status == StepStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), handle).await.expect("stops within the grace").unwrap();
+    engine.get_run(run.id).await.unwrap().steps.remove(0)
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn at_shutdown_a_step_finishing_within_the_grace_commits(pool: PgPool) {
+    let step = shut_down_during(&pool, Sleepy(Duration::from_millis(200))).await;
+    assert_eq!(step.status, StepStatus::Succeeded);
+    assert_eq!(step.output, Some(json!({"slept_ms": 200})));
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn at_shutdown_a_step_past_the_grace_is_released_without_spending_an_attempt(pool: PgPool) {
+    let step = shut_down_during(&pool, Sleepy(Duration::from_secs(30))).await;
+    assert_eq!(step.status, StepStatus::Pending);
+    assert_eq!((step.attempt, step.retry_base), (1, 1), "the abandoned attempt is refunded");
+    assert!(step.lease_owner.is_none());
+    let released: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM run_events WHERE reason = 'released unfinished: worker shutting down'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(released, 1);
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn at_shutdown_a_step_stopping_on_its_signal_is_released(pool: PgPool) {
+    let step = shut_down_during(&pool, crate::support::WaitForCancel).await;
+    assert_eq!(step.status, StepStatus::Pending);
+    assert_eq!((step.attempt, step.retry_base), (1, 1));
+}

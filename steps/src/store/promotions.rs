@@ -101,10 +101,10 @@ pub async fn promote_in(conn: &mut PgConnection, request: PromotionRequest<'_>) 
         }
     }
     let current = champion(conn).await?;
-    if let Some((model_id, version)) = current {
-        if model_id == request.model_id {
-            return Err(StepsError::AlreadyChampion(version));
-        }
+    if let Some((model_id, version)) = current
+        && model_id == request.model_id
+    {
+        return Err(StepsError::AlreadyChampion(version));
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO promotions (model_id, previous_model_id, run_id, kind, reason, actor)
