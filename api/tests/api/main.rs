@@ -6,6 +6,7 @@ mod cli;
 mod errors;
 mod feedback;
 mod hot_swap;
+mod observability;
 mod predict;
 mod runs_and_models;
 mod support;
