@@ -51,7 +51,7 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
 pub async fn keep_fresh(pool: PgPool, metrics: Metrics, every: Duration, shutdown: CancellationToken) {
     loop {
         if let Err(err) = refresh(&pool, &metrics).await {
-            tracing::debug!(error = %err, "cannot refresh the stored-fact gauges");
+            tracing::warn!(error = %err, "cannot refresh the stored-fact gauges; they keep their last values");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -12,7 +12,9 @@ pub mod runs;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use std::time::Duration;
 use tower_http::timeout::TimeoutLayer;
@@ -22,6 +24,7 @@ pub use docs::ApiDoc;
 /// The API's router with every route, limit and the docs.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.body_limit;
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/predict", post(predict::predict))
         .route("/predict/batch", post(predict::predict_batch))
@@ -42,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(move |request, next| count_request(metrics.clone(), request, next)))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
@@ -61,6 +65,24 @@ pub fn worker_router(metrics: crate::metrics::Metrics) -> Router {
             }),
         )
         .fallback(not_found)
+}
+
+/// Counts every answer by route template and status class.
+async fn count_request(metrics: crate::metrics::Metrics, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let class = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics.http_requests.with_label_values(&[&route, class]).inc();
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -40,6 +40,10 @@ async fn refusals_share_one_shape_and_status(_: PgPoolOptions, connect: PgConnec
     let wrong_method = app.client.delete(app.url("/predict")).send().await.unwrap();
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(error_code(wrong_method).await, "method_not_allowed");
+    // Refusals are counted by route template and status class.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"retrain_http_requests_total{route="/predict",status="4xx"} 3"#), "{metrics}");
+    assert!(metrics.contains(r#"retrain_http_requests_total{route="/runs/{id}",status="4xx"} 2"#), "{metrics}");
     app.stop().await;
 }
 

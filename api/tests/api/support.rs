@@ -98,7 +98,8 @@ impl TestApp {
         self.json("/model/info").await["version"].as_i64().unwrap()
     }
 
-    /// Stops the service and waits for it.
+    /// Stops the service, waits for it, and closes its connections so the
+    /// test's database can be dropped.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(handle) = self.handle.take() {
@@ -108,6 +109,7 @@ impl TestApp {
                 .unwrap()
                 .unwrap();
         }
+        self.pool.close().await;
     }
 }
 
