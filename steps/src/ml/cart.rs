@@ -391,14 +391,6 @@ mod tests {
     use crate::ml::winequality::{self, Split};
     use crate::ml::{Model, Prediction, evaluate};
 
-    fn part(split: Split) -> Vec<Example> {
-        winequality::split()
-            .into_iter()
-            .filter(|(s, _)| *s == split)
-            .map(|(_, e)| e)
-            .collect()
-    }
-
     fn example(features: &[f64], label: i32) -> Example {
         Example {
             features: features.to_vec(),
@@ -475,7 +467,7 @@ mod tests {
 
     #[test]
     fn the_same_examples_give_byte_identical_artifacts() {
-        let base = part(Split::Base);
+        let base = winequality::part(Split::Base);
         for params in [TreeParams::default(), grow_all()] {
             let bytes = Model::train(&base, &params).unwrap().to_bytes();
             assert_eq!(Model::train(&base, &params).unwrap().to_bytes(), bytes);
@@ -522,7 +514,7 @@ mod tests {
 
     #[test]
     fn max_depth_and_min_weight_split_stop_growth() {
-        let base = part(Split::Base);
+        let base = winequality::part(Split::Base);
         let one = TreeParams {
             max_depth: Some(1),
             ..grow_all()
@@ -602,7 +594,7 @@ mod tests {
             min_weight_leaf: 20.0,
             ..grow_all()
         };
-        let tree = nodes(&part(Split::Base), &twenty);
+        let tree = nodes(&winequality::part(Split::Base), &twenty);
         assert!(tree.len() > 1);
         for node in tree {
             if let Node::Leaf { counts, .. } = node {
@@ -742,7 +734,7 @@ mod tests {
     /// between runs, see the module doc).
     #[test]
     fn golden_accuracy_is_close_to_linfa_trees() {
-        let (base, golden) = (part(Split::Base), part(Split::Golden));
+        let (base, golden) = (winequality::part(Split::Base), winequality::part(Split::Golden));
         let params = TreeParams::default();
         let ours = evaluate(&Model::train(&base, &params).unwrap(), &golden)
             .unwrap()

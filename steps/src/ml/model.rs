@@ -223,14 +223,6 @@ mod tests {
     use super::*;
     use crate::ml::winequality::{self, Split};
 
-    fn part(split: Split) -> Vec<Example> {
-        winequality::split()
-            .into_iter()
-            .filter(|(s, _)| *s == split)
-            .map(|(_, e)| e)
-            .collect()
-    }
-
     fn example(features: Vec<f64>, label: i32) -> Example {
         Example { features, label }
     }
@@ -246,11 +238,11 @@ mod tests {
 
     #[test]
     fn default_tree_generalizes_to_golden() {
-        let model = Model::train(&part(Split::Base), &TreeParams::default()).unwrap();
+        let model = Model::train(&winequality::part(Split::Base), &TreeParams::default()).unwrap();
         assert_eq!(model.kind(), ModelKind::DecisionTree);
         assert_eq!(model.classes(), &[3, 4, 5, 6, 7, 8]);
         assert_eq!(model.n_features(), winequality::FEATURES);
-        let golden = part(Split::Golden);
+        let golden = winequality::part(Split::Golden);
         let mut right = 0;
         for e in &golden {
             let p = model.predict(&e.features).unwrap();
@@ -265,7 +257,7 @@ mod tests {
     #[test]
     fn artifact_round_trip_predicts_identically() {
         let rows = winequality::split();
-        let model = Model::train(&part(Split::Base), &TreeParams::default()).unwrap();
+        let model = Model::train(&winequality::part(Split::Base), &TreeParams::default()).unwrap();
         let bytes = model.to_bytes();
         let decoded = Model::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, model);

@@ -222,3 +222,12 @@ mod tests {
         assert_eq!(serde_json::to_string(&Split::Pool).unwrap(), "\"pool\"");
     }
 }
+
+/// The rows of one part of [`split`], in the data set's order.
+pub fn part(which: Split) -> Vec<Example> {
+    split()
+        .into_iter()
+        .filter(|(s, _)| *s == which)
+        .map(|(_, e)| e)
+        .collect()
+}
