@@ -133,6 +133,15 @@ fn row_hash(features: &[f64]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// The rows of one part of [`split`], in the data set's order.
+pub fn part(which: Split) -> Vec<Example> {
+    split()
+        .into_iter()
+        .filter(|(s, _)| *s == which)
+        .map(|(_, e)| e)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap, HashSet};
@@ -221,13 +230,4 @@ mod tests {
         assert_eq!(Split::Golden.as_str(), "golden");
         assert_eq!(serde_json::to_string(&Split::Pool).unwrap(), "\"pool\"");
     }
-}
-
-/// The rows of one part of [`split`], in the data set's order.
-pub fn part(which: Split) -> Vec<Example> {
-    split()
-        .into_iter()
-        .filter(|(s, _)| *s == which)
-        .map(|(_, e)| e)
-        .collect()
 }
