@@ -11,7 +11,7 @@ use rand::Rng;
 use std::path::{Path, PathBuf};
 
 /// Proof that the request carried the admin token; names the caller for the
-/// audit trail (`X-Retrain-Actor`, else `admin`).
+/// audit trail (`X-Retrain-Actor`, else `admin`; an invalid one is refused).
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub actor: String,
@@ -33,16 +33,32 @@ impl FromRequestParts<AppState> for Admin {
         if !constant_time_eq(presented.trim().as_bytes(), state.admin_token.as_bytes()) {
             return Err(unauthorized("the admin token is not valid"));
         }
-        let actor = parts
-            .headers
-            .get(ACTOR_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|a| !a.is_empty() && a.len() <= 200 && a.chars().all(|c| !c.is_control()))
-            .unwrap_or("admin")
-            .to_owned();
-        Ok(Self { actor })
+        Ok(Self {
+            actor: actor(&parts.headers)?,
+        })
     }
+}
+
+/// The caller named in `X-Retrain-Actor` (UTF-8, 1 to 200 characters, no
+/// control characters), or `admin` without the header. A header that is
+/// present but unusable is refused rather than replaced, so the audit trail
+/// never records someone other than who the caller said they were.
+///
+/// # Errors
+/// 422 `invalid_actor`.
+fn actor(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+    let mut values = headers.get_all(ACTOR_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok("admin".to_owned());
+    };
+    if values.next().is_some() {
+        return Err(ApiError::bad_request("invalid_actor", "send one X-Retrain-Actor header, not several"));
+    }
+    let text = std::str::from_utf8(value.as_bytes())
+        .map_err(|_| ApiError::bad_request("invalid_actor", "X-Retrain-Actor must be UTF-8 text"))?
+        .trim();
+    crate::routes::input::check_text(text, "X-Retrain-Actor", 200, "invalid_actor")?;
+    Ok(text.to_owned())
 }
 
 fn unauthorized(message: &str) -> ApiError {

@@ -3,7 +3,7 @@
 //! machine-readable code. Internal details are logged, never sent.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use retrain_engine::EngineError;
@@ -103,16 +103,32 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        let (status, code) = match &rejection {
+        let (status, code) = match rejection {
+            JsonRejection::BytesRejection(bytes) => return bytes.into(),
             JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-            JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
-            }
-            _ => (rejection.status(), "invalid_body"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_body"),
         };
         Self::new(status, code, rejection.body_text())
+    }
+}
+
+/// Reading the body failed: too large (413), stalled past the server's body
+/// read timeout (408), or the client went wrong mid-body (400).
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+        while let Some(err) = source {
+            if err.is::<tower_http::timeout::TimeoutError>() {
+                return Self::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the request body stalled; send it without pausing");
+            }
+            source = err.source();
+        }
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", rejection.body_text());
+        }
+        Self::new(StatusCode::BAD_REQUEST, "invalid_body", rejection.body_text())
     }
 }
 
@@ -132,14 +148,19 @@ impl ApiError {
     /// Database trouble is the database being away far more often than a bug:
     /// answer 503 with Retry-After so clients back off and retry.
     pub fn from_database_error(err: &sqlx::Error) -> ApiError {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::unavailable("the database is unavailable; retry shortly")
-            }
-            other => ApiError::internal(other),
+        if is_database_away(err) {
+            tracing::warn!(error = %err, "database unavailable");
+            return ApiError::unavailable("the database is unavailable; retry shortly");
         }
+        ApiError::internal(err)
     }
+}
+
+/// The database is away or going away, rather than refusing this request
+/// (see [`retrain_engine::database_unavailable`]), or this process's pool is
+/// closing.
+pub fn is_database_away(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::PoolClosed) || retrain_engine::database_unavailable(err)
 }
 
 impl From<sqlx::Error> for ApiError {

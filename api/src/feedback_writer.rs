@@ -5,6 +5,7 @@
 //! ever lost.
 
 use crate::error::ApiError;
+use crate::idempotency::{Claim, KeyedFeedbackWriter, Stored};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -18,6 +19,8 @@ type Reply = oneshot::Sender<Result<i64, ApiError>>;
 pub struct FeedbackWriter {
     queue: mpsc::Sender<(NewFeedback, Reply)>,
     wait_limit: Duration,
+    /// Rows with an Idempotency-Key: claimed and stored in one transaction.
+    keyed: KeyedFeedbackWriter,
 }
 
 /// Most rows in one commit.
@@ -31,7 +34,17 @@ impl FeedbackWriter {
         for _ in 0..writers.max(1) {
             tokio::spawn(write_batches(pool.clone(), receiver.clone(), shutdown.clone()));
         }
-        Self { queue, wait_limit }
+        let keyed = KeyedFeedbackWriter::start(pool, capacity, wait_limit, shutdown);
+        Self { queue, wait_limit, keyed }
+    }
+
+    /// Stores one row with an Idempotency-Key, or finds the key's first
+    /// answer (see [`crate::idempotency`]).
+    ///
+    /// # Errors
+    /// 409 if the key was used for another request; as [`Self::store`].
+    pub async fn store_keyed(&self, row: NewFeedback, claim: Claim) -> Result<Stored, ApiError> {
+        self.keyed.store(row, claim).await
     }
 
     /// Stores one row; returns its id once committed.
@@ -78,6 +91,9 @@ async fn write_batches(
         for group in rows.chunk_by(|a, b| a.features.len() == b.features.len()) {
             stored.push(insert(&pool, group).await);
         }
+        let away = stored
+            .iter()
+            .any(|result| result.as_ref().is_err_and(crate::error::is_database_away));
         let mut replies = replies.into_iter();
         for (group, result) in rows
             .chunk_by(|a, b| a.features.len() == b.features.len())
@@ -92,6 +108,23 @@ async fn write_batches(
                 let _ = reply.send(answer);
             }
         }
+        if away {
+            refuse_queued(&receiver);
+        }
+    }
+}
+
+/// The database is away: every row queued meanwhile would wait out another
+/// connection timeout before its 503, one batch after another. Refuse them
+/// all now, so a request waits at most about one timeout; clients retry
+/// after Retry-After. (If another writer holds the queue, it is waiting on
+/// an empty one, so there is nothing to refuse.)
+fn refuse_queued(receiver: &tokio::sync::Mutex<mpsc::Receiver<(NewFeedback, Reply)>>) {
+    let Ok(mut receiver) = receiver.try_lock() else {
+        return;
+    };
+    while let Ok((_, reply)) = receiver.try_recv() {
+        let _ = reply.send(Err(ApiError::unavailable("the database is unavailable; retry shortly")));
     }
 }
 

@@ -5,7 +5,8 @@
 //!   [`operator`] commands, which talk to the API through [`client`].
 //! - [`startup`] assembles the service for a role; [`settings`] holds its knobs.
 //! - [`routes`] are the endpoints; [`error`] their one error shape; [`auth`]
-//!   the admin token.
+//!   the admin token; [`idempotency`] replays answers to retried requests;
+//!   [`server`] is the HTTP server with its timeouts and limits.
 //! - [`serving`] keeps the champion behind an atomic pointer and follows
 //!   promotions; [`predlog`] and [`feedback_writer`] batch database writes off
 //!   or onto the request path; [`metrics`] exports it all, [`facts`] keeps
@@ -18,12 +19,15 @@ pub mod demo;
 pub mod error;
 pub mod facts;
 pub mod feedback_writer;
+pub mod idempotency;
 pub mod metrics;
 pub mod operator;
 pub mod predlog;
 pub mod routes;
+pub mod server;
 pub mod serving;
 pub mod settings;
+pub mod slow_step;
 pub mod startup;
 pub mod state;
 pub mod table;

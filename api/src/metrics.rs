@@ -1,15 +1,34 @@
 //! The service's Prometheus metrics, registered once in a registry of our own
 //! and served at `/metrics`. Names are prefixed `retrain_`.
 
+use arc_swap::ArcSwap;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+use std::collections::HashMap;
+use std::sync::Arc;
 
-/// Every metric the service exports.
+/// Every metric the service exports, shared: a clone is one reference count
+/// (request handlers clone the state, so this is on the hot path).
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+/// The metrics themselves.
+#[derive(Debug)]
+pub struct MetricSet {
     registry: Registry,
+    /// `predictions` children by (model version, label), so a prediction
+    /// counts without formatting or hashing label strings.
+    prediction_counters: ArcSwap<HashMap<(i32, i32), IntCounter>>,
     pub predictions: IntCounterVec,
     pub prediction_latency: Histogram,
     pub feedback: IntCounterVec,
@@ -42,7 +61,8 @@ impl Metrics {
         let latency_buckets = vec![
             0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
         ];
-        let metrics = Self {
+        let metrics = Self(Arc::new(MetricSet {
+            prediction_counters: ArcSwap::default(),
             predictions: IntCounterVec::new(
                 opts("retrain_predictions_total", "Predictions served, by model version and predicted label."),
                 &["model_version", "label"],
@@ -144,7 +164,7 @@ impl Metrics {
             )
             .unwrap(),
             registry,
-        };
+        }));
         metrics.register_all();
         metrics.start_known_series_at_zero();
         metrics
@@ -206,6 +226,23 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buffer)
             .expect("encoding to a Vec cannot fail");
         String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// Counts one prediction of `label` by model `version`.
+    pub fn count_prediction(&self, version: i32, label: i32) {
+        if let Some(counter) = self.prediction_counters.load().get(&(version, label)) {
+            counter.inc();
+            return;
+        }
+        let counter = self
+            .predictions
+            .with_label_values(&[&version.to_string(), &label.to_string()]);
+        counter.inc();
+        self.prediction_counters.rcu(|known| {
+            let mut known = HashMap::clone(known);
+            known.insert((version, label), counter.clone());
+            known
+        });
     }
 
     /// Marks `version` as the one served (and no other).

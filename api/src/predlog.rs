@@ -5,6 +5,7 @@
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -27,9 +28,15 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
-/// The producer side, held by request handlers.
+/// The producer side, held by request handlers (cloned with the state for
+/// every request, so it is one reference count).
 #[derive(Debug, Clone)]
 pub struct PredictionLog {
+    inner: Arc<Producer>,
+}
+
+#[derive(Debug)]
+struct Producer {
     queue: mpsc::Sender<Message>,
     metrics: Metrics,
 }
@@ -51,20 +58,25 @@ impl PredictionLog {
     pub fn start(pool: PgPool, metrics: Metrics, capacity: usize, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(capacity);
         let writer = tokio::spawn(write_batches(pool, metrics.clone(), receiver, shutdown));
-        (Self { queue, metrics }, writer)
+        (
+            Self {
+                inner: Arc::new(Producer { queue, metrics }),
+            },
+            writer,
+        )
     }
 
     /// Queues a row without waiting; a full queue counts it as lost.
     pub fn record(&self, row: LoggedPrediction) {
-        if self.queue.try_send(Message::Row(row)).is_err() {
-            self.metrics.prediction_log_failed.with_label_values(&["queue_full"]).inc();
+        if self.inner.queue.try_send(Message::Row(row)).is_err() {
+            self.inner.metrics.prediction_log_failed.with_label_values(&["queue_full"]).inc();
         }
     }
 
     /// Waits until every row queued so far has been written (or given up on).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.queue.send(Message::Flush(done)).await.is_ok() {
+        if self.inner.queue.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }

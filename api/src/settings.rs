@@ -1,6 +1,7 @@
 //! The service's settings: flags, then environment variables, then defaults
 //! that work on a fresh machine. The admin token is never printed.
 
+use crate::slow_step::SlowSteps;
 use clap::{Args, ValueEnum};
 use retrain_steps::PipelineConfig;
 use retrain_steps::ml::{GateConfig, TreeParams};
@@ -84,6 +85,11 @@ pub struct ServeSettings {
     /// Seconds a worker's lease on a step lasts without a heartbeat.
     #[arg(long, env = "RETRAIN_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// Fault injection for tests only, unset by default and hidden from help:
+    /// `step:millis[,step:millis]` makes those steps sleep before their work,
+    /// so a test can catch them running (see `slow_step`).
+    #[arg(long, env = "RETRAIN_TEST_SLOW_STEP", hide = true, value_parser = SlowSteps::parse)]
+    pub test_slow_step: Option<SlowSteps>,
 }
 
 impl ServeSettings {

@@ -12,7 +12,7 @@ use crate::settings::{DatabaseSettings, Role, ServeSettings};
 use crate::state::{AppState, Limits};
 use anyhow::Context;
 use retrain_engine::{Engine, Execution, Registry, StepCommit, Worker, WorkerConfig};
-use retrain_steps::{PipelineEnv, pipeline};
+use retrain_steps::{PipelineEnv, pipeline, pipeline_wrapping};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
@@ -49,7 +49,12 @@ pub fn engine(pool: &PgPool, settings: &ServeSettings) -> Engine {
         pool: pool.clone(),
         config: Arc::new(settings.pipeline()),
     };
-    Engine::new(pool.clone(), Registry::new().register(pipeline(env)))
+    let pipeline = match &settings.test_slow_step {
+        // Fault injection for tests; never set in a real deployment.
+        Some(slow) => pipeline_wrapping(env, |name, step| slow.wrap(name, step)),
+        None => pipeline(env),
+    };
+    Engine::new(pool.clone(), Registry::new().register(pipeline))
 }
 
 /// Starts what the API needs (the promotion listener, the prediction log and
@@ -137,12 +142,9 @@ pub async fn serve(settings: ServeSettings, pool: PgPool, listener: TcpListener,
         routes::worker_router(metrics.clone())
     };
     tracing::info!(address = %listener.local_addr()?, role = ?settings.role, "serving HTTP");
-    let stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    // Header and body read timeouts, a header size limit and a connection
+    // cap: slow or stalled clients cannot tie the server up (see `server`).
+    let server = tokio::spawn(crate::server::serve(listener, app, crate::server::HttpLimits::default(), shutdown.clone()));
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     if let Some(mut scheduler) = scheduler {

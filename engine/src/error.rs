@@ -36,6 +36,20 @@ pub enum EngineError {
     },
 }
 
+/// Whether a database error means the database is away (no connection, a
+/// broken one, the server shutting down or starting up: SQLSTATE class 08
+/// and 57P01..57P03) rather than refusing the statement. Such an error says
+/// nothing about the work, so retrying the same thing later is right.
+pub fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
 /// How a step failed, which decides what the engine does next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
@@ -65,5 +79,20 @@ impl From<sqlx::Error> for StepError {
     /// A step that knows better maps the error itself.
     fn from(err: sqlx::Error) -> Self {
         Self::Retryable(format!("database error: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_unavailable;
+
+    #[test]
+    fn connection_trouble_is_the_database_being_away_and_refusals_are_not() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(database_unavailable(&sqlx::Error::Io(refused)));
+        assert!(database_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(database_unavailable(&sqlx::Error::Protocol("unexpected EOF".into())));
+        assert!(!database_unavailable(&sqlx::Error::RowNotFound));
+        assert!(!database_unavailable(&sqlx::Error::PoolClosed));
     }
 }

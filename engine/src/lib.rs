@@ -29,7 +29,7 @@ mod worker;
 pub use claim::ClaimedStep;
 pub use commit::StepCommit;
 pub use control::Cancelled;
-pub use error::{EngineError, StepError};
+pub use error::{EngineError, StepError, database_unavailable};
 pub use pipeline::{EarlyFinish, Pipeline, Registry, Step, StepContext, StepDef, StepOutcome};
 pub use record::{Created, Run, RunDetail, RunEvent, StepRecord};
 pub use retry::RetryPolicy;

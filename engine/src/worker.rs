@@ -4,7 +4,7 @@
 
 use crate::claim::{self, ClaimedStep};
 use crate::commit::{self, LOCKED_STEP_SELECT, LockedStep, RetryTiming, StepCommit};
-use crate::error::{EngineError, StepError};
+use crate::error::{EngineError, StepError, database_unavailable};
 use crate::lease;
 use crate::pipeline::{StepContext, StepOutcome};
 use crate::runs::Engine;
@@ -180,7 +180,7 @@ impl Worker {
             });
         };
         let error = result.as_ref().err().map(ToString::to_string);
-        let commit = self.complete(&claimed, result).await?;
+        let commit = self.complete_patiently(&claimed, result, shutdown).await?;
         tracing::debug!(run_id = %claimed.run_id, step = %claimed.step, ?commit, "step committed");
         let execution = Execution {
             run_id: claimed.run_id,
@@ -253,6 +253,34 @@ impl Worker {
         let commit = commit::apply(&mut tx, &step, result, &self.config.id, RetryTiming::Backoff).await?;
         tx.commit().await?;
         Ok(commit)
+    }
+
+    /// [`Self::complete`], tried again while the database is away (a restart,
+    /// a lost connection) until it answers or shutdown comes. The result is
+    /// in hand and the commit is fenced, so committing it late is safe; giving
+    /// up instead would leave the step running until its lease expired and
+    /// then spend an attempt on doing the work again.
+    async fn complete_patiently(
+        &self,
+        claimed: &ClaimedStep,
+        result: Result<StepOutcome, StepError>,
+        shutdown: &CancellationToken,
+    ) -> Result<StepCommit, EngineError> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.complete(claimed, result.clone()).await {
+                Err(EngineError::Database(err)) if database_unavailable(&err) && !shutdown.is_cancelled() => {
+                    tracing::warn!(run_id = %claimed.run_id, step = %claimed.step, error = %err,
+                        "cannot commit the step's result: the database is away; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Hands a claimed step back unfinished (shutdown): it becomes pending at

@@ -4,13 +4,15 @@
 //! quarantined feedback is dropped and counted by reason. The lineage says
 //! exactly what went in.
 
-use crate::ml::{Example, sha256_hex};
+use crate::ml::Example;
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, FeedbackExample};
 use crate::ml::Split;
 use serde::Serialize;
 use sqlx::PgConnection;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use uuid::Uuid;
 
 /// What a training set is made of.
@@ -49,53 +51,79 @@ fn screen(dataset: &Dataset, example: &Example) -> Option<&'static str> {
     }
 }
 
-/// Identity of an input: its exact feature bits.
-fn key(example: &Example) -> Vec<u64> {
-    example.features.iter().map(|x| x.to_bits()).collect()
+/// Identity of an input: its exact feature bits (so -0.0 and 0.0 differ, and
+/// a NaN equals itself). Borrows the features: no key is allocated.
+#[derive(Clone, Copy)]
+struct Key<'a>(&'a [f64]);
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(other.0).all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+impl Eq for Key<'_> {}
+
+impl Hash for Key<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.len());
+        for x in self.0 {
+            state.write_u64(x.to_bits());
+        }
+    }
 }
 
 /// Merges base rows and feedback (oldest first) into a training set.
+///
+/// A row stays unless a later usable feedback row has the same input: then
+/// it is dropped as `base_overridden_by_feedback` (a base row) or
+/// `feedback_superseded` (an earlier feedback row). Rows keep their order,
+/// base first. Built for a million feedback rows: one hash map over the
+/// usable feedback, keyed by borrowed features.
 pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExample>, watermark: i64) -> TrainingSet {
     let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
-    let base_len = base.len();
-    let mut rows: Vec<Option<Example>> = base.into_iter().map(Some).collect();
-    let mut by_input: HashMap<Vec<u64>, Vec<usize>> = HashMap::with_capacity(rows.len() + feedback.len());
-    for (i, row) in rows.iter().enumerate() {
-        if let Some(example) = row {
-            by_input.entry(key(example)).or_default().push(i);
-        }
-    }
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut usable: Vec<Example> = Vec::with_capacity(feedback.len());
     for FeedbackExample { example, quarantined, .. } in feedback {
         if quarantined {
             *dropped.entry("quarantined").or_default() += 1;
-            continue;
-        }
-        if let Some(reason) = screen(dataset, &example) {
+        } else if let Some(reason) = screen(dataset, &example) {
             *dropped.entry(reason).or_default() += 1;
-            continue;
+        } else {
+            usable.push(example);
         }
-        let earlier = by_input.entry(key(&example)).or_default();
-        for i in earlier.drain(..) {
-            let reason = if i < base_len {
-                "base_overridden_by_feedback"
-            } else {
-                "feedback_superseded"
-            };
-            rows[i] = None;
-            *dropped.entry(reason).or_default() += 1;
-        }
-        earlier.push(rows.len());
-        rows.push(Some(example));
     }
-    let base_rows = rows[..base_len].iter().flatten().count();
-    let examples: Vec<Example> = rows.into_iter().flatten().collect();
+    // Which rows stay: those with no later feedback row for the same input.
+    let (keep_base, keep_feedback) = {
+        let mut last: HashMap<Key<'_>, usize> = HashMap::with_capacity(usable.len());
+        for (i, example) in usable.iter().enumerate() {
+            last.insert(Key(&example.features), i);
+        }
+        let keep_base: Vec<bool> = base.iter().map(|e| !last.contains_key(&Key(&e.features))).collect();
+        let keep_feedback: Vec<bool> = usable
+            .iter()
+            .enumerate()
+            .map(|(i, e)| last.get(&Key(&e.features)) == Some(&i))
+            .collect();
+        (keep_base, keep_feedback)
+    };
+    let base_rows = keep_base.iter().filter(|k| **k).count();
+    let feedback_rows = keep_feedback.iter().filter(|k| **k).count();
+    if base_rows < base.len() {
+        *dropped.entry("base_overridden_by_feedback").or_default() += base.len() - base_rows;
+    }
+    if feedback_rows < usable.len() {
+        *dropped.entry("feedback_superseded").or_default() += usable.len() - feedback_rows;
+    }
+    let mut examples: Vec<Example> = Vec::with_capacity(base_rows + feedback_rows);
+    examples.extend(base.into_iter().zip(keep_base).filter_map(|(e, keep)| keep.then_some(e)));
+    examples.extend(usable.into_iter().zip(keep_feedback).filter_map(|(e, keep)| keep.then_some(e)));
     let lineage = Lineage {
         dataset_id: dataset.id,
         feedback_from,
         feedback_to: watermark,
         base_rows,
-        feedback_rows: examples.len() - base_rows,
+        feedback_rows,
         total_rows: examples.len(),
         dropped,
         content_sha256: content_hash(&examples),
@@ -103,15 +131,23 @@ pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExampl
     TrainingSet { examples, lineage }
 }
 
+/// sha256 over every row's features then label, little-endian, streamed.
 fn content_hash(examples: &[Example]) -> String {
-    let mut bytes = Vec::with_capacity(examples.len() * (examples.first().map_or(0, |e| e.features.len()) + 1) * 8);
+    const CHUNK: usize = 64 * 1024;
+    let mut hasher = Sha256::new();
+    let mut bytes = Vec::with_capacity(CHUNK + 256);
     for example in examples {
         for x in &example.features {
             bytes.extend_from_slice(&x.to_le_bytes());
         }
         bytes.extend_from_slice(&i64::from(example.label).to_le_bytes());
+        if bytes.len() >= CHUNK {
+            hasher.update(&bytes);
+            bytes.clear();
+        }
     }
-    sha256_hex(&bytes)
+    hasher.update(&bytes);
+    hex::encode(hasher.finalize())
 }
 
 /// Reads the base split and the feedback up to `watermark` and merges them.
@@ -217,6 +253,20 @@ mod tests {
         let c = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 0))], 1);
         assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
         assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
+    }
+
+    #[test]
+    fn the_streamed_hash_is_the_hash_of_all_rows_at_once() {
+        // More rows than one chunk of the streamed hash.
+        let rows: Vec<Example> = (0..10_000).map(|i| ex(f64::from(i) / 7.0, i % 2)).collect();
+        let mut bytes = Vec::new();
+        for e in &rows {
+            for x in &e.features {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+            bytes.extend_from_slice(&i64::from(e.label).to_le_bytes());
+        }
+        assert_eq!(content_hash(&rows), crate::ml::sha256_hex(&bytes));
     }
 
     #[test]

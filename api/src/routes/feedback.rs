@@ -4,17 +4,19 @@
 
 use super::input::{Body, check_features, check_label, check_text, served};
 use crate::error::{ApiError, ErrorBody};
+use crate::idempotency::{self, Claim, KeyHeader, Scope, Stored};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use retrain_steps::store::feedback::NewFeedback;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The correct label for an input, optionally citing the prediction it corrects.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackRequest {
     /// The input, as sent to `POST /predict`.
@@ -25,7 +27,9 @@ pub struct FeedbackRequest {
     pub prediction_id: Option<Uuid>,
     /// The label that was predicted, if known.
     pub predicted_label: Option<i32>,
-    /// Who or what sent it (an app, a team), for audit and quarantine; at most 200 characters.
+    /// Who or what sent it (an app, a team), for audit and quarantine: 1 to 200
+    /// characters, no control characters but newline and tab; stored verbatim.
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub source: Option<String>,
 }
 
@@ -43,19 +47,34 @@ struct LoggedPrediction {
 }
 
 /// Store one piece of feedback.
+///
+/// With an `Idempotency-Key`, a retry gets the first answer (same status and
+/// body, header `Idempotent-Replayed: true`) and stores nothing new.
 #[utoipa::path(post, path = "/feedback", tag = "feedback", request_body = FeedbackRequest,
+    params(super::docs::IdempotencyKeyParam),
     responses(
-        (status = 201, body = FeedbackResponse, description = "Committed"),
+        (status = 201, body = FeedbackResponse, description = "Committed (or, for a retried Idempotency-Key, the first answer)"),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key already used for another request", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid features, unknown label or source, or a prediction that does not match", body = ErrorBody),
+        (status = 422, description = "Invalid features, unknown label, invalid source or Idempotency-Key, or a prediction that does not match", body = ErrorBody),
         (status = 503, description = "Database unavailable or no model loaded; retry after the Retry-After delay", body = ErrorBody),
     ))]
 pub async fn feedback(
     State(state): State<AppState>,
+    KeyHeader(key): KeyHeader,
     Body(request): Body<FeedbackRequest>,
-) -> Result<(StatusCode, Json<FeedbackResponse>), ApiError> {
+) -> Result<Response, ApiError> {
+    let claim = key.map(|key| Claim::new(key, &request));
+    if let Some(claim) = &claim {
+        // A retry answers from the key even if the request would not pass now.
+        let mut conn = state.pool.acquire().await?;
+        if let Some(replay) = idempotency::lookup(&mut conn, Scope::Feedback, claim).await? {
+            return Ok(replay.into_response());
+        }
+    }
     let model = served(&state)?;
     check_features(&request.features, &model)?;
     check_label(request.correct_label, &model, "correct_label")?;
@@ -89,19 +108,23 @@ pub async fn feedback(
         Some(_) => "incorrect",
         None => "unknown",
     };
-    let id = state
-        .feedback
-        .store(NewFeedback {
-            features: request.features,
-            correct_label: request.correct_label,
-            prediction_id: request.prediction_id,
-            predicted_label,
-            model_version,
-            source: request.source,
-        })
-        .await?;
+    let row = NewFeedback {
+        features: request.features,
+        correct_label: request.correct_label,
+        prediction_id: request.prediction_id,
+        predicted_label,
+        model_version,
+        source: request.source,
+    };
+    let id = match claim {
+        None => state.feedback.store(row).await?,
+        Some(claim) => match state.feedback.store_keyed(row, claim).await? {
+            Stored::New(id) => id,
+            Stored::Replay(replay) => return Ok(replay.into_response()),
+        },
+    };
     state.metrics.feedback.with_label_values(&[verdict]).inc();
-    Ok((StatusCode::CREATED, Json(FeedbackResponse { feedback_id: id })))
+    Ok((StatusCode::CREATED, Json(FeedbackResponse { feedback_id: id })).into_response())
 }
 
 /// The logged prediction; the log is written in batches, so a miss waits

@@ -3,7 +3,7 @@
 mod docs;
 pub mod feedback;
 pub mod health;
-mod input;
+pub(crate) mod input;
 pub mod models;
 pub mod predict;
 pub mod quarantine;
@@ -14,10 +14,9 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::time::Duration;
-use tower_http::timeout::TimeoutLayer;
 
 pub use docs::ApiDoc;
 
@@ -46,11 +45,20 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |request, next| count_request(metrics.clone(), request, next)))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
+        .layer(middleware::from_fn(deadline))
         .with_state(state)
+}
+
+/// Longest a request may take, body included.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Answers 503 (in the API's error shape, with Retry-After) for a request
+/// that takes longer than [`REQUEST_DEADLINE`].
+async fn deadline(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable("the request took too long; retry shortly").into_response(),
+    }
 }
 
 /// What a worker-only process serves: liveness and its metrics.

@@ -71,7 +71,9 @@ pub struct ModelDetail {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromoteRequest {
-    /// Recorded in the promotion history; at most 1,000 characters.
+    /// Recorded in the promotion history; 1 to 1,000 characters, no control characters
+    /// but newline and tab.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub reason: String,
 }
 

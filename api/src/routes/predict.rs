@@ -54,11 +54,7 @@ fn predict_one(state: &AppState, model: &ServedModel, features: Vec<f64>) -> Res
         .predict(&features)
         .map_err(|e| ApiError::bad_request("invalid_features", e.to_string()))?;
     let id = Uuid::now_v7();
-    state
-        .metrics
-        .predictions
-        .with_label_values(&[&model.version.to_string(), &prediction.label.to_string()])
-        .inc();
+    state.metrics.count_prediction(model.version, prediction.label);
     state.predictions.record(LoggedPrediction {
         id,
         model_version: model.version,

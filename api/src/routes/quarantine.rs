@@ -17,13 +17,17 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuarantineRequest {
-    /// Feedback sent with this `source`.
+    /// Feedback sent with this `source` (1 to 200 characters, no control characters but
+    /// newline and tab).
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub source: Option<String>,
     /// Feedback received at or after this time (RFC 3339).
     pub received_from: Option<DateTime<Utc>>,
     /// Feedback received before this time (RFC 3339).
     pub received_until: Option<DateTime<Utc>>,
-    /// Why; recorded for audit. At most 1,000 characters.
+    /// Why; recorded for audit. 1 to 1,000 characters, no control characters but
+    /// newline and tab.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub reason: String,
 }
 

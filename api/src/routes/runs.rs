@@ -3,10 +3,12 @@
 use super::input::{OptionalBody, PathParam, QueryParams, check_text};
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
+use crate::idempotency::{self, Claim, KeyHeader, Scope};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use retrain_engine::{Cancelled, Created, NewRun, Run, RunDetail, RunStatus, TriggerKind};
 use retrain_steps::PIPELINE;
 use serde::{Deserialize, Serialize};
@@ -15,20 +17,24 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// Why a run is asked for.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
-    /// Stored in the run's params; at most 1,000 characters.
+    /// Stored in the run's params; 1 to 1,000 characters, no control characters but
+    /// newline and tab.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub reason: Option<String>,
 }
 
 /// Filters of `GET /runs`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only runs in this status.
     pub status: Option<RunStatus>,
     /// At most this many runs (1 to 500, default 50), newest first.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -41,22 +47,53 @@ pub struct CancelResponse {
 }
 
 /// Start a retrain run, or get the one already active.
-#[utoipa::path(post, path = "/runs", tag = "runs", request_body(content = TriggerRequest, description = "Optional"),
+///
+/// With an `Idempotency-Key`, a retry gets the first answer (same status and
+/// body, header `Idempotent-Replayed: true`) and starts nothing new.
+#[utoipa::path(post, path = "/runs", tag = "runs", request_body(content = Option<TriggerRequest>, description = "Optional"),
+    params(super::docs::IdempotencyKeyParam),
     security(("admin_token" = [])),
     responses((status = 201, body = Run, description = "A new run was queued"),
               (status = 200, body = Run, description = "A run was already active: that run"),
               (status = 400, description = "Malformed JSON", body = ErrorBody),
               (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-              (status = 422, description = "Invalid reason", body = ErrorBody)))]
+              (status = 408, description = "The body stalled", body = ErrorBody),
+              (status = 409, description = "Idempotency-Key already used for another request", body = ErrorBody),
+              (status = 413, description = "Body too large", body = ErrorBody),
+              (status = 415, description = "A body that is not JSON", body = ErrorBody),
+              (status = 422, description = "Invalid reason, actor or Idempotency-Key", body = ErrorBody),
+              (status = 503, description = "Database unavailable; retry after the Retry-After delay", body = ErrorBody)))]
 pub async fn trigger(
     State(state): State<AppState>,
     admin: Admin,
+    KeyHeader(key): KeyHeader,
     OptionalBody(body): OptionalBody<TriggerRequest>,
-) -> Result<(StatusCode, Json<Run>), ApiError> {
+) -> Result<Response, ApiError> {
     let request = body.unwrap_or_default();
     if let Some(reason) = &request.reason {
         check_text(reason, "reason", 1_000, "invalid_reason")?;
     }
+    let Some(key) = key else {
+        let (status, run) = create(&state, &admin, &request).await?;
+        return Ok((status, Json(run)).into_response());
+    };
+    // The key's row stays locked until the run and the answer are stored:
+    // a concurrent retry waits for it, then replays the answer.
+    let claim = Claim::new(key, &request);
+    idempotency::prune_lazily(&state.pool);
+    let mut tx = state.pool.begin().await?;
+    if let Some(replay) = idempotency::claim(&mut tx, Scope::Runs, &claim).await? {
+        return Ok(replay.into_response());
+    }
+    let (status, run) = create(&state, &admin, &request).await?;
+    let body = serde_json::to_value(&run).map_err(|e| ApiError::internal(&e))?;
+    idempotency::complete(&mut tx, Scope::Runs, &claim.key, status, &body).await?;
+    tx.commit().await?;
+    Ok((status, Json(body)).into_response())
+}
+
+/// Queues a run, or finds the active one (200).
+async fn create(state: &AppState, admin: &Admin, request: &TriggerRequest) -> Result<(StatusCode, Run), ApiError> {
     let created = state
         .engine
         .create_run(NewRun {
@@ -67,8 +104,8 @@ pub async fn trigger(
         })
         .await?;
     Ok(match created {
-        Created::New(run) => (StatusCode::CREATED, Json(run)),
-        Created::AlreadyActive(run) => (StatusCode::OK, Json(run)),
+        Created::New(run) => (StatusCode::CREATED, run),
+        Created::AlreadyActive(run) => (StatusCode::OK, run),
     })
 }
 

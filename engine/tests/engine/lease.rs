@@ -67,13 +67,14 @@ async fn a_heartbeat_keeps_a_long_step_leased(pool: PgPool) {
     #[async_trait]
     impl Step for Slow {
         async fn run(&self, _ctx: StepContext) -> Result<StepOutcome, StepError> {
-            tokio::time::sleep(Duration::from_millis(900)).await;
+            tokio::time::sleep(Duration::from_millis(3_000)).await;
             Ok(StepOutcome::Continue(json!({})))
         }
     }
     let engine = engine(&pool, vec![Pipeline::new("p").step("slow", fast_retry(1), Slow)]);
     let mut config = WorkerConfig::new("beating");
-    config.lease = Duration::from_millis(300);
+    // A heartbeat every 100 ms keeps a 1 s lease alive even on a loaded machine.
+    config.lease = Duration::from_secs(1);
     config.heartbeat = Duration::from_millis(100);
     let beating = Worker::new(engine.clone(), config);
     let other = worker(&engine, "other");
@@ -82,8 +83,8 @@ async fn a_heartbeat_keeps_a_long_step_leased(pool: PgPool) {
     let busy = tokio::spawn(async move { beating.tick().await });
     // The step runs three times longer than the lease; the other worker keeps
     // looking and must never take it.
-    for _ in 0..12 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(other.tick().await.unwrap(), Tick::Idle);
     }
     busy.await.unwrap().unwrap();
