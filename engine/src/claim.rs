@@ -89,6 +89,10 @@ pub(crate) async fn claim(
     .bind(pipelines)
     .bind(worker)
     .bind(lease.as_millis() as i64)
+    // Planned afresh each time: a generic plan cached while the tables were
+    // empty (a fresh database) stays a pair of sequential scans as history
+    // grows; measured at 68 ms a claim after 3,000 runs (BENCHMARKS.md).
+    .persistent(false)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|row| ClaimedStep {
@@ -120,7 +124,11 @@ pub(crate) async fn reclaim_expired(pool: &PgPool, pipelines: &[String], worker:
          LIMIT 16
          FOR UPDATE OF s, r SKIP LOCKED"
     );
-    let expired: Vec<LockedStep> = sqlx::query_as(&sql).bind(pipelines).fetch_all(&mut *tx).await?;
+    let expired: Vec<LockedStep> = sqlx::query_as(&sql)
+        .bind(pipelines)
+        .persistent(false) // see `claim`
+        .fetch_all(&mut *tx)
+        .await?;
     for step in &expired {
         let lost = StepError::Retryable(format!(
             "lease of {} expired (attempt {}); reclaimed by {worker}",
