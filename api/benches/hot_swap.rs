@@ -293,12 +293,14 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
             .await?;
         anyhow::ensure!(response.status() == 200, "promotion {round} answered {}", response.status());
         let promotion: Promotion = response.json().await?;
+        // The promotion committed before this answer left the service.
+        let answered_at = Utc::now();
         anyhow::ensure!(promotion.version == target, "promoted {} instead of {target}", promotion.version);
         tokio::time::sleep(options.spacing).await;
         // When the replica had the new model loaded and swapped in.
         let info: Info = client.get(format!("{base}/model/info")).send().await?.json().await?;
         let loaded_at = (info.version == target).then_some(info.loaded_at);
-        promotions.push((promotion, loaded_at));
+        promotions.push((promotion, answered_at, loaded_at));
     }
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
@@ -320,11 +322,14 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
     let mut lags_ms = Vec::new();
     let mut unseen = 0;
     println!(
-        "{:>5} {:>7} {:>32} {:>9} {:>14} {:>14}",
-        "round", "version", "promoted_at", "lag ms", "of it: swap", "first answer"
+        "{:>5} {:>7} {:>32} {:>9} {:>14} {:>14} {:>16}",
+        "round", "version", "promoted_at", "lag ms", "of it: swap", "first answer", "(promote answered)"
     );
     let mut swaps_ms = Vec::new();
-    for (round, (promotion, loaded_at)) in promotions.iter().enumerate() {
+    let mut commits_ms = Vec::new();
+    for (round, (promotion, answered_at, loaded_at)) in promotions.iter().enumerate() {
+        let committed = (*answered_at - promotion.promoted_at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
+        commits_ms.push(committed);
         let first = all
             .answers
             .iter()
@@ -343,7 +348,7 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
                     swaps_ms.push(ms(*loaded - promotion.promoted_at));
                 }
                 println!(
-                    "{round:>5} {:>7} {:>32} {lag:>9.2} {swap:>14} {after:>14}",
+                    "{round:>5} {:>7} {:>32} {lag:>9.2} {swap:>14} {after:>14} {committed:>16.2}",
                     promotion.version,
                     promotion.promoted_at.to_rfc3339()
                 );
@@ -373,6 +378,7 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
         );
     }
     swaps_ms.sort_by(f64::total_cmp);
+    commits_ms.sort_by(f64::total_cmp);
     if !swaps_ms.is_empty() {
         println!(
             "of it, promoted_at -> model loaded and swapped in (the replica's loaded_at): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -381,6 +387,12 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
             swaps_ms[swaps_ms.len() - 1]
         );
     }
+    println!(
+        "promoted_at -> the promote request answered (commit, then HTTP): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&commits_ms, 50.0),
+        percentile(&commits_ms, 99.0),
+        commits_ms[commits_ms.len() - 1]
+    );
     // The replica's own view: promotion commit -> model swapped in.
     let server_lag: Vec<&str> = metrics
         .lines()

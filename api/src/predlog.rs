@@ -126,7 +126,7 @@ async fn write_batches(
 async fn write_with_retries(pool: &PgPool, metrics: &Metrics, rows: &[LoggedPrediction]) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=5 {
-        match insert(pool, rows).await {
+        match insert(pool, rows, attempt > 1).await {
             Ok(()) => {
                 metrics.prediction_log_written.inc_by(rows.len() as u64);
                 return;
@@ -147,16 +147,24 @@ async fn write_with_retries(pool: &PgPool, metrics: &Metrics, rows: &[LoggedPred
     }
 }
 
-async fn insert(pool: &PgPool, rows: &[LoggedPrediction]) -> Result<(), sqlx::Error> {
+const INSERT: &str = "INSERT INTO predictions (id, model_version, features, label, confidence, predicted_at)
+     SELECT id, version, $1[(i - 1) * $2 + 1 : i * $2], label, confidence, at
+     FROM unnest($3::uuid[], $4::int[], $5::int[], $6::float8[], $7::timestamptz[])
+          WITH ORDINALITY AS t(id, version, label, confidence, at, i)";
+
+const INSERT_MISSING: &str = "INSERT INTO predictions (id, model_version, features, label, confidence, predicted_at)
+     SELECT id, version, $1[(i - 1) * $2 + 1 : i * $2], label, confidence, at
+     FROM unnest($3::uuid[], $4::int[], $5::int[], $6::float8[], $7::timestamptz[])
+          WITH ORDINALITY AS t(id, version, label, confidence, at, i)
+     ON CONFLICT (id) DO NOTHING";
+
+/// Writes a batch. Its ids are fresh, so a first attempt cannot conflict and
+/// skips the cost of ON CONFLICT (about a fifth of PostgreSQL's work per
+/// row); a retry may find rows of an attempt that committed after all.
+async fn insert(pool: &PgPool, rows: &[LoggedPrediction], retry: bool) -> Result<(), sqlx::Error> {
     let width = rows[0].features.len() as i32;
     let flat: Vec<f64> = rows.iter().flat_map(|r| r.features.iter().copied()).collect();
-    sqlx::query(
-        "INSERT INTO predictions (id, model_version, features, label, confidence, predicted_at)
-         SELECT id, version, $1[(i - 1) * $2 + 1 : i * $2], label, confidence, at
-         FROM unnest($3::uuid[], $4::int[], $5::int[], $6::float8[], $7::timestamptz[])
-              WITH ORDINALITY AS t(id, version, label, confidence, at, i)
-         ON CONFLICT (id) DO NOTHING",
-    )
+    sqlx::query(if retry { INSERT_MISSING } else { INSERT })
     .bind(&flat)
     .bind(width)
     .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())

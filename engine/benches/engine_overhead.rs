@@ -43,8 +43,8 @@
 //!    ended, with 1 and 2 workers (`Worker::run`, each with its own pool as a
 //!    separate process would have).
 //!
-//! Before measuring, `--seed` runs are made and the tables are `VACUUM
-//! ANALYZE`d, and again before each scenario, so that every scenario's fresh
+//! Before measuring, `--seed` runs of history are made, and the tables are
+//! `VACUUM ANALYZE`d before each scenario, so that every scenario's fresh
 //! connections plan (and cache generic plans) on tables that are not empty,
 //! as on a database with autovacuum. (With `--seed 0` the first scenario's
 //! connections cache plans made for empty tables; with autovacuum off nothing

@@ -11,7 +11,7 @@ use crate::ml::Split;
 use serde::Serialize;
 use sqlx::PgConnection;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use uuid::Uuid;
 
@@ -78,8 +78,8 @@ impl Hash for Key<'_> {
 /// A row stays unless a later usable feedback row has the same input: then
 /// it is dropped as `base_overridden_by_feedback` (a base row) or
 /// `feedback_superseded` (an earlier feedback row). Rows keep their order,
-/// base first. Built for a million feedback rows: one hash map over the
-/// usable feedback, keyed by borrowed features.
+/// base first. Built for a million feedback rows: one hash set over the
+/// usable feedback, keyed by borrowed features, one hash per row.
 pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExample>, watermark: i64) -> TrainingSet {
     let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
@@ -94,17 +94,14 @@ pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExampl
         }
     }
     // Which rows stay: those with no later feedback row for the same input.
+    // Walking the feedback from the newest, an input's first sight keeps it.
     let (keep_base, keep_feedback) = {
-        let mut last: HashMap<Key<'_>, usize> = HashMap::with_capacity(usable.len());
-        for (i, example) in usable.iter().enumerate() {
-            last.insert(Key(&example.features), i);
+        let mut seen: HashSet<Key<'_>> = HashSet::with_capacity(usable.len());
+        let mut keep_feedback = vec![false; usable.len()];
+        for (i, example) in usable.iter().enumerate().rev() {
+            keep_feedback[i] = seen.insert(Key(&example.features));
         }
-        let keep_base: Vec<bool> = base.iter().map(|e| !last.contains_key(&Key(&e.features))).collect();
-        let keep_feedback: Vec<bool> = usable
-            .iter()
-            .enumerate()
-            .map(|(i, e)| last.get(&Key(&e.features)) == Some(&i))
-            .collect();
+        let keep_base: Vec<bool> = base.iter().map(|e| !seen.contains(&Key(&e.features))).collect();
         (keep_base, keep_feedback)
     };
     let base_rows = keep_base.iter().filter(|k| **k).count();
