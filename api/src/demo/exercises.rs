@@ -93,11 +93,11 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
     );
     let corrections: Vec<Value> = answers
         .iter()
-        .take(60)
+        .take(300)
         .map(|(e, a)| json!({"features": e.features, "correct_label": e.label,
                               "prediction_id": a["prediction_id"], "source": "demo-users"}))
         .collect();
-    say(started, &format!("users send {} corrections, each citing its prediction", corrections.len()));
+    say(started, &format!("users send the true label for each of the {} answers, citing the prediction", corrections.len()));
     let stored = concurrently(corrections, |body| {
         let client = client.clone();
         async move { client.feedback(&body).await }
