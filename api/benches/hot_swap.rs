@@ -120,7 +120,8 @@ struct Scratch {
 
 impl Scratch {
     async fn create() -> anyhow::Result<Self> {
-        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let url =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let base = PgConnectOptions::from_str(&url)?;
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -129,7 +130,9 @@ impl Scratch {
             .await
             .map_err(|e| anyhow::anyhow!("no PostgreSQL answers at {url}: {e}"))?;
         let name = format!("retrain_bench_swap_{}", std::process::id());
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await?;
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
         let options = base.database(&name);
         Ok(Self { admin, name, options })
@@ -151,7 +154,9 @@ impl Scratch {
 /// API tests do.
 async fn second_model(pool: &PgPool) -> anyhow::Result<i32> {
     let mut tx = pool.begin().await?;
-    let dataset = datasets::current(&mut tx, DEFAULT_DATASET).await?.expect("bootstrapped");
+    let dataset = datasets::current(&mut tx, DEFAULT_DATASET)
+        .await?
+        .expect("bootstrapped");
     let set = trainset::assemble(&mut tx, &dataset, 0).await?;
     let id = trainset::record(&mut tx, None, &set.lineage).await?;
     let params = TreeParams {
@@ -181,8 +186,14 @@ fn main() -> anyhow::Result<()> {
             .build()
     };
     let clients = runtime("bench-clients")?;
-    let service = if options.shared_runtime { None } else { Some(runtime("service")?) };
-    let service_handle = service.as_ref().map_or_else(|| clients.handle().clone(), |s| s.handle().clone());
+    let service = if options.shared_runtime {
+        None
+    } else {
+        Some(runtime("service")?)
+    };
+    let service_handle = service
+        .as_ref()
+        .map_or_else(|| clients.handle().clone(), |s| s.handle().clone());
     let scratch = clients.block_on(Scratch::create())?;
     let result = clients.block_on(run(&options, &scratch, service_handle));
     clients.block_on(scratch.drop_now());
@@ -192,8 +203,16 @@ fn main() -> anyhow::Result<()> {
 async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Handle) -> anyhow::Result<()> {
     let url = scratch.url();
     let Command::Serve(settings) = Cli::parse_from([
-        "retrain", "serve", "--role", "api", "--bind", "127.0.0.1:0", "--admin-token", TOKEN,
-        "--database-url", url.as_str(),
+        "retrain",
+        "serve",
+        "--role",
+        "api",
+        "--bind",
+        "127.0.0.1:0",
+        "--admin-token",
+        TOKEN,
+        "--database-url",
+        url.as_str(),
     ])
     .command
     else {
@@ -212,7 +231,9 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
         retrain_api::startup::serve(settings, pool, listener, stop).await
     });
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(options.clients * 2).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.clients * 2)
+        .build()?;
     let base = format!("http://{address}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -227,7 +248,9 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
     let v1 = 1;
     let inputs: Arc<Vec<Vec<u8>>> = Arc::new({
         let mut conn = pool.acquire().await?;
-        let dataset = datasets::current(&mut conn, DEFAULT_DATASET).await?.expect("bootstrapped");
+        let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
+            .await?
+            .expect("bootstrapped");
         datasets::examples(&mut conn, dataset.id, Split::Pool)
             .await?
             .iter()
@@ -241,7 +264,11 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
         options.clients,
         options.promotions,
         options.spacing.as_millis(),
-        if options.shared_runtime { "the service's" } else { "their own" },
+        if options.shared_runtime {
+            "the service's"
+        } else {
+            "their own"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -291,11 +318,19 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
             .json(&json!({"reason": format!("hot-swap bench round {round}")}))
             .send()
             .await?;
-        anyhow::ensure!(response.status() == 200, "promotion {round} answered {}", response.status());
+        anyhow::ensure!(
+            response.status() == 200,
+            "promotion {round} answered {}",
+            response.status()
+        );
         let promotion: Promotion = response.json().await?;
         // The promotion committed before this answer left the service.
         let answered_at = Utc::now();
-        anyhow::ensure!(promotion.version == target, "promoted {} instead of {target}", promotion.version);
+        anyhow::ensure!(
+            promotion.version == target,
+            "promoted {} instead of {target}",
+            promotion.version
+        );
         tokio::time::sleep(options.spacing).await;
         // When the replica had the new model loaded and swapped in.
         let info: Info = client.get(format!("{base}/model/info")).send().await?.json().await?;
@@ -328,7 +363,10 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
     let mut swaps_ms = Vec::new();
     let mut commits_ms = Vec::new();
     for (round, (promotion, answered_at, loaded_at)) in promotions.iter().enumerate() {
-        let committed = (*answered_at - promotion.promoted_at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
+        let committed = (*answered_at - promotion.promoted_at)
+            .num_microseconds()
+            .unwrap_or(i64::MAX) as f64
+            / 1000.0;
         commits_ms.push(committed);
         let first = all
             .answers
@@ -341,7 +379,10 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
                 let lag = ms(at - promotion.promoted_at);
                 // promoted_at -> loaded and swapped in; swapped in -> first answer.
                 let (swap, after) = match loaded_at {
-                    Some(loaded) => (format!("{:.2}", ms(*loaded - promotion.promoted_at)), format!("{:.2}", ms(at - *loaded))),
+                    Some(loaded) => (
+                        format!("{:.2}", ms(*loaded - promotion.promoted_at)),
+                        format!("{:.2}", ms(at - *loaded)),
+                    ),
                     None => ("?".into(), "?".into()),
                 };
                 if let Some(loaded) = loaded_at {
@@ -355,7 +396,12 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
                 lags_ms.push(lag);
             }
             None => {
-                println!("{round:>5} {:>7} {:>32} {:>9}", promotion.version, promotion.promoted_at.to_rfc3339(), "never");
+                println!(
+                    "{round:>5} {:>7} {:>32} {:>9}",
+                    promotion.version,
+                    promotion.promoted_at.to_rfc3339(),
+                    "never"
+                );
                 unseen += 1;
             }
         }
@@ -363,7 +409,12 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
     lags_ms.sort_by(f64::total_cmp);
     let total = all.answers.len() + all.failures;
     println!();
-    println!("requests: {total} in {:.1} s ({:.0} req/s), failed: {}", elapsed.as_secs_f64(), total as f64 / elapsed.as_secs_f64(), all.failures);
+    println!(
+        "requests: {total} in {:.1} s ({:.0} req/s), failed: {}",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64(),
+        all.failures
+    );
     if let Some(why) = &all.first_failure {
         println!("first failure: {why}");
     }
@@ -401,10 +452,18 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
     if let [sum, count] = server_lag.as_slice() {
         let value = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
         if value(count) > 0.0 {
-            println!("server-side swap (promoted_at -> swapped in), mean over {}: {:.2} ms", value(count), value(sum) / value(count) * 1000.0);
+            println!(
+                "server-side swap (promoted_at -> swapped in), mean over {}: {:.2} ms",
+                value(count),
+                value(sum) / value(count) * 1000.0
+            );
         }
     }
-    let p99 = if lags_ms.is_empty() { f64::INFINITY } else { percentile(&lags_ms, 99.0) };
+    let p99 = if lags_ms.is_empty() {
+        f64::INFINITY
+    } else {
+        percentile(&lags_ms, 99.0)
+    };
     let met = all.failures == 0 && unseen == 0 && p99 < 50.0;
     println!(
         "target (p99 < 50 ms, zero failed requests): {}",

@@ -52,7 +52,10 @@ fn actor(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
         return Ok("admin".to_owned());
     };
     if values.next().is_some() {
-        return Err(ApiError::bad_request("invalid_actor", "send one X-Retrain-Actor header, not several"));
+        return Err(ApiError::bad_request(
+            "invalid_actor",
+            "send one X-Retrain-Actor header, not several",
+        ));
     }
     let text = std::str::from_utf8(value.as_bytes())
         .map_err(|_| ApiError::bad_request("invalid_actor", "X-Retrain-Actor must be UTF-8 text"))?
@@ -149,7 +152,10 @@ mod tests {
             assert_eq!(mode, 0o600);
         }
         let (again, source) = resolve_token(None, &file).unwrap();
-        assert_eq!((again.as_str(), source), (token.as_str(), TokenSource::File(file.clone())));
+        assert_eq!(
+            (again.as_str(), source),
+            (token.as_str(), TokenSource::File(file.clone()))
+        );
         let (configured, source) = resolve_token(Some("s3cret"), &file).unwrap();
         assert_eq!((configured.as_str(), source), ("s3cret", TokenSource::Environment));
         std::fs::remove_dir_all(dir).unwrap();

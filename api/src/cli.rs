@@ -77,7 +77,11 @@ impl Cli {
                     "data set {}@{} ({}), serving version {}",
                     done.dataset.name,
                     done.dataset.version,
-                    if done.stored_split { "split stored now" } else { "already stored" },
+                    if done.stored_split {
+                        "split stored now"
+                    } else {
+                        "already stored"
+                    },
                     done.champion_version
                 );
                 Ok(())
@@ -90,8 +94,8 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -12,11 +12,7 @@ pub enum ClientError {
     Http(#[from] reqwest::Error),
     /// The service refused, in its error shape.
     #[error("{status} {code}: {message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
 }
 
 /// A client bound to one service address, with the admin token if known.

@@ -74,7 +74,11 @@ impl ApiError {
             source = cause.source();
         }
         tracing::error!(error = %chain, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
     }
 }
 
@@ -121,7 +125,11 @@ impl From<BytesRejection> for ApiError {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
         while let Some(err) = source {
             if err.is::<tower_http::timeout::TimeoutError>() {
-                return Self::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the request body stalled; send it without pausing");
+                return Self::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body stalled; send it without pausing",
+                );
             }
             source = err.source();
         }

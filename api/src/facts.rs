@@ -35,7 +35,9 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
     )
     .fetch_one(pool)
     .await?;
-    metrics.champion_version.set(i64::from(facts.champion_version.unwrap_or(0)));
+    metrics
+        .champion_version
+        .set(i64::from(facts.champion_version.unwrap_or(0)));
     if let Some(accuracy) = facts.champion_accuracy {
         metrics.golden_accuracy.with_label_values(&["champion"]).set(accuracy);
     }

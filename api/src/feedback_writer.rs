@@ -28,14 +28,24 @@ const BATCH: usize = 1_000;
 
 impl FeedbackWriter {
     /// Starts `writers` writer tasks sharing one queue of `capacity` rows.
-    pub fn start(pool: PgPool, writers: usize, capacity: usize, wait_limit: Duration, shutdown: CancellationToken) -> Self {
+    pub fn start(
+        pool: PgPool,
+        writers: usize,
+        capacity: usize,
+        wait_limit: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel(capacity);
         let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
         for _ in 0..writers.max(1) {
             tokio::spawn(write_batches(pool.clone(), receiver.clone(), shutdown.clone()));
         }
         let keyed = KeyedFeedbackWriter::start(pool, capacity, wait_limit, shutdown);
-        Self { queue, wait_limit, keyed }
+        Self {
+            queue,
+            wait_limit,
+            keyed,
+        }
     }
 
     /// Stores one row with an Idempotency-Key, or finds the key's first
@@ -95,10 +105,7 @@ async fn write_batches(
             .iter()
             .any(|result| result.as_ref().is_err_and(crate::error::is_database_away));
         let mut replies = replies.into_iter();
-        for (group, result) in rows
-            .chunk_by(|a, b| a.features.len() == b.features.len())
-            .zip(stored)
-        {
+        for (group, result) in rows.chunk_by(|a, b| a.features.len() == b.features.len()).zip(stored) {
             for i in 0..group.len() {
                 let Some(reply) = replies.next() else { break };
                 let answer = match &result {

@@ -64,7 +64,10 @@ impl Metrics {
         let metrics = Self(Arc::new(MetricSet {
             prediction_counters: ArcSwap::default(),
             predictions: IntCounterVec::new(
-                opts("retrain_predictions_total", "Predictions served, by model version and predicted label."),
+                opts(
+                    "retrain_predictions_total",
+                    "Predictions served, by model version and predicted label.",
+                ),
                 &["model_version", "label"],
             )
             .unwrap(),
@@ -86,7 +89,10 @@ impl Metrics {
             )
             .unwrap(),
             model_reloads: IntCounterVec::new(
-                opts("retrain_model_reloads_total", "Attempts to load a promoted model, by result."),
+                opts(
+                    "retrain_model_reloads_total",
+                    "Attempts to load a promoted model, by result.",
+                ),
                 &["result"],
             )
             .unwrap(),
@@ -125,13 +131,21 @@ impl Metrics {
             )
             .unwrap(),
             step_duration: HistogramVec::new(
-                HistogramOpts::new("retrain_step_duration_seconds", "Duration of step attempts, by step and result.")
-                    .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+                HistogramOpts::new(
+                    "retrain_step_duration_seconds",
+                    "Duration of step attempts, by step and result.",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ]),
                 &["step", "result"],
             )
             .unwrap(),
             step_retries: IntCounterVec::new(
-                opts("retrain_step_retries_total", "Step attempts that failed and were scheduled for retry."),
+                opts(
+                    "retrain_step_retries_total",
+                    "Step attempts that failed and were scheduled for retry.",
+                ),
                 &["step"],
             )
             .unwrap(),
@@ -154,7 +168,10 @@ impl Metrics {
             )
             .unwrap(),
             http_requests: IntCounterVec::new(
-                opts("retrain_http_requests_total", "HTTP requests answered, by route and status class."),
+                opts(
+                    "retrain_http_requests_total",
+                    "HTTP requests answered, by route and status class.",
+                ),
                 &["route", "status"],
             )
             .unwrap(),
@@ -177,7 +194,13 @@ impl Metrics {
     fn start_known_series_at_zero(&self) {
         use retrain_engine::{RunStatus, TriggerKind};
         for trigger in [TriggerKind::Manual, TriggerKind::Schedule, TriggerKind::Threshold] {
-            for outcome in [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Cancelled, RunStatus::Skipped, RunStatus::Rejected] {
+            for outcome in [
+                RunStatus::Succeeded,
+                RunStatus::Failed,
+                RunStatus::Cancelled,
+                RunStatus::Skipped,
+                RunStatus::Rejected,
+            ] {
                 self.runs.with_label_values(&[trigger.as_str(), outcome.as_str()]);
             }
         }

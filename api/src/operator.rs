@@ -74,13 +74,18 @@ fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
-        Value::Number(n) => n.as_f64().filter(|f| f.fract() != 0.0).map_or(n.to_string(), |f| format!("{f:.4}")),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.fract() != 0.0)
+            .map_or(n.to_string(), |f| format!("{f:.4}")),
         other => other.to_string(),
     }
 }
 
 fn short_time(value: &Value) -> String {
-    value.as_str().map_or("-".into(), |t| t.chars().take(19).collect::<String>().replace('T', " "))
+    value
+        .as_str()
+        .map_or("-".into(), |t| t.chars().take(19).collect::<String>().replace('T', " "))
 }
 
 fn print(json: bool, value: &Value, as_table: impl FnOnce(&Value) -> String) {
@@ -107,7 +112,10 @@ fn runs_table(runs: &Value) -> String {
             ]
         })
         .collect();
-    table::render(&["id", "status", "trigger", "requested by", "created (UTC)", "reason"], &rows)
+    table::render(
+        &["id", "status", "trigger", "requested by", "created (UTC)", "reason"],
+        &rows,
+    )
 }
 
 fn run_detail(run: &Value) -> String {
@@ -116,7 +124,14 @@ fn run_detail(run: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|s| vec![text(&s["name"]), text(&s["status"]), text(&s["attempt"]), text(&s["last_error"])])
+        .map(|s| {
+            vec![
+                text(&s["name"]),
+                text(&s["status"]),
+                text(&s["attempt"]),
+                text(&s["last_error"]),
+            ]
+        })
         .collect();
     out.push_str("\n\n");
     out.push_str(&table::render(&["step", "status", "attempts", "last error"], &steps));
@@ -147,7 +162,11 @@ fn models_table(models: &Value) -> String {
         .map(|m| {
             vec![
                 text(&m["version"]),
-                if m["is_champion"] == true { "*".into() } else { String::new() },
+                if m["is_champion"] == true {
+                    "*".into()
+                } else {
+                    String::new()
+                },
                 text(&m["golden_accuracy"]),
                 text(&m["total_rows"]),
                 short_time(&m["trained_at"]),
@@ -155,7 +174,17 @@ fn models_table(models: &Value) -> String {
             ]
         })
         .collect();
-    table::render(&["version", "serving", "golden accuracy", "training rows", "trained (UTC)", "run"], &rows)
+    table::render(
+        &[
+            "version",
+            "serving",
+            "golden accuracy",
+            "training rows",
+            "trained (UTC)",
+            "run",
+        ],
+        &rows,
+    )
 }
 
 /// Runs a `retrain runs` command.
@@ -172,14 +201,25 @@ pub async fn runs(target: &Target, command: RunsCommand) -> anyhow::Result<()> {
         RunsCommand::Trigger { reason } => {
             let (run, new) = client.trigger(reason.as_deref()).await?;
             if !target.json {
-                println!("{}", if new { "queued a new run:" } else { "a run is already active:" });
+                println!(
+                    "{}",
+                    if new {
+                        "queued a new run:"
+                    } else {
+                        "a run is already active:"
+                    }
+                );
             }
             print(target.json, &run, |r| runs_table(&Value::Array(vec![r.clone()])));
         }
         RunsCommand::Cancel { id } => {
             let answer = client.run_action(&id, "cancel").await?;
             print(target.json, &answer, |a| {
-                format!("cancel {}\n{}", text(&a["cancel"]), runs_table(&Value::Array(vec![a["run"].clone()])))
+                format!(
+                    "cancel {}\n{}",
+                    text(&a["cancel"]),
+                    runs_table(&Value::Array(vec![a["run"].clone()]))
+                )
             });
         }
         RunsCommand::Retry { id } => {

@@ -55,7 +55,12 @@ const BATCH: usize = 2_000;
 
 impl PredictionLog {
     /// Starts the writer; it drains the queue and stops after `shutdown`.
-    pub fn start(pool: PgPool, metrics: Metrics, capacity: usize, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        pool: PgPool,
+        metrics: Metrics,
+        capacity: usize,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(capacity);
         let writer = tokio::spawn(write_batches(pool, metrics.clone(), receiver, shutdown));
         (
@@ -69,7 +74,11 @@ impl PredictionLog {
     /// Queues a row without waiting; a full queue counts it as lost.
     pub fn record(&self, row: LoggedPrediction) {
         if self.inner.queue.try_send(Message::Row(row)).is_err() {
-            self.inner.metrics.prediction_log_failed.with_label_values(&["queue_full"]).inc();
+            self.inner
+                .metrics
+                .prediction_log_failed
+                .with_label_values(&["queue_full"])
+                .inc();
         }
     }
 
@@ -165,14 +174,14 @@ async fn insert(pool: &PgPool, rows: &[LoggedPrediction], retry: bool) -> Result
     let width = rows[0].features.len() as i32;
     let flat: Vec<f64> = rows.iter().flat_map(|r| r.features.iter().copied()).collect();
     sqlx::query(if retry { INSERT_MISSING } else { INSERT })
-    .bind(&flat)
-    .bind(width)
-    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.model_version).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.label).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.confidence).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
-    .execute(pool)
-    .await?;
+        .bind(&flat)
+        .bind(width)
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.model_version).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.label).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.confidence).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+        .execute(pool)
+        .await?;
     Ok(())
 }

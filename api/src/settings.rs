@@ -25,7 +25,12 @@ pub enum Role {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://localhost/retrain", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://localhost/retrain",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Most database connections this process opens.
     #[arg(long, env = "RETRAIN_DB_POOL", default_value_t = 16)]

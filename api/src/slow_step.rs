@@ -51,7 +51,11 @@ impl SlowSteps {
     pub fn wrap(&self, name: &str, step: Arc<dyn Step>) -> Arc<dyn Step> {
         match self.0.get(name) {
             Some(&delay) => {
-                tracing::warn!(step = name, delay_ms = delay.as_millis() as u64, "fault injection: step slowed down");
+                tracing::warn!(
+                    step = name,
+                    delay_ms = delay.as_millis() as u64,
+                    "fault injection: step slowed down"
+                );
                 Arc::new(Slowed { delay, inner: step })
             }
             None => step,

@@ -59,10 +59,27 @@ pub fn engine(pool: &PgPool, settings: &ServeSettings) -> Engine {
 
 /// Starts what the API needs (the promotion listener, the prediction log and
 /// the feedback writer) and returns its state.
-pub fn api_state(pool: &PgPool, engine: Engine, metrics: Metrics, admin_token: String, settings: &ServeSettings, shutdown: &CancellationToken) -> AppState {
+pub fn api_state(
+    pool: &PgPool,
+    engine: Engine,
+    metrics: Metrics,
+    admin_token: String,
+    settings: &ServeSettings,
+    shutdown: &CancellationToken,
+) -> AppState {
     let serving = Arc::new(Serving::default());
-    tokio::spawn(crate::facts::keep_fresh(pool.clone(), metrics.clone(), Duration::from_secs(5), shutdown.clone()));
-    tokio::spawn(follow_promotions(pool.clone(), serving.clone(), metrics.clone(), shutdown.clone()));
+    tokio::spawn(crate::facts::keep_fresh(
+        pool.clone(),
+        metrics.clone(),
+        Duration::from_secs(5),
+        shutdown.clone(),
+    ));
+    tokio::spawn(follow_promotions(
+        pool.clone(),
+        serving.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let (predictions, _writer) = PredictionLog::start(pool.clone(), metrics.clone(), 100_000, shutdown.clone());
     let feedback = FeedbackWriter::start(pool.clone(), 2, 50_000, Duration::from_secs(5), shutdown.clone());
     AppState {
@@ -105,7 +122,12 @@ pub fn observe_runs(metrics: Metrics) -> retrain_engine::Observer {
 ///
 /// # Errors
 /// Startup failures (database, token file, scheduler); serving errors.
-pub async fn serve(settings: ServeSettings, pool: PgPool, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    settings: ServeSettings,
+    pool: PgPool,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     migrate(&pool).await?;
     retrain_steps::bootstrap::bootstrap(&pool, &settings.pipeline())
         .await
@@ -135,16 +157,33 @@ pub async fn serve(settings: ServeSettings, pool: PgPool, listener: TcpListener,
             TokenSource::File(path) => tracing::info!(file = %path.display(), "admin token read from file"),
             TokenSource::Generated(path) => tracing::info!(file = %path.display(), "admin token generated into file"),
         }
-        routes::router(api_state(&pool, engine.clone(), metrics.clone(), token, &settings, &shutdown))
+        routes::router(api_state(
+            &pool,
+            engine.clone(),
+            metrics.clone(),
+            token,
+            &settings,
+            &shutdown,
+        ))
     } else {
         // A worker serves its health and metrics only.
-        tokio::spawn(crate::facts::keep_fresh(pool.clone(), metrics.clone(), Duration::from_secs(5), shutdown.clone()));
+        tokio::spawn(crate::facts::keep_fresh(
+            pool.clone(),
+            metrics.clone(),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ));
         routes::worker_router(metrics.clone())
     };
     tracing::info!(address = %listener.local_addr()?, role = ?settings.role, "serving HTTP");
     // Header and body read timeouts, a header size limit and a connection
     // cap: slow or stalled clients cannot tie the server up (see `server`).
-    let server = tokio::spawn(crate::server::serve(listener, app, crate::server::HttpLimits::default(), shutdown.clone()));
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        crate::server::HttpLimits::default(),
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     if let Some(mut scheduler) = scheduler {

@@ -19,7 +19,15 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         padded.join("  ").trim_end().to_owned()
     };
     let mut out = vec![line(header.to_vec())];
-    out.push(line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    out.push(line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    ));
     for row in rows {
         out.push(line(row.iter().map(String::as_str).collect()));
     }
@@ -30,7 +38,10 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn columns_align_to_the_widest_cell() {
-        let table = super::render(&["id", "status"], &[vec!["1".into(), "succeeded".into()], vec!["22".into(), "ok".into()]]);
+        let table = super::render(
+            &["id", "status"],
+            &[vec!["1".into(), "succeeded".into()], vec!["22".into(), "ok".into()]],
+        );
         assert_eq!(table, "id  status\n--  ---------\n1   succeeded\n22  ok");
     }
 }

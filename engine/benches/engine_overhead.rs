@@ -178,7 +178,11 @@ impl Config {
                 None => vec![1, 2],
                 Some(list) => list
                     .split(',')
-                    .map(|n| n.trim().parse::<usize>().map_err(|_| format!("--workers: bad list {list:?}")))
+                    .map(|n| {
+                        n.trim()
+                            .parse::<usize>()
+                            .map_err(|_| format!("--workers: bad list {list:?}"))
+                    })
                     .collect::<Result<Vec<_>, _>>()?,
             },
             pipelines: number("pipelines", 64)?.max(1),
@@ -198,7 +202,16 @@ impl Config {
         };
         for key in values.keys() {
             let known = [
-                "seq", "warmup", "profile", "runs", "workers", "pipelines", "poll-ms", "observe", "ping", "seed",
+                "seq",
+                "warmup",
+                "profile",
+                "runs",
+                "workers",
+                "pipelines",
+                "poll-ms",
+                "observe",
+                "ping",
+                "seed",
             ];
             if !known.contains(&key.as_str()) {
                 return Err(format!("unknown option --{key}").into());
@@ -258,11 +271,15 @@ impl Step for Noop {
 fn pipeline(name: &str) -> Pipeline {
     ["fetch", "prepare", "train", "evaluate", "publish"][..STEPS]
         .iter()
-        .fold(Pipeline::new(name), |p, step| p.step(*step, RetryPolicy::default(), Noop))
+        .fold(Pipeline::new(name), |p, step| {
+            p.step(*step, RetryPolicy::default(), Noop)
+        })
 }
 
 fn registry(names: impl IntoIterator<Item = String>) -> Registry {
-    names.into_iter().fold(Registry::new(), |r, name| r.register(pipeline(&name)))
+    names
+        .into_iter()
+        .fold(Registry::new(), |r, name| r.register(pipeline(&name)))
 }
 
 fn new_run(pipeline: &str) -> NewRun<'_> {
@@ -325,7 +342,10 @@ fn statement_kind(fields: &StatementFields) -> String {
     };
     let kinds = [
         ("INSERT INTO runs", "create_run: insert run+steps+event"),
-        ("lease_expires_at < clock_timestamp()", "tick: expired-lease sweep SELECT (in tx)"),
+        (
+            "lease_expires_at < clock_timestamp()",
+            "tick: expired-lease sweep SELECT (in tx)",
+        ),
         ("WITH candidate AS", "claim: claim step (+run started, events)"),
         ("SET lease_expires_at", "heartbeat: extend lease"),
         ("FOR UPDATE OF s, r", "complete: lock fenced step SELECT (in tx)"),
@@ -333,16 +353,13 @@ fn statement_kind(fields: &StatementFields) -> String {
         ("current_step = current_step + 1", "complete: advance run"),
         ("WITH rest AS", "complete: finish run (+event)"),
     ];
-    kinds
-        .iter()
-        .find(|(needle, _)| sql.contains(needle))
-        .map_or_else(
-            || match fields.summary.as_str() {
-                "COMMIT" => "COMMIT (explicit transaction)".to_owned(),
-                other => format!("other: {other}"),
-            },
-            |(_, kind)| (*kind).to_owned(),
-        )
+    kinds.iter().find(|(needle, _)| sql.contains(needle)).map_or_else(
+        || match fields.summary.as_str() {
+            "COMMIT" => "COMMIT (explicit transaction)".to_owned(),
+            other => format!("other: {other}"),
+        },
+        |(_, kind)| (*kind).to_owned(),
+    )
 }
 
 impl tracing::Subscriber for CountingSubscriber {
@@ -448,7 +465,10 @@ fn proc_ticks(stat: &str) -> Option<(&str, u64)> {
     let name = head.split_once('(')?.1;
     let fields: Vec<&str> = tail.split_whitespace().collect();
     // fields 14 (utime) and 15 (stime), counted from 1; `tail` starts at field 3
-    Some((name, fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?))
+    Some((
+        name,
+        fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?,
+    ))
 }
 
 impl Cpu {
@@ -478,7 +498,10 @@ impl Cpu {
             };
             // A backend's title: "postgres: <user> <database> <client> <state>".
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).split_whitespace().any(|word| word == db) {
+            if String::from_utf8_lossy(&cmdline)
+                .split_whitespace()
+                .any(|word| word == db)
+            {
                 pg.insert(pid, ticks);
             }
         }
@@ -580,7 +603,9 @@ impl Observer {
                         .await;
                         let at = Instant::now();
                         match ended {
-                            Ok(rows) => rows.into_iter().for_each(|(id, status)| observer.resolve(id, at, status)),
+                            Ok(rows) => rows
+                                .into_iter()
+                                .for_each(|(id, status)| observer.resolve(id, at, status)),
                             Err(err) => eprintln!("observer: poll error: {err}"),
                         }
                     }
@@ -861,7 +886,10 @@ impl Bench {
             }
             for position in 0..STEPS {
                 let t_claim = Instant::now();
-                let claimed = worker.claim().await?.ok_or("nothing to claim while the run is active")?;
+                let claimed = worker
+                    .claim()
+                    .await?
+                    .ok_or("nothing to claim while the run is active")?;
                 let t_complete = Instant::now();
                 let commit = worker.complete(&claimed, Ok(StepOutcome::Continue(json!({})))).await?;
                 let t_done = Instant::now();
@@ -948,7 +976,11 @@ impl Bench {
             text,
             "    {:>5.1}  pool acquisitions (ping round trip each: {})",
             acquires,
-            if self.config.ping { "test_before_acquire on" } else { "off" }
+            if self.config.ping {
+                "test_before_acquire on"
+            } else {
+                "off"
+            }
         );
         let _ = writeln!(text, "    {:>5.1}  BEGINs (not logged by sqlx)", per(explicit_tx));
         let _ = writeln!(
@@ -1043,7 +1075,11 @@ impl Bench {
             let cpu = Cpu::now(&self.db);
             let started = Instant::now();
             let latencies = drive(&engine, &observer, &names, self.config.runs).await?;
-            Ok((started.elapsed(), latencies, Cpu::since(cpu, &self.db, self.config.runs)))
+            Ok((
+                started.elapsed(),
+                latencies,
+                Cpu::since(cpu, &self.db, self.config.runs),
+            ))
         }
         .await;
         observer.stop();
@@ -1144,7 +1180,10 @@ async fn async_main(config: Config) -> ExitCode {
     };
     let db = format!("retrain_bench_{}", &Uuid::new_v4().simple().to_string()[..12]);
     if let Err(err) = admin_exec(&admin_opts, &format!("CREATE DATABASE {db}")).await {
-        eprintln!("engine_overhead: cannot create the scratch database: {}", error_chain(&*err));
+        eprintln!(
+            "engine_overhead: cannot create the scratch database: {}",
+            error_chain(&*err)
+        );
         return ExitCode::FAILURE;
     }
     println!("scratch database {db} created");
@@ -1180,7 +1219,10 @@ async fn run_all(config: Config, opts: PgConnectOptions, admin_opts: PgConnectOp
     let total_started = Instant::now();
     let admin = PgPoolOptions::new().max_connections(1).connect_with(admin_opts).await?;
     {
-        let setup = PgPoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        let setup = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
         MIGRATOR.run(&setup).await?;
         setup.close().await;
     }
@@ -1198,7 +1240,11 @@ async fn run_all(config: Config, opts: PgConnectOptions, admin_opts: PgConnectOp
     println!("engine overhead benchmark: no-op {STEPS}-step runs, default RetryPolicy");
     println!(
         "  PostgreSQL {version} ({}); {cores} cores seen by the bench; tokio multi-thread runtime",
-        settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+        settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "  pools: sqlx test_before_acquire {}; workers: poll every {} ms, woken by NOTIFY",
@@ -1290,10 +1336,12 @@ async fn run_all(config: Config, opts: PgConnectOptions, admin_opts: PgConnectOp
         "scenario", "runs", "runs/s", "p50 ms", "p90 ms", "p99 ms", "xact/run", "fsync/run", "CPU ms/run", "other"
     );
     for row in &rows {
-        let (xacts, syncs) = row
-            .per_run
-            .map_or(("-".to_owned(), "-".to_owned()), |(x, s)| (format!("{x:.1}"), format!("{s:.1}")));
-        let cpu = row.cpu.map_or("-".to_owned(), |cpu| format!("{:.2}", cpu.me_ms + cpu.pg_ms));
+        let (xacts, syncs) = row.per_run.map_or(("-".to_owned(), "-".to_owned()), |(x, s)| {
+            (format!("{x:.1}"), format!("{s:.1}"))
+        });
+        let cpu = row
+            .cpu
+            .map_or("-".to_owned(), |cpu| format!("{:.2}", cpu.me_ms + cpu.pg_ms));
         let other = row.cpu.map_or("-".to_owned(), |cpu| format!("{:.0}%", cpu.other_pct));
         println!(
             "  {:<42} {:>5} {:>7.1} {:>7.2} {:>7.2} {:>7.2} {:>8} {:>9} {:>10} {:>6}",
@@ -1316,11 +1364,17 @@ async fn run_all(config: Config, opts: PgConnectOptions, admin_opts: PgConnectOp
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     println!("\ntargets (DESIGN.md, Performance targets)");
     match seq_p50 {
-        Some(p50) => println!("  one at a time (Worker::run) p50 <= 10 ms: {p50:.2} ms -> {}", verdict(p50 <= 10.0)),
+        Some(p50) => println!(
+            "  one at a time (Worker::run) p50 <= 10 ms: {p50:.2} ms -> {}",
+            verdict(p50 <= 10.0)
+        ),
         None => println!("  one at a time (Worker::run) p50 <= 10 ms: not measured (--seq 0)"),
     }
     match two_workers {
-        Some(rate) => println!("  two workers >= 250 runs/s: {rate:.1} runs/s -> {}", verdict(rate >= 250.0)),
+        Some(rate) => println!(
+            "  two workers >= 250 runs/s: {rate:.1} runs/s -> {}",
+            verdict(rate >= 250.0)
+        ),
         None => println!("  two workers >= 250 runs/s: not measured (--workers has no 2)"),
     }
     println!("\nload average at end: {}", loadavg());

@@ -149,8 +149,7 @@ pub(crate) async fn apply(
                 error: Some("cancelled"),
                 retry_in: None,
             };
-            transition::leave_running(conn, step.run_id, step.position, exit, because(Some("run cancelled")))
-                .await?;
+            transition::leave_running(conn, step.run_id, step.position, exit, because(Some("run cancelled"))).await?;
             cancel_run(conn, step, actor).await
         }
         Err(StepError::Fatal(message)) => fail(conn, step, &message, actor, "fatal error").await,

@@ -46,12 +46,11 @@ impl Engine {
         if run.cancel_requested_at.is_some() {
             return Ok(Cancelled::Requested(run));
         }
-        let step_running: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND status = 'running')",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let step_running: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND status = 'running')")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         let why = Because {
             actor,
             reason: Some("cancelled by operator"),

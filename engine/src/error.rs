@@ -29,11 +29,7 @@ pub enum EngineError {
     /// The worker no longer holds the step's lease (it expired and another
     /// worker reclaimed the step, or the step moved on): its result is discarded.
     #[error("lease lost on run {run_id} step {step:?} attempt {attempt}")]
-    LeaseLost {
-        run_id: Uuid,
-        step: String,
-        attempt: i32,
-    },
+    LeaseLost { run_id: Uuid, step: String, attempt: i32 },
 }
 
 /// Whether a database error means the database is away (no connection, a

@@ -44,8 +44,8 @@ impl RetryPolicy {
     /// many runs spread out.
     pub fn delay_after(&self, failures: u32, rng: &mut impl Rng) -> Duration {
         let exponent = failures.saturating_sub(1).min(64) as i32;
-        let base_ms = (self.initial.as_millis() as f64 * self.multiplier.powi(exponent))
-            .min(self.cap.as_millis() as f64);
+        let base_ms =
+            (self.initial.as_millis() as f64 * self.multiplier.powi(exponent)).min(self.cap.as_millis() as f64);
         let half = base_ms / 2.0;
         let jittered = half + rng.gen_range(0.0..=half.max(0.0));
         Duration::from_millis(jittered.round() as u64)
@@ -66,9 +66,7 @@ mod tests {
             cap: Duration::from_millis(5_000),
         };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let delays: Vec<u128> = (1..=6)
-            .map(|n| policy.delay_after(n, &mut rng).as_millis())
-            .collect();
+        let delays: Vec<u128> = (1..=6).map(|n| policy.delay_after(n, &mut rng).as_millis()).collect();
         assert!((50..=100).contains(&delays[0]), "{delays:?}");
         assert!((200..=400).contains(&delays[1]), "{delays:?}");
         assert!((800..=1600).contains(&delays[2]), "{delays:?}");

@@ -60,7 +60,11 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownPipeline(new.pipeline.to_owned()))?;
         let names: Vec<&str> = pipeline.steps.iter().map(|s| s.name.as_str()).collect();
         let max_attempts: Vec<i32> = pipeline.steps.iter().map(|s| s.retry.max_attempts as i32).collect();
-        let initial_ms: Vec<i32> = pipeline.steps.iter().map(|s| s.retry.initial.as_millis() as i32).collect();
+        let initial_ms: Vec<i32> = pipeline
+            .steps
+            .iter()
+            .map(|s| s.retry.initial.as_millis() as i32)
+            .collect();
         let multiplier: Vec<f64> = pipeline.steps.iter().map(|s| s.retry.multiplier).collect();
         let cap_ms: Vec<i32> = pipeline.steps.iter().map(|s| s.retry.cap.as_millis() as i32).collect();
         let reason = format!("{} trigger", new.trigger);
@@ -114,9 +118,7 @@ impl Engine {
     /// # Errors
     /// `Database`.
     pub async fn active_run(&self, pipeline: &str) -> Result<Option<Run>, EngineError> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE pipeline = $1 AND status IN ('queued', 'running')"
-        );
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE pipeline = $1 AND status IN ('queued', 'running')");
         Ok(sqlx::query_as(&sql).bind(pipeline).fetch_optional(&self.pool).await?)
     }
 

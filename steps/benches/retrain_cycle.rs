@@ -51,7 +51,11 @@ impl Size {
                 None => (lower.as_str(), 1),
             },
         };
-        digits.parse::<i64>().ok().filter(|n| *n > 0).map(|n| Self::Rows(n * scale))
+        digits
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| Self::Rows(n * scale))
     }
 
     fn label(self) -> String {
@@ -103,7 +107,9 @@ async fn admin_pool(url: &str) -> Result<PgPool, BoxError> {
 /// Stores the feedback for `size`; returns how many rows.
 async fn store_feedback(pool: &PgPool, size: Size) -> Result<i64, BoxError> {
     let mut conn = pool.acquire().await?;
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET).await?.ok_or("not bootstrapped")?;
+    let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
+        .await?
+        .ok_or("not bootstrapped")?;
     match size {
         Size::Pool => {
             let done = sqlx::query(
@@ -116,12 +122,11 @@ async fn store_feedback(pool: &PgPool, size: Size) -> Result<i64, BoxError> {
             Ok(done.rows_affected() as i64)
         }
         Size::Rows(n) => {
-            let sources: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM examples WHERE dataset_id = $1 AND split IN ('base', 'pool')",
-            )
-            .bind(dataset.id)
-            .fetch_one(&mut *conn)
-            .await?;
+            let sources: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM examples WHERE dataset_id = $1 AND split IN ('base', 'pool')")
+                    .bind(dataset.id)
+                    .fetch_one(&mut *conn)
+                    .await?;
             // Each synthetic row is a base or pool row with every feature moved
             // by up to +-1% and rounded to 4 decimals, with its label.
             let chunk = 250_000;
@@ -154,11 +159,19 @@ async fn store_feedback(pool: &PgPool, size: Size) -> Result<i64, BoxError> {
 }
 
 async fn cycle(base_url: &str, admin: &PgPool, size: Size) -> Result<Cycle, BoxError> {
-    let name = format!("retrain_bench_cycle_{}_{}", std::process::id(), size.label().to_ascii_lowercase());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin).await?;
+    let name = format!(
+        "retrain_bench_cycle_{}_{}",
+        std::process::id(),
+        size.label().to_ascii_lowercase()
+    );
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(admin)
+        .await?;
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin).await?;
     let result = cycle_in(base_url, &name, size).await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(admin)
+        .await?;
     result
 }
 
@@ -230,10 +243,11 @@ async fn cycle_in(base_url: &str, name: &str, size: Size) -> Result<Cycle, BoxEr
         .find(|e| e.step.is_none())
         .and_then(|e| e.reason.clone())
         .unwrap_or_default();
-    let training_rows: Option<i64> = sqlx::query_scalar("SELECT total_rows::bigint FROM training_sets WHERE run_id = $1")
-        .bind(run.id)
-        .fetch_optional(&pool)
-        .await?;
+    let training_rows: Option<i64> =
+        sqlx::query_scalar("SELECT total_rows::bigint FROM training_sets WHERE run_id = $1")
+            .bind(run.id)
+            .fetch_optional(&pool)
+            .await?;
     pool.close().await;
     Ok(Cycle {
         size,
@@ -279,12 +293,20 @@ async fn main() -> Result<(), BoxError> {
     // cargo passes `--bench`; sizes are the other arguments.
     let mut sizes: Vec<Size> = Vec::new();
     for arg in std::env::args().skip(1).filter(|a| !a.starts_with("--")) {
-        sizes.push(Size::parse(&arg).ok_or_else(|| format!("not a size: {arg} (pool, 1k, 10k, 100k, 1M or a number)"))?);
+        sizes
+            .push(Size::parse(&arg).ok_or_else(|| format!("not a size: {arg} (pool, 1k, 10k, 100k, 1M or a number)"))?);
     }
     if sizes.is_empty() {
-        sizes = vec![Size::Pool, Size::Rows(1_000), Size::Rows(10_000), Size::Rows(100_000), Size::Rows(1_000_000)];
+        sizes = vec![
+            Size::Pool,
+            Size::Rows(1_000),
+            Size::Rows(10_000),
+            Size::Rows(100_000),
+            Size::Rows(1_000_000),
+        ];
     }
-    let base_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let base_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin = admin_pool(&base_url).await?;
     println!(
         "retrain cycle: sizes {:?}, release build, {} cores shared with PostgreSQL",
@@ -306,7 +328,11 @@ async fn main() -> Result<(), BoxError> {
         let step = |name: &str| -> Duration { c.steps.iter().filter(|s| s.step == name).map(|s| s.handler).sum() };
         let handlers: Duration = c.steps.iter().map(|s| s.handler).sum();
         let cell = |name: &str| {
-            if c.steps.iter().any(|s| s.step == name) { ms(step(name)) } else { "-".into() }
+            if c.steps.iter().any(|s| s.step == name) {
+                ms(step(name))
+            } else {
+                "-".into()
+            }
         };
         println!(
             "   {:>7} {:>10.3} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
@@ -324,7 +350,11 @@ async fn main() -> Result<(), BoxError> {
             println!(
                 "   1M-row cycle {:.1} s against the target < 60 s: {}",
                 c.wall.as_secs_f64(),
-                if c.wall < Duration::from_secs(60) { "met" } else { "NOT met" }
+                if c.wall < Duration::from_secs(60) {
+                    "met"
+                } else {
+                    "NOT met"
+                }
             );
         }
     }

@@ -75,7 +75,11 @@ pub async fn bootstrap(pool: &PgPool, config: &PipelineConfig) -> Result<Bootstr
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(version = model.version, accuracy = metrics.accuracy, "bootstrapped the first model");
+    tracing::info!(
+        version = model.version,
+        accuracy = metrics.accuracy,
+        "bootstrapped the first model"
+    );
     Ok(Bootstrapped {
         dataset,
         stored_split,

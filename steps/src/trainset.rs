@@ -5,12 +5,12 @@
 //! exactly what went in.
 
 use crate::ml::Example;
+use crate::ml::Split;
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, FeedbackExample};
-use crate::ml::Split;
 use serde::Serialize;
-use sqlx::PgConnection;
 use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use uuid::Uuid;
@@ -84,7 +84,10 @@ pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExampl
     let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut usable: Vec<Example> = Vec::with_capacity(feedback.len());
-    for FeedbackExample { example, quarantined, .. } in feedback {
+    for FeedbackExample {
+        example, quarantined, ..
+    } in feedback
+    {
         if quarantined {
             *dropped.entry("quarantined").or_default() += 1;
         } else if let Some(reason) = screen(dataset, &example) {
@@ -113,8 +116,17 @@ pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExampl
         *dropped.entry("feedback_superseded").or_default() += usable.len() - feedback_rows;
     }
     let mut examples: Vec<Example> = Vec::with_capacity(base_rows + feedback_rows);
-    examples.extend(base.into_iter().zip(keep_base).filter_map(|(e, keep)| keep.then_some(e)));
-    examples.extend(usable.into_iter().zip(keep_feedback).filter_map(|(e, keep)| keep.then_some(e)));
+    examples.extend(
+        base.into_iter()
+            .zip(keep_base)
+            .filter_map(|(e, keep)| keep.then_some(e)),
+    );
+    examples.extend(
+        usable
+            .into_iter()
+            .zip(keep_feedback)
+            .filter_map(|(e, keep)| keep.then_some(e)),
+    );
     let lineage = Lineage {
         dataset_id: dataset.id,
         feedback_from,
@@ -176,10 +188,12 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
     .await?;
     match inserted {
         Some(id) => Ok(id),
-        None => sqlx::query_scalar("SELECT id FROM training_sets WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_one(conn)
-            .await,
+        None => {
+            sqlx::query_scalar("SELECT id FROM training_sets WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(conn)
+                .await
+        }
     }
 }
 
@@ -217,13 +231,22 @@ mod tests {
     fn the_latest_label_for_an_input_wins_and_drops_are_counted() {
         let base = vec![ex(1.0, 0), ex(2.0, 0), ex(2.0, 0), ex(3.0, 1)];
         let feedback = vec![
-            fb(10, ex(2.0, 1)),                                   // overrides both base rows for 2.0
-            fb(11, ex(4.0, 0)),                                   // new input
-            fb(12, ex(4.0, 1)),                                   // supersedes feedback 11
-            fb(13, Example { features: vec![1.0], label: 0 }),    // wrong width
-            fb(14, ex(f64::NAN, 0)),                              // not finite
-            fb(15, ex(5.0, 7)),                                   // unknown label
-            FeedbackExample { quarantined: true, ..fb(16, ex(1.0, 1)) }, // quarantined: no effect
+            fb(10, ex(2.0, 1)), // overrides both base rows for 2.0
+            fb(11, ex(4.0, 0)), // new input
+            fb(12, ex(4.0, 1)), // supersedes feedback 11
+            fb(
+                13,
+                Example {
+                    features: vec![1.0],
+                    label: 0,
+                },
+            ), // wrong width
+            fb(14, ex(f64::NAN, 0)), // not finite
+            fb(15, ex(5.0, 7)), // unknown label
+            FeedbackExample {
+                quarantined: true,
+                ..fb(16, ex(1.0, 1))
+            }, // quarantined: no effect
         ];
         let set = merge(&dataset(), base, feedback, 16);
         assert_eq!(set.examples, vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]);

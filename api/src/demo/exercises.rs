@@ -18,9 +18,15 @@ use tokio::task::JoinSet;
 pub async fn play(client: &Client, pool: &PgPool, started: Instant) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     println!("\n1. Predictions, and feedback piling up");
-    outcomes.push(outcome("1. traffic and feedback", traffic_and_feedback(client, pool, started).await));
+    outcomes.push(outcome(
+        "1. traffic and feedback",
+        traffic_and_feedback(client, pool, started).await,
+    ));
     println!("\n2. A retrain run: collect -> merge -> train -> validate -> promote");
-    outcomes.push(outcome("2. retrain run", retrain(client, started, "demo: users sent feedback").await));
+    outcomes.push(outcome(
+        "2. retrain run",
+        retrain(client, started, "demo: users sent feedback").await,
+    ));
     println!("\n3. Hot swap under load: roll back and forward while clients predict");
     outcomes.push(outcome("3. hot swap", hot_swap(client, pool, started).await));
     println!("\n4. A poisoning attempt: label-flipped feedback");
@@ -74,7 +80,10 @@ where
 
 async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) -> anyhow::Result<String> {
     let traffic: Vec<Example> = split(pool, Split::Pool).await?.into_iter().take(300).collect();
-    say(started, &format!("sending {} predictions (wines the model has never seen)", traffic.len()));
+    say(
+        started,
+        &format!("sending {} predictions (wines the model has never seen)", traffic.len()),
+    );
     let answers = concurrently(traffic.clone(), |example| {
         let client = client.clone();
         async move { client.predict(&example.features).await.map(|answer| (example, answer)) }
@@ -85,7 +94,9 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
         .iter()
         .filter(|(e, a)| a["label"].as_i64() == Some(i64::from(e.label)))
         .count();
-    let version = answers.first().map_or(0, |(_, a)| a["model_version"].as_i64().unwrap_or_default());
+    let version = answers
+        .first()
+        .map_or(0, |(_, a)| a["model_version"].as_i64().unwrap_or_default());
     println!(
         "   {} answers from model version {version}: {right} right ({:.1}%)",
         answers.len(),
@@ -94,10 +105,18 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
     let corrections: Vec<Value> = answers
         .iter()
         .take(300)
-        .map(|(e, a)| json!({"features": e.features, "correct_label": e.label,
-                              "prediction_id": a["prediction_id"], "source": "demo-users"}))
+        .map(|(e, a)| {
+            json!({"features": e.features, "correct_label": e.label,
+                              "prediction_id": a["prediction_id"], "source": "demo-users"})
+        })
         .collect();
-    say(started, &format!("users send the true label for each of the {} answers, citing the prediction", corrections.len()));
+    say(
+        started,
+        &format!(
+            "users send the true label for each of the {} answers, citing the prediction",
+            corrections.len()
+        ),
+    );
     let stored = concurrently(corrections, |body| {
         let client = client.clone();
         async move { client.feedback(&body).await }
@@ -109,7 +128,10 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
     )
     .fetch_one(pool)
     .await?;
-    println!("   {} feedback rows acknowledged, each after its commit; {waiting} rows wait for the next run", stored.len());
+    println!(
+        "   {} feedback rows acknowledged, each after its commit; {waiting} rows wait for the next run",
+        stored.len()
+    );
     Ok(format!(
         "{} predictions ({:.0}% right), {} feedback rows stored",
         answers.len(),
@@ -122,7 +144,10 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
 async fn retrain(client: &Client, started: Instant, reason: &str) -> anyhow::Result<String> {
     let (run, new) = client.trigger(Some(reason)).await?;
     let id = run["id"].as_str().context("run without id")?.to_owned();
-    say(started, &format!("{} run {}", if new { "queued" } else { "joined the active" }, &id[..8]));
+    say(
+        started,
+        &format!("{} run {}", if new { "queued" } else { "joined the active" }, &id[..8]),
+    );
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut printed = 0;
     let detail = loop {
@@ -132,7 +157,11 @@ async fn retrain(client: &Client, started: Instant, reason: &str) -> anyhow::Res
             let what = event["step"].as_str().unwrap_or("run");
             let from = event["from_status"].as_str().unwrap_or("");
             let to = event["to_status"].as_str().unwrap_or("");
-            let arrow = if from.is_empty() { to.to_owned() } else { format!("{from} -> {to}") };
+            let arrow = if from.is_empty() {
+                to.to_owned()
+            } else {
+                format!("{from} -> {to}")
+            };
             let why = event["reason"].as_str().map(|r| format!("  ({r})")).unwrap_or_default();
             say(started, &format!("  {what:<9} {arrow}{why}"));
         }
@@ -174,7 +203,9 @@ fn print_comparison(validate: &Value) {
         if m.is_object() {
             println!(
                 "   {role:<9} version {:<3} golden accuracy {:.4}  macro-F1 {:.4}",
-                m["version"], m["accuracy"].as_f64().unwrap_or_default(), m["macro_f1"].as_f64().unwrap_or_default()
+                m["version"],
+                m["accuracy"].as_f64().unwrap_or_default(),
+                m["macro_f1"].as_f64().unwrap_or_default()
             );
         }
     };
@@ -184,7 +215,10 @@ fn print_comparison(validate: &Value) {
     if c.is_object() {
         println!(
             "   paired on {} golden wines: only the candidate right on {}, only the champion on {} (McNemar p = {:.3})",
-            c["n"], c["only_candidate_right"], c["only_champion_right"], c["p_value"].as_f64().unwrap_or(1.0)
+            c["n"],
+            c["only_candidate_right"],
+            c["only_champion_right"],
+            c["p_value"].as_f64().unwrap_or(1.0)
         );
     }
     for check in validate["checks"].as_array().into_iter().flatten() {
@@ -206,7 +240,11 @@ async fn hot_swap(client: &Client, pool: &PgPool, started: Instant) -> anyhow::R
         .filter_map(|m| m["version"].as_i64())
         .find(|v| *v != champion)
         .context("only one model is stored: nothing to swap to")?;
-    let inputs: Vec<Vec<f64>> = split(pool, Split::Golden).await?.into_iter().map(|e| e.features).collect();
+    let inputs: Vec<Vec<f64>> = split(pool, Split::Golden)
+        .await?
+        .into_iter()
+        .map(|e| e.features)
+        .collect();
     let load = Load::start(client, inputs, 8);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut swaps: Vec<(i64, DateTime<Utc>)> = Vec::new();
@@ -216,19 +254,31 @@ async fn hot_swap(client: &Client, pool: &PgPool, started: Instant) -> anyhow::R
             .as_str()
             .and_then(|t| t.parse().ok())
             .context("promotion without time")?;
-        say(started, &format!("promoted version {target} ({})", promotion["kind"].as_str().unwrap_or("?")));
+        say(
+            started,
+            &format!(
+                "promoted version {target} ({})",
+                promotion["kind"].as_str().unwrap_or("?")
+            ),
+        );
         swaps.push((target, committed));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let seen = load.stop().await;
     let mut lags = Vec::new();
     for (target, committed) in &swaps {
-        let first = seen.first_from(*target, *committed).context("no answer from the promoted version")?;
+        let first = seen
+            .first_from(*target, *committed)
+            .context("no answer from the promoted version")?;
         let lag = (first - *committed).num_microseconds().unwrap_or_default() as f64 / 1000.0;
         println!("   version {target}: first answer {lag:.1} ms after the promotion committed");
         lags.push(lag);
     }
-    println!("   {} requests answered during the swaps, {} failed", seen.answers.len(), seen.failures);
+    println!(
+        "   {} requests answered during the swaps, {} failed",
+        seen.answers.len(),
+        seen.failures
+    );
     Ok(format!(
         "swap lags {} ms; {} requests, {} failed",
         lags.iter().map(|l| format!("{l:.1}")).collect::<Vec<_>>().join(" / "),
@@ -244,10 +294,18 @@ async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::
         .into_iter()
         .filter(|e| e.label == 5 || e.label == 6)
         .take(400)
-        .map(|e| json!({"features": e.features, "correct_label": if e.label == 5 { 6 } else { 5 },
-                         "source": attacker}))
+        .map(|e| {
+            json!({"features": e.features, "correct_label": if e.label == 5 { 6 } else { 5 },
+                         "source": attacker})
+        })
         .collect();
-    say(started, &format!("{attacker} sends {} rows with the labels 5 and 6 swapped", flipped.len()));
+    say(
+        started,
+        &format!(
+            "{attacker} sends {} rows with the labels 5 and 6 swapped",
+            flipped.len()
+        ),
+    );
     let sent = concurrently(flipped, |body| {
         let client = client.clone();
         async move { client.feedback(&body).await }
@@ -258,7 +316,10 @@ async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::
     let matched = client
         .quarantine(&attacker, "demo: label-flipping attack refused by the gate")
         .await?;
-    say(started, &format!("quarantined source {attacker}: {matched} rows left out of every future training set"));
+    say(
+        started,
+        &format!("quarantined source {attacker}: {matched} rows left out of every future training set"),
+    );
     Ok(format!("{sent} poisoned rows; {summary}; source quarantined"))
 }
 
@@ -286,5 +347,7 @@ async fn metrics(client: &Client) -> anyhow::Result<String> {
             shown += 1;
         }
     }
-    Ok(format!("{shown} series shown; Grafana dashboards in dashboards/ plot them"))
+    Ok(format!(
+        "{shown} series shown; Grafana dashboards in dashboards/ plot them"
+    ))
 }

@@ -21,7 +21,12 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Args)]
 pub struct DemoSettings {
     /// PostgreSQL URL; the database is created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://localhost/retrain", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://localhost/retrain",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Leave the service running afterwards (for curl and Swagger UI).
     #[arg(long)]
@@ -59,10 +64,23 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         .connect_with(options)
         .await
         .context("cannot connect to the demo database")?;
-    let bind = if settings.keep_serving { settings.bind.to_string() } else { "127.0.0.1:0".into() };
-    let token: String = (0..24).map(|_| format!("{:02x}", rand::thread_rng().r#gen::<u8>())).collect();
+    let bind = if settings.keep_serving {
+        settings.bind.to_string()
+    } else {
+        "127.0.0.1:0".into()
+    };
+    let token: String = (0..24)
+        .map(|_| format!("{:02x}", rand::thread_rng().r#gen::<u8>()))
+        .collect();
     let Command::Serve(serve) = Cli::parse_from([
-        "retrain", "serve", "--bind", &bind, "--admin-token", &token, "--first-check-secs", "86400",
+        "retrain",
+        "serve",
+        "--bind",
+        &bind,
+        "--admin-token",
+        &token,
+        "--first-check-secs",
+        "86400",
     ])
     .command
     else {
@@ -72,12 +90,18 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", serve.bind))?;
     let base = format!("http://{}", listener.local_addr()?);
-    say(started, "migrating, bootstrapping the first model and starting the service");
+    say(
+        started,
+        "migrating, bootstrapping the first model and starting the service",
+    );
     let shutdown = CancellationToken::new();
     let mut service = tokio::spawn(startup::serve(serve, pool.clone(), listener, shutdown.clone()));
     let client = Client::new(&base, Some(token.clone()));
     wait_ready(&client, &mut service).await?;
-    say(started, &format!("service ready at {base} (API, worker and scheduler in this process)"));
+    say(
+        started,
+        &format!("service ready at {base} (API, worker and scheduler in this process)"),
+    );
 
     let outcomes = exercises::play(&client, &pool, started).await;
     println!("\nSummary");
@@ -92,7 +116,9 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         println!("\nThe service keeps running at {base} (Ctrl-C to stop):");
         println!("  Swagger UI:  {base}/docs");
         println!("  predict:     curl -s {base}/predict -H 'content-type: application/json' \\");
-        println!("                 -d '{{\"features\": [7.4, 0.7, 0.0, 1.9, 0.076, 11.0, 34.0, 0.9978, 3.51, 0.56, 9.4]}}'");
+        println!(
+            "                 -d '{{\"features\": [7.4, 0.7, 0.0, 1.9, 0.076, 11.0, 34.0, 0.9978, 3.51, 0.56, 9.4]}}'"
+        );
         println!("  admin token: {token}   (curl -H 'Authorization: Bearer {token}' ...)");
         tokio::signal::ctrl_c().await.ok();
     }

@@ -51,15 +51,21 @@ impl Modify for CommonRefusals {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::ParameterIn;
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
             for operation in operations.into_iter().flatten() {
-                let has = |place: ParameterIn| {
-                    operation.parameters.iter().flatten().any(|p| p.parameter_in == place)
-                };
+                let has = |place: ParameterIn| operation.parameters.iter().flatten().any(|p| p.parameter_in == place);
                 let (path_params, query_params) = (has(ParameterIn::Path), has(ParameterIn::Query));
                 let responses = &mut operation.responses.responses;
                 let mut refuse = |status: &str, description: &str| {
-                    responses.entry(status.to_owned()).or_insert_with(|| error_response(description, false));
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_response(description, false));
                 };
                 if operation.request_body.is_some() {
                     refuse("400", "Malformed JSON");
@@ -104,7 +110,9 @@ fn error_response(description: &str, retry_after: bool) -> utoipa::openapi::RefO
     use utoipa::openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, ResponseBuilder, Type};
     let mut response = ResponseBuilder::new().description(description).content(
         "application/json",
-        ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
     );
     if retry_after {
         response = response.header(

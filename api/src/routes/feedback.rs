@@ -96,7 +96,10 @@ pub async fn feedback(
             if request.predicted_label.is_some_and(|p| p != logged.label) {
                 return Err(ApiError::bad_request(
                     "prediction_mismatch",
-                    format!("prediction {id} predicted {}, not {:?}", logged.label, request.predicted_label),
+                    format!(
+                        "prediction {id} predicted {}, not {:?}",
+                        logged.label, request.predicted_label
+                    ),
                 ));
             }
             (Some(logged.label), Some(logged.model_version))

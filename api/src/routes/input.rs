@@ -59,7 +59,10 @@ where
 
 /// `application/json` or `application/<anything>+json`, parameters aside.
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -137,10 +140,16 @@ pub fn check_text(text: &str, field: &str, max_chars: usize, code: &'static str)
         return Err(ApiError::bad_request(code, format!("{field} must not be empty")));
     }
     if text.chars().count() > max_chars {
-        return Err(ApiError::bad_request(code, format!("{field} is longer than {max_chars} characters")));
+        return Err(ApiError::bad_request(
+            code,
+            format!("{field} is longer than {max_chars} characters"),
+        ));
     }
     if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(ApiError::bad_request(code, format!("{field} contains control characters")));
+        return Err(ApiError::bad_request(
+            code,
+            format!("{field} contains control characters"),
+        ));
     }
     Ok(())
 }

@@ -44,7 +44,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(move |request, next| count_request(metrics.clone(), request, next)))
+        .layer(middleware::from_fn(move |request, next| {
+            count_request(metrics.clone(), request, next)
+        }))
         .layer(middleware::from_fn(deadline))
         .with_state(state)
 }

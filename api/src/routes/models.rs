@@ -111,7 +111,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ModelSummary
     params(("version" = i32, Path, description = "Model version")),
     responses((status = 200, body = ModelDetail), (status = 400, description = "Not a version number", body = ErrorBody),
               (status = 404, description = "No such version", body = ErrorBody)))]
-pub async fn show(State(state): State<AppState>, PathParam(version): PathParam<i32>) -> Result<Json<ModelDetail>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    PathParam(version): PathParam<i32>,
+) -> Result<Json<ModelDetail>, ApiError> {
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, hyperparams, training_ms, base_rows, feedback_rows, dropped, training_set_sha256
          FROM audit_model_lineage WHERE version = $1"

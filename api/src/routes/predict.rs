@@ -81,11 +81,17 @@ fn predict_one(state: &AppState, model: &ServedModel, features: Vec<f64>) -> Res
         (status = 422, description = "Wrong number of features, or not finite", body = ErrorBody),
         (status = 503, description = "No model loaded yet", body = ErrorBody),
     ))]
-pub async fn predict(State(state): State<AppState>, Body(request): Body<PredictRequest>) -> Result<Json<PredictResponse>, ApiError> {
+pub async fn predict(
+    State(state): State<AppState>,
+    Body(request): Body<PredictRequest>,
+) -> Result<Json<PredictResponse>, ApiError> {
     let started = Instant::now();
     let model = served(&state)?;
     let response = predict_one(&state, &model, request.features)?;
-    state.metrics.prediction_latency.observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .prediction_latency
+        .observe(started.elapsed().as_secs_f64());
     Ok(Json(response))
 }
 
@@ -99,7 +105,10 @@ pub async fn predict(State(state): State<AppState>, Body(request): Body<PredictR
         (status = 422, description = "Empty or too large a batch, or an invalid instance", body = ErrorBody),
         (status = 503, description = "No model loaded yet", body = ErrorBody),
     ))]
-pub async fn predict_batch(State(state): State<AppState>, Body(request): Body<BatchRequest>) -> Result<Json<BatchResponse>, ApiError> {
+pub async fn predict_batch(
+    State(state): State<AppState>,
+    Body(request): Body<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
     let started = Instant::now();
     let max = state.limits.batch_max;
     if request.instances.is_empty() || request.instances.len() > max {
@@ -119,6 +128,9 @@ pub async fn predict_batch(State(state): State<AppState>, Body(request): Body<Ba
         .into_iter()
         .map(|features| predict_one(&state, &model, features))
         .collect::<Result<Vec<_>, _>>()?;
-    state.metrics.prediction_latency.observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .prediction_latency
+        .observe(started.elapsed().as_secs_f64());
     Ok(Json(BatchResponse { predictions }))
 }

@@ -65,7 +65,10 @@ pub async fn quarantine(
     if let (Some(from), Some(until)) = (request.received_from, request.received_until)
         && from >= until
     {
-        return Err(ApiError::bad_request("invalid_quarantine", "received_from must be before received_until"));
+        return Err(ApiError::bad_request(
+            "invalid_quarantine",
+            "received_from must be before received_until",
+        ));
     }
     let mut conn = state.pool.acquire().await?;
     let (id, matched) = feedback::quarantine(

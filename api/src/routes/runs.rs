@@ -112,10 +112,17 @@ async fn create(state: &AppState, admin: &Admin, request: &TriggerRequest) -> Re
 /// Runs, newest first.
 #[utoipa::path(get, path = "/runs", tag = "runs", params(ListQuery),
     responses((status = 200, body = Vec<Run>), (status = 400, description = "Invalid filter", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, QueryParams(query): QueryParams<ListQuery>) -> Result<Json<Vec<Run>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Vec<Run>>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "limit must be between 1 and 500"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit must be between 1 and 500",
+        ));
     }
     Ok(Json(state.engine.list_runs(query.status, limit).await?))
 }
@@ -134,10 +141,20 @@ pub async fn show(State(state): State<AppState>, PathParam(id): PathParam<Uuid>)
     responses((status = 200, body = CancelResponse), (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
               (status = 404, description = "No such run", body = ErrorBody),
               (status = 409, description = "The run already ended", body = ErrorBody)))]
-pub async fn cancel(State(state): State<AppState>, admin: Admin, PathParam(id): PathParam<Uuid>) -> Result<Json<CancelResponse>, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    admin: Admin,
+    PathParam(id): PathParam<Uuid>,
+) -> Result<Json<CancelResponse>, ApiError> {
     let response = match state.engine.cancel_run(id, &admin.actor).await? {
-        Cancelled::Now(run) => CancelResponse { cancel: "now".into(), run },
-        Cancelled::Requested(run) => CancelResponse { cancel: "requested".into(), run },
+        Cancelled::Now(run) => CancelResponse {
+            cancel: "now".into(),
+            run,
+        },
+        Cancelled::Requested(run) => CancelResponse {
+            cancel: "requested".into(),
+            run,
+        },
     };
     Ok(Json(response))
 }
@@ -148,6 +165,10 @@ pub async fn cancel(State(state): State<AppState>, admin: Admin, PathParam(id): 
     responses((status = 200, body = Run), (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
               (status = 404, description = "No such run", body = ErrorBody),
               (status = 409, description = "The run did not fail, or another run is active", body = ErrorBody)))]
-pub async fn retry(State(state): State<AppState>, admin: Admin, PathParam(id): PathParam<Uuid>) -> Result<Json<Run>, ApiError> {
+pub async fn retry(
+    State(state): State<AppState>,
+    admin: Admin,
+    PathParam(id): PathParam<Uuid>,
+) -> Result<Json<Run>, ApiError> {
     Ok(Json(state.engine.retry_run(id, &admin.actor).await?))
 }

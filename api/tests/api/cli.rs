@@ -17,7 +17,10 @@ fn url_of(connect: &PgConnectOptions) -> String {
 
 fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_retrain"));
-    command.args(args).env("RUST_LOG", "warn").env_remove("RETRAIN_ADMIN_TOKEN");
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("RETRAIN_ADMIN_TOKEN");
     if let Some(url) = database_url {
         command.env("DATABASE_URL", url);
     }
@@ -32,10 +35,21 @@ fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, String) 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn the_demo_plays_all_five_exercises(_: PgPoolOptions, connect: PgConnectOptions) {
     let url = url_of(&connect);
-    let (ok, out, err) = tokio::task::spawn_blocking(move || retrain(&["demo"], Some(&url))).await.unwrap();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || retrain(&["demo"], Some(&url)))
+        .await
+        .unwrap();
     assert!(ok, "demo failed:\n{out}\n{err}");
-    for exercise in ["1. traffic and feedback", "2. retrain run", "3. hot swap", "4. poisoning", "5. metrics"] {
-        let line = out.lines().find(|l| l.starts_with(exercise)).unwrap_or_else(|| panic!("{exercise}:\n{out}"));
+    for exercise in [
+        "1. traffic and feedback",
+        "2. retrain run",
+        "3. hot swap",
+        "4. poisoning",
+        "5. metrics",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(exercise))
+            .unwrap_or_else(|| panic!("{exercise}:\n{out}"));
         assert!(!line.contains("FAILED"), "{line}");
     }
     assert!(out.contains("collect   pending -> running"), "{out}");
@@ -98,8 +112,16 @@ async fn operators_trigger_list_and_promote_from_the_command_line(_: PgPoolOptio
     assert!(serving[0].starts_with('2'), "{out}");
 
     // A refusal is an error exit with the service's message.
-    let (ok, _, err) = run(vec!["runs".into(), "retry".into(), uuid::Uuid::new_v4().to_string(),
-                                 "--url".into(), base.clone(), "--token".into(), "wrong".into()]).await;
+    let (ok, _, err) = run(vec![
+        "runs".into(),
+        "retry".into(),
+        uuid::Uuid::new_v4().to_string(),
+        "--url".into(),
+        base.clone(),
+        "--token".into(),
+        "wrong".into(),
+    ])
+    .await;
     assert!(!ok);
     assert!(err.contains("401 unauthorized"), "{err}");
     app.stop().await;

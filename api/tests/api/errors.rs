@@ -42,8 +42,14 @@ async fn refusals_share_one_shape_and_status(_: PgPoolOptions, connect: PgConnec
     assert_eq!(error_code(wrong_method).await, "method_not_allowed");
     // Refusals are counted by route template and status class.
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains(r#"retrain_http_requests_total{route="/predict",status="4xx"} 3"#), "{metrics}");
-    assert!(metrics.contains(r#"retrain_http_requests_total{route="/runs/{id}",status="4xx"} 2"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"retrain_http_requests_total{route="/predict",status="4xx"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"retrain_http_requests_total{route="/runs/{id}",status="4xx"} 2"#),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
@@ -51,9 +57,22 @@ async fn refusals_share_one_shape_and_status(_: PgPoolOptions, connect: PgConnec
 async fn the_docs_work_offline(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = spawn(&connect, "api", &[]).await;
     let document = app.json("/openapi.json").await;
-    for path in ["/predict", "/predict/batch", "/feedback", "/model/info", "/models", "/models/{version}",
-                 "/models/{version}/promote", "/runs", "/runs/{id}", "/runs/{id}/cancel", "/runs/{id}/retry",
-                 "/health", "/ready", "/metrics"] {
+    for path in [
+        "/predict",
+        "/predict/batch",
+        "/feedback",
+        "/model/info",
+        "/models",
+        "/models/{version}",
+        "/models/{version}/promote",
+        "/runs",
+        "/runs/{id}",
+        "/runs/{id}/cancel",
+        "/runs/{id}/retry",
+        "/health",
+        "/ready",
+        "/metrics",
+    ] {
         assert!(document["paths"][path].is_object(), "{path} is documented");
     }
     let page = app.get("/docs/").await;

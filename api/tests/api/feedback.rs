@@ -12,7 +12,10 @@ async fn feedback_is_committed_before_it_is_acknowledged(_: PgPoolOptions, conne
     let pool_rows = rows(&app.pool, Split::Pool).await;
     let example = &pool_rows[0];
     let response = app
-        .post("/feedback", json!({"features": features(example), "correct_label": example.label, "source": "app-1"}))
+        .post(
+            "/feedback",
+            json!({"features": features(example), "correct_label": example.label, "source": "app-1"}),
+        )
         .await;
     assert_eq!(response.status(), 201);
     let id = response.json::<Value>().await.unwrap()["feedback_id"].as_i64().unwrap();
@@ -23,7 +26,10 @@ async fn feedback_is_committed_before_it_is_acknowledged(_: PgPoolOptions, conne
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    assert_eq!((label, source.as_deref(), predicted), (example.label, Some("app-1"), None));
+    assert_eq!(
+        (label, source.as_deref(), predicted),
+        (example.label, Some("app-1"), None)
+    );
 
     // Many at once: every acknowledged row is there (group commit).
     let sends = pool_rows[1..41].iter().map(|e| {
@@ -53,14 +59,22 @@ async fn feedback_citing_a_prediction_is_checked_against_it(_: PgPoolOptions, co
     let app = spawn(&connect, "api", &[]).await;
     let pool_rows = rows(&app.pool, Split::Pool).await;
     let example = &pool_rows[0];
-    let predicted: Value = app.post("/predict", json!({"features": features(example)})).await.json().await.unwrap();
+    let predicted: Value = app
+        .post("/predict", json!({"features": features(example)}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let prediction_id = predicted["prediction_id"].clone();
     let label = predicted["label"].as_i64().unwrap();
 
     // Sent right away: the prediction may not be logged yet, and is found anyway.
     let response = app
-        .post("/feedback", json!({"features": features(example), "correct_label": example.label,
-                                  "prediction_id": prediction_id}))
+        .post(
+            "/feedback",
+            json!({"features": features(example), "correct_label": example.label,
+                                  "prediction_id": prediction_id}),
+        )
         .await;
     assert_eq!(response.status(), 201);
     let id = response.json::<Value>().await.unwrap()["feedback_id"].as_i64().unwrap();
@@ -72,25 +86,41 @@ async fn feedback_citing_a_prediction_is_checked_against_it(_: PgPoolOptions, co
             .unwrap();
     assert_eq!((stored_predicted.map(i64::from), version), (Some(label), Some(1)));
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    let verdict = if label == i64::from(example.label) { "correct" } else { "incorrect" };
-    assert!(metrics.contains(&format!("retrain_feedback_total{{verdict=\"{verdict}\"}} 1")), "{metrics}");
+    let verdict = if label == i64::from(example.label) {
+        "correct"
+    } else {
+        "incorrect"
+    };
+    assert!(
+        metrics.contains(&format!("retrain_feedback_total{{verdict=\"{verdict}\"}} 1")),
+        "{metrics}"
+    );
 
     let before = count(&app.pool, "SELECT count(*) FROM feedback").await;
     let other = &pool_rows[1];
     let wrong_features = app
-        .post("/feedback", json!({"features": features(other), "correct_label": other.label,
-                                  "prediction_id": prediction_id}))
+        .post(
+            "/feedback",
+            json!({"features": features(other), "correct_label": other.label,
+                                  "prediction_id": prediction_id}),
+        )
         .await;
     assert_eq!(wrong_features.status(), 422);
     assert_eq!(error_code(wrong_features).await, "prediction_mismatch");
     let wrong_label = app
-        .post("/feedback", json!({"features": features(example), "correct_label": example.label,
-                                  "prediction_id": prediction_id, "predicted_label": if label == 5 { 6 } else { 5 }}))
+        .post(
+            "/feedback",
+            json!({"features": features(example), "correct_label": example.label,
+                                  "prediction_id": prediction_id, "predicted_label": if label == 5 { 6 } else { 5 }}),
+        )
         .await;
     assert_eq!(error_code(wrong_label).await, "prediction_mismatch");
     let unknown = app
-        .post("/feedback", json!({"features": features(example), "correct_label": example.label,
-                                  "prediction_id": uuid::Uuid::new_v4()}))
+        .post(
+            "/feedback",
+            json!({"features": features(example), "correct_label": example.label,
+                                  "prediction_id": uuid::Uuid::new_v4()}),
+        )
         .await;
     assert_eq!(unknown.status(), 422);
     assert_eq!(error_code(unknown).await, "unknown_prediction");
@@ -106,13 +136,28 @@ async fn invalid_feedback_is_refused_and_not_stored(_: PgPoolOptions, connect: P
     let cases = vec![
         (json!({"features": [1.0, 2.0], "correct_label": 5}), "invalid_features"),
         (json!({"features": f, "correct_label": 42}), "unknown_label"),
-        (json!({"features": f, "correct_label": 5, "predicted_label": -1}), "unknown_label"),
-        (json!({"features": f, "correct_label": 5, "source": "a\u{0000}b"}), "invalid_source"),
-        (json!({"features": f, "correct_label": 5, "source": "x".repeat(201)}), "invalid_source"),
-        (json!({"features": f, "correct_label": 5, "source": "   "}), "invalid_source"),
+        (
+            json!({"features": f, "correct_label": 5, "predicted_label": -1}),
+            "unknown_label",
+        ),
+        (
+            json!({"features": f, "correct_label": 5, "source": "a\u{0000}b"}),
+            "invalid_source",
+        ),
+        (
+            json!({"features": f, "correct_label": 5, "source": "x".repeat(201)}),
+            "invalid_source",
+        ),
+        (
+            json!({"features": f, "correct_label": 5, "source": "   "}),
+            "invalid_source",
+        ),
         (json!({"features": f}), "invalid_body"),
         (json!({"features": f, "correct_label": "five"}), "invalid_body"),
-        (json!({"features": f, "correct_label": 5, "prediction_id": "not-a-uuid"}), "invalid_body"),
+        (
+            json!({"features": f, "correct_label": 5, "prediction_id": "not-a-uuid"}),
+            "invalid_body",
+        ),
     ];
     for (body, code) in cases {
         let response = app.post("/feedback", body.clone()).await;
@@ -121,10 +166,18 @@ async fn invalid_feedback_is_refused_and_not_stored(_: PgPoolOptions, connect: P
     }
     // Text that looks like SQL is stored as text, nothing more.
     let sneaky = "'); DROP TABLE feedback; --";
-    let response = app.post("/feedback", json!({"features": f, "correct_label": 5, "source": sneaky})).await;
+    let response = app
+        .post(
+            "/feedback",
+            json!({"features": f, "correct_label": 5, "source": sneaky}),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     assert_eq!(count(&app.pool, "SELECT count(*) FROM feedback").await, 1);
-    let source: String = sqlx::query_scalar("SELECT source FROM feedback").fetch_one(&app.pool).await.unwrap();
+    let source: String = sqlx::query_scalar("SELECT source FROM feedback")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(source, sneaky);
     app.stop().await;
 }
@@ -147,8 +200,11 @@ async fn feedback_is_quarantined_by_source_by_an_admin(_: PgPoolOptions, connect
     let refused = [
         (json!({"reason": "no criterion"}), "invalid_quarantine"),
         (json!({"source": "x", "reason": ""}), "invalid_reason"),
-        (json!({"received_from": "2026-01-02T00:00:00Z", "received_until": "2026-01-01T00:00:00Z",
-                "reason": "backwards"}), "invalid_quarantine"),
+        (
+            json!({"received_from": "2026-01-02T00:00:00Z", "received_until": "2026-01-01T00:00:00Z",
+                "reason": "backwards"}),
+            "invalid_quarantine",
+        ),
     ];
     for (body, code) in refused {
         let response = app.admin_post("/feedback/quarantine", body.clone()).await;

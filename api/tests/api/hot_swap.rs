@@ -36,7 +36,10 @@ async fn promotions_under_load_fail_no_request(_: PgPoolOptions, connect: PgConn
     for round in 0..6 {
         let target = if round % 2 == 0 { 2 } else { 1 };
         let promoted = app
-            .admin_post(&format!("/models/{target}/promote"), json!({"reason": format!("round {round}")}))
+            .admin_post(
+                &format!("/models/{target}/promote"),
+                json!({"reason": format!("round {round}")}),
+            )
             .await;
         assert_eq!(promoted.status(), 200);
         // After the promotion, answers switch to the new version.
@@ -58,7 +61,10 @@ async fn promotions_under_load_fail_no_request(_: PgPoolOptions, connect: PgConn
     }
     assert!(answered > 100, "the load was real: {answered} answers");
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("retrain_model_reloads_total{result=\"success\"} 7"), "{metrics}");
+    assert!(
+        metrics.contains("retrain_model_reloads_total{result=\"success\"} 7"),
+        "{metrics}"
+    );
     assert!(metrics.contains("retrain_swap_lag_seconds_count 6"), "{metrics}");
     Arc::try_unwrap(app).ok().unwrap().stop().await;
 }
@@ -95,11 +101,17 @@ async fn a_promotion_while_the_listener_is_cut_is_caught_up(_: PgPoolOptions, co
     )
     .await
     .unwrap();
-    eventually(5, "the replica catches up", || async { app.served_version().await == 2 }).await;
+    eventually(5, "the replica catches up", || async {
+        app.served_version().await == 2
+    })
+    .await;
     // And it listens again: the next promotion arrives by notification.
     let rollback = app.admin_post("/models/1/promote", json!({"reason": "back"})).await;
     assert_eq!(rollback.status(), 200);
-    eventually(5, "the replica follows again", || async { app.served_version().await == 1 }).await;
+    eventually(5, "the replica follows again", || async {
+        app.served_version().await == 1
+    })
+    .await;
     app.stop().await;
 }
 
@@ -110,8 +122,14 @@ async fn two_replicas_both_follow_one_promotion(_: PgPoolOptions, connect: PgCon
     second_model(&first.pool).await;
     let promoted = first.admin_post("/models/2/promote", json!({"reason": "both"})).await;
     assert_eq!(promoted.status(), 200);
-    eventually(5, "the first replica serves v2", || async { first.served_version().await == 2 }).await;
-    eventually(5, "the second replica serves v2", || async { second.served_version().await == 2 }).await;
+    eventually(5, "the first replica serves v2", || async {
+        first.served_version().await == 2
+    })
+    .await;
+    eventually(5, "the second replica serves v2", || async {
+        second.served_version().await == 2
+    })
+    .await;
     first.stop().await;
     second.stop().await;
 }

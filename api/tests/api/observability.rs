@@ -14,7 +14,9 @@ mod dashboards;
 mod prometheus;
 
 use crate::support::*;
-use dashboards::{POSTGRES, PROMETHEUS, columns_used, dashboards, panels, promql, provisioned_datasources, queries, sql};
+use dashboards::{
+    POSTGRES, PROMETHEUS, columns_used, dashboards, panels, promql, provisioned_datasources, queries, sql,
+};
 use prometheus::Prometheus;
 use retrain_steps::ml::{Example, Split};
 use serde_json::{Value, json};
@@ -53,7 +55,10 @@ fn every_panel_reads_a_provisioned_data_source_with_a_well_formed_query() {
     let provisioned = provisioned_datasources();
     assert_eq!(
         provisioned,
-        BTreeMap::from([("postgres".into(), POSTGRES.into()), ("prometheus".into(), PROMETHEUS.into())])
+        BTreeMap::from([
+            ("postgres".into(), POSTGRES.into()),
+            ("prometheus".into(), PROMETHEUS.into())
+        ])
     );
     for (file, dashboard) in dashboards() {
         assert!(dashboard["schemaVersion"].as_i64().unwrap() >= 39, "{file}");
@@ -61,36 +66,68 @@ fn every_panel_reads_a_provisioned_data_source_with_a_well_formed_query() {
         let mut ids = BTreeSet::new();
         for panel in panels(&dashboard) {
             let title = &panel["title"];
-            assert!(ids.insert(panel["id"].as_i64().unwrap()), "{file}: duplicate panel id in {title}");
-            assert!(panel["gridPos"]["w"].as_i64().is_some(), "{file}: {title} has no gridPos");
+            assert!(
+                ids.insert(panel["id"].as_i64().unwrap()),
+                "{file}: duplicate panel id in {title}"
+            );
+            assert!(
+                panel["gridPos"]["w"].as_i64().is_some(),
+                "{file}: {title} has no gridPos"
+            );
             if panel["type"] == "row" {
                 continue;
             }
             assert!(panel["datasource"].is_object(), "{file}: {title} names no data source");
-            let targets = panel["targets"].as_array().unwrap_or_else(|| panic!("{file}: {title} has no targets"));
+            let targets = panel["targets"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{file}: {title} has no targets"));
             assert!(!targets.is_empty(), "{file}: {title} has no targets");
             let refs: BTreeSet<_> = targets.iter().map(|t| t["refId"].as_str().unwrap()).collect();
             assert_eq!(refs.len(), targets.len(), "{file}: {title} repeats a refId");
         }
         for annotation in dashboard["annotations"]["list"].as_array().into_iter().flatten() {
-            assert!(annotation["datasource"].is_object(), "{file}: annotation without a data source");
+            assert!(
+                annotation["datasource"].is_object(),
+                "{file}: annotation without a data source"
+            );
         }
     }
     let queries = queries();
     assert!(queries.iter().any(|q| q.is(PROMETHEUS)) && queries.iter().any(|q| q.is(POSTGRES)));
     for query in &queries {
         for datasource in [&query.panel["datasource"], query.datasource()] {
-            let uid = datasource["uid"].as_str().unwrap_or_else(|| panic!("{}: no uid", query.place));
-            let kind = provisioned.get(uid).unwrap_or_else(|| panic!("{}: data source {uid} is not provisioned", query.place));
-            assert_eq!(datasource["type"].as_str(), Some(kind.as_str()), "{}: type of {uid}", query.place);
+            let uid = datasource["uid"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: no uid", query.place));
+            let kind = provisioned
+                .get(uid)
+                .unwrap_or_else(|| panic!("{}: data source {uid} is not provisioned", query.place));
+            assert_eq!(
+                datasource["type"].as_str(),
+                Some(kind.as_str()),
+                "{}: type of {uid}",
+                query.place
+            );
         }
         if query.is(PROMETHEUS) {
-            assert!(query.target["expr"].as_str().is_some_and(|e| !e.trim().is_empty()), "{}", query.place);
+            assert!(
+                query.target["expr"].as_str().is_some_and(|e| !e.trim().is_empty()),
+                "{}",
+                query.place
+            );
         } else {
-            assert!(query.target["rawSql"].as_str().is_some_and(|s| !s.trim().is_empty()), "{}", query.place);
+            assert!(
+                query.target["rawSql"].as_str().is_some_and(|s| !s.trim().is_empty()),
+                "{}",
+                query.place
+            );
             assert_eq!(query.target["rawQuery"], true, "{}", query.place);
             let format = query.target["format"].as_str();
-            assert!(matches!(format, Some("table" | "time_series")), "{}: format {format:?}", query.place);
+            assert!(
+                matches!(format, Some("table" | "time_series")),
+                "{}: format {format:?}",
+                query.place
+            );
         }
     }
 }
@@ -99,8 +136,15 @@ fn every_panel_reads_a_provisioned_data_source_with_a_well_formed_query() {
 fn promtool_accepts_the_configuration_and_the_alert_rule_tests() {
     let promtool = tool("promtool");
     let prometheus = repo().join("prometheus");
-    for args in [["check", "config", "prometheus.yml"], ["test", "rules", "alerts_test.yml"]] {
-        let output = Command::new(&promtool).args(args).current_dir(&prometheus).output().unwrap();
+    for args in [
+        ["check", "config", "prometheus.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let output = Command::new(&promtool)
+            .args(args)
+            .current_dir(&prometheus)
+            .output()
+            .unwrap();
         assert!(
             output.status.success(),
             "promtool {}:\n{}{}",
@@ -126,7 +170,10 @@ fn poisoned(base: Vec<Example>, rows: usize) -> Vec<Example> {
 async fn run_to_end(app: &TestApp, reason: &str) -> Value {
     let created = app.admin_post("/runs", json!({ "reason": reason })).await;
     assert_eq!(created.status(), 201);
-    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let path = format!("/runs/{id}");
     let path = &path;
     eventually(40, "the run ends", || async move {
@@ -138,7 +185,9 @@ async fn run_to_end(app: &TestApp, reason: &str) -> Value {
 
 async fn send_all(app: &TestApp, bodies: Vec<Value>) {
     for chunk in bodies.chunks(50) {
-        let sends = chunk.iter().map(|body| app.client.post(app.url("/feedback")).json(body).send());
+        let sends = chunk
+            .iter()
+            .map(|body| app.client.post(app.url("/feedback")).json(body).send());
         for response in futures_util::future::join_all(sends).await {
             assert_eq!(response.unwrap().status(), 201);
         }
@@ -146,7 +195,10 @@ async fn send_all(app: &TestApp, bodies: Vec<Value>) {
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
-async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(_: PgPoolOptions, connect: PgConnectOptions) {
+async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let started = Instant::now();
     let binary = tool("prometheus");
     let app = spawn(&connect, "all", &[]).await;
@@ -158,18 +210,28 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(_: 
     // A run with no feedback: skipped at collect.
     let skipped = run_to_end(&app, "nothing to learn yet").await;
     assert_eq!(skipped["status"], "skipped");
-    prometheus.wait_for(10, "retrain_runs_total{outcome=\"skipped\"} > 0").await;
+    prometheus
+        .wait_for(10, "retrain_runs_total{outcome=\"skipped\"} > 0")
+        .await;
 
     // Traffic: predictions (one by one and a batch), feedback citing them.
     let pool_rows = rows(&app.pool, Split::Pool).await;
     let mut feedback = Vec::new();
     for example in &pool_rows[..30] {
-        let answer: Value = app.post("/predict", json!({"features": features(example)})).await.json().await.unwrap();
+        let answer: Value = app
+            .post("/predict", json!({"features": features(example)}))
+            .await
+            .json()
+            .await
+            .unwrap();
         feedback.push(json!({"features": features(example), "correct_label": example.label,
                              "prediction_id": answer["prediction_id"], "source": "app"}));
     }
     let batch = app
-        .post("/predict/batch", json!({"instances": pool_rows[30..40].iter().map(features).collect::<Vec<_>>()}))
+        .post(
+            "/predict/batch",
+            json!({"instances": pool_rows[30..40].iter().map(features).collect::<Vec<_>>()}),
+        )
         .await;
     assert_eq!(batch.status(), 200);
     send_all(&app, feedback).await;
@@ -186,9 +248,17 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(_: 
 
     // A promotion over HTTP.
     let version = second_model(&app.pool).await;
-    let promoted = app.admin_post(&format!("/models/{version}/promote"), json!({"reason": "observability test"})).await;
+    let promoted = app
+        .admin_post(
+            &format!("/models/{version}/promote"),
+            json!({"reason": "observability test"}),
+        )
+        .await;
     assert_eq!(promoted.status(), 200);
-    eventually(5, "the new version serves", || async { app.served_version().await == i64::from(version) }).await;
+    eventually(5, "the new version serves", || async {
+        app.served_version().await == i64::from(version)
+    })
+    .await;
 
     // Prometheus has it all: the served version, the champion (refreshed
     // from the database every 5 s), the rejection, the candidate's accuracy.
@@ -228,19 +298,29 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(_: 
         if rules.iter().all(|r| r["health"] != "unknown") {
             break rules;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the rules were never evaluated: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the rules were never evaluated: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let loaded: BTreeSet<String> = rules.iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(loaded, alert_names);
     for rule in &rules {
-        assert_eq!(rule["health"], "ok", "rule {} failed to evaluate: {}", rule["name"], rule["lastError"]);
+        assert_eq!(
+            rule["health"], "ok",
+            "rule {} failed to evaluate: {}",
+            rule["name"], rule["lastError"]
+        );
         let expr = rule["query"].as_str().unwrap();
         let (status, body) = prometheus.query(expr).await;
         assert_ne!(body["errorType"], "bad_data", "alert {}: {expr}\n{body}", rule["name"]);
         assert_eq!(status, 200, "alert {}: {expr}\n{body}", rule["name"]);
     }
-    let off_champion = rules.iter().find(|r| r["name"] == "RetrainReplicaServesOtherThanChampion").unwrap();
+    let off_champion = rules
+        .iter()
+        .find(|r| r["name"] == "RetrainReplicaServesOtherThanChampion")
+        .unwrap();
     let off_champion = off_champion["query"].as_str().unwrap();
     eventually(SETTLE_SECS, "no replica off the champion", || async {
         prometheus.result(off_champion).await.is_empty()
@@ -267,8 +347,15 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(_: 
             .unwrap_or_else(|e| panic!("{}: {e}\n{sql}", query.place));
         assert!(!rows.is_empty(), "{}: no rows\n{sql}", query.place);
         let columns: BTreeSet<String> = rows[0].columns().iter().map(|c| c.name().to_owned()).collect();
-        let missing: Vec<_> = columns_used(query).into_iter().filter(|c| !columns.contains(c)).collect();
-        assert!(missing.is_empty(), "{}: no column {missing:?} among {columns:?}\n{sql}", query.place);
+        let missing: Vec<_> = columns_used(query)
+            .into_iter()
+            .filter(|c| !columns.contains(c))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{}: no column {missing:?} among {columns:?}\n{sql}",
+            query.place
+        );
     }
 
     drop(prometheus);

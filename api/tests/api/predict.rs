@@ -41,7 +41,12 @@ async fn a_prediction_names_its_model_and_is_logged(_: PgPoolOptions, connect: P
     assert_eq!((version, i64::from(logged_label)), (1, label));
     assert_eq!(logged_features, golden[0].features);
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains(&format!("retrain_predictions_total{{label=\"{label}\",model_version=\"1\"}} 1")), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "retrain_predictions_total{{label=\"{label}\",model_version=\"1\"}} 1"
+        )),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
@@ -57,7 +62,12 @@ async fn a_batch_is_answered_in_order_and_bounded(_: PgPoolOptions, connect: PgC
     assert_eq!(predictions.len(), 5);
     // Each answer equals the single prediction for the same input.
     for (instance, batched) in golden[..5].iter().zip(predictions) {
-        let single: Value = app.post("/predict", json!({"features": features(instance)})).await.json().await.unwrap();
+        let single: Value = app
+            .post("/predict", json!({"features": features(instance)}))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(single["label"], batched["label"]);
         assert_eq!(single["confidence"], batched["confidence"]);
     }
@@ -70,7 +80,10 @@ async fn a_batch_is_answered_in_order_and_bounded(_: PgPoolOptions, connect: PgC
     assert_eq!(error_code(empty).await, "invalid_batch");
     // One bad instance refuses the whole batch.
     let mixed = app
-        .post("/predict/batch", json!({"instances": [features(&golden[0]), [1.0, 2.0]]}))
+        .post(
+            "/predict/batch",
+            json!({"instances": [features(&golden[0]), [1.0, 2.0]]}),
+        )
         .await;
     assert_eq!(mixed.status(), 422);
     assert_eq!(error_code(mixed).await, "invalid_features");
@@ -87,7 +100,11 @@ async fn bad_inputs_are_refused_and_not_logged(_: PgPoolOptions, connect: PgConn
         (r#"{"features": [1,1,1,1,1,1,1,1,1,1,1e999]}"#, 400, "malformed_json"),
         (r#"{"features": [1,1,1,1,1,1,1,1,1,1,null]}"#, 422, "invalid_body"),
         (r#"{"features": "eleven numbers"}"#, 422, "invalid_body"),
-        (r#"{"features": [1,1,1,1,1,1,1,1,1,1,1], "extra": 1}"#, 422, "invalid_body"),
+        (
+            r#"{"features": [1,1,1,1,1,1,1,1,1,1,1], "extra": 1}"#,
+            422,
+            "invalid_body",
+        ),
         (r#"{"feat"#, 400, "malformed_json"),
         (r#"[]"#, 422, "invalid_body"),
     ];

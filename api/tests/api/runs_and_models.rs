@@ -16,7 +16,13 @@ async fn runs_are_triggered_inspected_cancelled_and_retried(_: PgPoolOptions, co
     assert_eq!(run["params"]["reason"], "nightly check");
 
     // No body at all is fine too; while the run is active it is returned (200).
-    let again = app.client.post(app.url("/runs")).bearer_auth(TOKEN).send().await.unwrap();
+    let again = app
+        .client
+        .post(app.url("/runs"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     let again_status = again.status();
     let again: Value = again.json().await.unwrap();
     if again_status == 200 {
@@ -54,17 +60,27 @@ async fn models_are_listed_promoted_and_rolled_back(_: PgPoolOptions, connect: P
     let v2 = second_model(&app.pool).await;
     assert_eq!(v2, 2);
     let models = app.json("/models").await;
-    let versions: Vec<i64> = models.as_array().unwrap().iter().map(|m| m["version"].as_i64().unwrap()).collect();
+    let versions: Vec<i64> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_i64().unwrap())
+        .collect();
     assert_eq!(versions, vec![2, 1]);
     assert_eq!(models[1]["is_champion"], true);
     let detail = app.json("/models/1").await;
     assert_eq!(detail["promotions"][0]["kind"], "bootstrap");
     assert!(detail["golden_accuracy"].as_f64().unwrap() > 0.4);
 
-    let promoted = app.admin_post("/models/2/promote", json!({"reason": "shallower tree"})).await;
+    let promoted = app
+        .admin_post("/models/2/promote", json!({"reason": "shallower tree"}))
+        .await;
     assert_eq!(promoted.status(), 200);
     let promotion: Value = promoted.json().await.unwrap();
-    assert_eq!((promotion["kind"].as_str(), promotion["version"].as_i64()), (Some("manual"), Some(2)));
+    assert_eq!(
+        (promotion["kind"].as_str(), promotion["version"].as_i64()),
+        (Some("manual"), Some(2))
+    );
     assert_eq!(promotion["actor"], "ops@example.com");
     eventually(5, "version 2 serves", || async { app.served_version().await == 2 }).await;
 
@@ -82,8 +98,14 @@ async fn models_are_listed_promoted_and_rolled_back(_: PgPoolOptions, connect: P
         .json()
         .await
         .unwrap();
-    assert_eq!((rollback["kind"].as_str(), rollback["previous_version"].as_i64()), (Some("rollback"), Some(2)));
-    eventually(5, "version 1 serves again", || async { app.served_version().await == 1 }).await;
+    assert_eq!(
+        (rollback["kind"].as_str(), rollback["previous_version"].as_i64()),
+        (Some("rollback"), Some(2))
+    );
+    eventually(5, "version 1 serves again", || async {
+        app.served_version().await == 1
+    })
+    .await;
     assert_eq!(count(&app.pool, "SELECT count(*) FROM promotions").await, 3);
     app.stop().await;
 }

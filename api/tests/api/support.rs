@@ -38,8 +38,16 @@ pub async fn pool(connect: &PgConnectOptions) -> PgPool {
 pub async fn spawn(connect: &PgConnectOptions, role: &str, extra: &[&str]) -> TestApp {
     let pool = pool(connect).await;
     let mut args = vec![
-        "retrain", "serve", "--role", role, "--bind", "127.0.0.1:0", "--admin-token", TOKEN,
-        "--first-check-secs", "3600",
+        "retrain",
+        "serve",
+        "--role",
+        role,
+        "--bind",
+        "127.0.0.1:0",
+        "--admin-token",
+        TOKEN,
+        "--first-check-secs",
+        "3600",
     ];
     args.extend_from_slice(extra);
     let Command::Serve(settings) = Cli::parse_from(args).command else {
@@ -48,7 +56,12 @@ pub async fn spawn(connect: &PgConnectOptions, role: &str, extra: &[&str]) -> Te
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(retrain_api::startup::serve(settings, pool.clone(), listener, shutdown.clone()));
+    let handle = tokio::spawn(retrain_api::startup::serve(
+        settings,
+        pool.clone(),
+        listener,
+        shutdown.clone(),
+    ));
     let app = TestApp {
         address,
         client: reqwest::Client::new(),

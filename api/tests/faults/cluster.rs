@@ -65,13 +65,27 @@ impl Cluster {
             as_postgres,
         };
         if as_postgres {
-            let chown = Command::new("chown").arg("postgres:").arg(&cluster.dir).status().unwrap();
+            let chown = Command::new("chown")
+                .arg("postgres:")
+                .arg(&cluster.dir)
+                .status()
+                .unwrap();
             assert!(chown.success(), "chown the cluster dir to postgres");
         }
         let data = cluster.data();
         cluster.run(
             "initdb",
-            &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
         );
         cluster.start_server();
         cluster
@@ -118,7 +132,18 @@ impl Cluster {
         let log = self.dir.join("server.log");
         self.run(
             "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-o", &options, "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         );
     }
 
@@ -126,7 +151,10 @@ impl Cluster {
     /// sessions are terminated, committed work is on disk).
     pub fn stop_server(&self) {
         let data = self.data();
-        self.run("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "-t", "60", "stop"]);
+        self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "-t", "60", "stop"],
+        );
     }
 
     pub fn server_log(&self) -> String {
@@ -140,7 +168,11 @@ impl Drop for Cluster {
         let program = self.bin.join("pg_ctl");
         let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"];
         let _ = if self.as_postgres {
-            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&program).args(args).output()
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
         } else {
             Command::new(&program).args(args).output()
         };

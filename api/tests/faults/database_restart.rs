@@ -80,7 +80,12 @@ async fn record(samples: &Samples, sent: Instant, response: Result<reqwest::Resp
 }
 
 /// Sends feedback with true labels as source `source` until `stop`.
-fn feedback_load(api: &Process, rows: Vec<Example>, source: String, stop: Arc<AtomicBool>) -> (Samples, tokio::task::JoinHandle<()>) {
+fn feedback_load(
+    api: &Process,
+    rows: Vec<Example>,
+    source: String,
+    stop: Arc<AtomicBool>,
+) -> (Samples, tokio::task::JoinHandle<()>) {
     let samples: Samples = Arc::default();
     let (client, url, out) = (api.client.clone(), api.url("/feedback"), samples.clone());
     let task = tokio::spawn(async move {
@@ -103,7 +108,12 @@ fn predict_load(api: &Process, row: Example, stop: Arc<AtomicBool>) -> (Samples,
     let task = tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
             let sent = Instant::now();
-            record(&out, sent, client.post(&url).json(&json!({"features": row.features})).send().await).await;
+            record(
+                &out,
+                sent,
+                client.post(&url).json(&json!({"features": row.features})).send().await,
+            )
+            .await;
         }
     });
     (samples, task)
@@ -140,7 +150,9 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
         .collect();
     let (predictions, predict_task) = predict_load(&api, golden[0].clone(), stop.clone());
     eventually(10.0, "feedback load is acknowledged", || async {
-        feedback.iter().all(|(_, s, _)| taken(s).iter().any(|x| x.status == 201))
+        feedback
+            .iter()
+            .all(|(_, s, _)| taken(s).iter().any(|x| x.status == 201))
     })
     .await;
     let rss_before = api.rss_kib();
@@ -180,13 +192,20 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
         let sent = Instant::now();
         let status = api.get("/ready").await.status().as_u16();
         ready_while_down.push((status, sent.elapsed()));
-        let refused_feedback = feedback
-            .iter()
-            .all(|(_, s, _)| taken(s).iter().filter(|x| x.sent > stopped_at && x.status == 503).count() >= 2);
+        let refused_feedback = feedback.iter().all(|(_, s, _)| {
+            taken(s)
+                .iter()
+                .filter(|x| x.sent > stopped_at && x.status == 503)
+                .count()
+                >= 2
+        });
         if caught_at.elapsed() >= HOLD + AWAY_AFTER_HOLD && refused_feedback {
             break;
         }
-        assert!(down_at.elapsed() < Duration::from_secs(30), "feedback was not refused while the database was away");
+        assert!(
+            down_at.elapsed() < Duration::from_secs(30),
+            "feedback was not refused while the database was away"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let rss_during = api.rss_kib();
@@ -200,7 +219,10 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
     .await
     .unwrap();
     let up_at = Instant::now();
-    eventually(30.0, "/ready answers 200 again", || async { api.get("/ready").await.status() == 200 }).await;
+    eventually(30.0, "/ready answers 200 again", || async {
+        api.get("/ready").await.status() == 200
+    })
+    .await;
     let ready_again = up_at.elapsed();
     eventually(30.0, "feedback is acknowledged again", || async {
         feedback
@@ -210,26 +232,49 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
     .await;
     let pool = crate::support::pool(&connect).await;
     let status = finished(&pool, run, 60).await;
-    assert_eq!(status, "succeeded", "the run finished after the restart:\n{}", worker.log_tail(40));
+    assert_eq!(
+        status,
+        "succeeded",
+        "the run finished after the restart:\n{}",
+        worker.log_tail(40)
+    );
     let version = scalar_i64(&pool, "SELECT version::bigint FROM models WHERE run_id = $1", run).await;
-    eventually(15.0, "the API serves the run's model (its listener is back)", || async {
-        api.served_version().await == version
-    })
+    eventually(
+        15.0,
+        "the API serves the run's model (its listener is back)",
+        || async { api.served_version().await == version },
+    )
     .await;
     // The promotion came after the restart; the listener was back for it.
     let info = api.json("/model/info").await;
     let at = |field: &str| chrono::DateTime::parse_from_rfc3339(info[field].as_str().unwrap()).unwrap();
     let swap_lag = (at("loaded_at") - at("promoted_at")).to_std().unwrap_or_default();
-    assert!(swap_lag < Duration::from_secs(1), "the API loaded the promoted model {swap_lag:?} after the promotion");
-    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM models WHERE run_id = $1", run).await, 1);
-    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM promotions WHERE run_id = $1", run).await, 1);
+    assert!(
+        swap_lag < Duration::from_secs(1),
+        "the API loaded the promoted model {swap_lag:?} after the promotion"
+    );
+    assert_eq!(
+        scalar_i64(&pool, "SELECT count(*) FROM models WHERE run_id = $1", run).await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(&pool, "SELECT count(*) FROM promotions WHERE run_id = $1", run).await,
+        1
+    );
 
     let events = history(&pool, run).await;
     // The worker committed train's result once the database was back,
     // instead of waiting for its lease to expire and training again.
-    let train_attempts = events.iter().filter(|e| e.is_step("train") && e.to_status == "running").count();
+    let train_attempts = events
+        .iter()
+        .filter(|e| e.is_step("train") && e.to_status == "running")
+        .count();
     assert_eq!(train_attempts, 1, "train ran once:\n{}", show(&events));
-    assert!(!events.iter().any(Event::is_retry), "no step was retried or reclaimed:\n{}", show(&events));
+    assert!(
+        !events.iter().any(Event::is_retry),
+        "no step was retried or reclaimed:\n{}",
+        show(&events)
+    );
 
     stop.store(true, Ordering::Relaxed);
     for (_, _, task) in &mut feedback {
@@ -240,7 +285,9 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
 
     // /ready: 503 while away (promptly), 200 after.
     assert!(
-        ready_while_down.iter().all(|(s, took)| *s == 503 && *took < Duration::from_millis(1_500)),
+        ready_while_down
+            .iter()
+            .all(|(s, took)| *s == 503 && *took < Duration::from_millis(1_500)),
         "/ready while the database was away: {ready_while_down:?}"
     );
 
@@ -249,7 +296,11 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
     let (mut acknowledged, mut stored_total, mut refused, mut slowest_refusal) = (0, 0, 0, Duration::ZERO);
     for (source, samples, _) in &feedback {
         let samples = taken(samples);
-        let acked: HashSet<i64> = samples.iter().filter(|s| s.status == 201).map(|s| s.feedback_id.unwrap()).collect();
+        let acked: HashSet<i64> = samples
+            .iter()
+            .filter(|s| s.status == 201)
+            .map(|s| s.feedback_id.unwrap())
+            .collect();
         let stored: HashSet<i64> = sqlx::query_scalar("SELECT id FROM feedback WHERE source = $1")
             .bind(source)
             .fetch_all(&pool)
@@ -260,7 +311,10 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
         let lost: Vec<_> = acked.difference(&stored).collect();
         assert!(lost.is_empty(), "{source}: acknowledged but not stored: {lost:?}");
         let unexpected: Vec<_> = samples.iter().filter(|s| s.status != 201 && s.status != 503).collect();
-        assert!(unexpected.is_empty(), "{source}: answers other than 201 and 503: {unexpected:?}");
+        assert!(
+            unexpected.is_empty(),
+            "{source}: answers other than 201 and 503: {unexpected:?}"
+        );
         for s in samples.iter().filter(|s| s.status == 503) {
             assert!(s.retry_after, "{source}: a 503 without Retry-After");
             slowest_refusal = slowest_refusal.max(s.took);
@@ -278,8 +332,14 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
     let predictions = taken(&predictions);
     let failed: Vec<_> = predictions.iter().filter(|s| s.status != 200).collect();
     assert!(failed.is_empty(), "predictions failed: {failed:?}");
-    let during: Vec<_> = predictions.iter().filter(|s| s.sent > stopped_at && s.sent < restarting_at).collect();
-    assert!(!during.is_empty(), "predictions were asked for while the database was away");
+    let during: Vec<_> = predictions
+        .iter()
+        .filter(|s| s.sent > stopped_at && s.sent < restarting_at)
+        .collect();
+    assert!(
+        !during.is_empty(),
+        "predictions were asked for while the database was away"
+    );
     let slowest_prediction = predictions.iter().map(|s| s.took).max().unwrap_or_default();
     assert!(
         slowest_prediction < PROMPT_PREDICT,

@@ -87,7 +87,10 @@ async fn replicas_serve_the_champion_within_a_second_of_each_promotion_despite_c
         }
         slowest = slowest.max(promoted_at.elapsed());
     }
-    assert!(cuts >= ROUNDS, "listeners were really cut: {cuts} terminations in {ROUNDS} rounds");
+    assert!(
+        cuts >= ROUNDS,
+        "listeners were really cut: {cuts} terminations in {ROUNDS} rounds"
+    );
     eprintln!("{ROUNDS} promotions, {cuts} listener connections cut, both replicas caught up within {slowest:?}");
     for replica in &replicas {
         let metrics = replica.get("/metrics").await.text().await.unwrap();

@@ -50,7 +50,9 @@ async fn three_workers_run_200_runs_executing_each_step_attempt_once(_: PgPoolOp
         if full {
             let start = (i * 20) % (rows.len() - 20);
             let mut conn = pool.acquire().await.unwrap();
-            feedback::insert_many(&mut conn, &rows[start..start + 20]).await.unwrap();
+            feedback::insert_many(&mut conn, &rows[start..start + 20])
+                .await
+                .unwrap();
         }
         let run = api.trigger().await;
         let status = finished(&pool, run, 60).await;
@@ -61,11 +63,17 @@ async fn three_workers_run_200_runs_executing_each_step_attempt_once(_: PgPoolOp
     }
 
     // None lost, none stuck: every run the API created is stored and ended.
-    let stored: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, status::text FROM runs").fetch_all(&pool).await.unwrap();
+    let stored: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, status::text FROM runs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), RUNS);
     let ids: HashSet<Uuid> = stored.iter().map(|(id, _)| *id).collect();
     assert!(created.iter().all(|id| ids.contains(id)), "every created run is stored");
-    assert!(stored.iter().all(|(_, s)| s == "succeeded" || s == "skipped"), "every run ended");
+    assert!(
+        stored.iter().all(|(_, s)| s == "succeeded" || s == "skipped"),
+        "every run ended"
+    );
     // Ended runs left no step running or pending.
     let unfinished: i64 = sqlx::query_scalar("SELECT count(*) FROM steps WHERE status IN ('running', 'pending')")
         .fetch_one(&pool)
@@ -82,13 +90,16 @@ async fn three_workers_run_200_runs_executing_each_step_attempt_once(_: PgPoolOp
         .unwrap();
     assert_eq!(retried, 0, "no step attempt was lost or repeated");
     let full_runs = outcomes["succeeded"] as i64;
-    let executed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM run_events WHERE from_status = 'pending' AND to_status = 'running'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(executed, full_runs * 5 + (RUNS as i64 - full_runs), "five steps per full run, collect alone otherwise");
+    let executed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM run_events WHERE from_status = 'pending' AND to_status = 'running'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        executed,
+        full_runs * 5 + (RUNS as i64 - full_runs),
+        "five steps per full run, collect alone otherwise"
+    );
 
     // One model and one promotion per full run.
     let per_run: (i64, i64, i64, i64) = sqlx::query_as(
@@ -111,7 +122,10 @@ async fn three_workers_run_200_runs_executing_each_step_attempt_once(_: PgPoolOp
     .await
     .unwrap();
     for (actor, _) in &by_worker {
-        assert!(workers.iter().any(|w| actor.starts_with(&w.worker_prefix())), "{actor} is one of ours");
+        assert!(
+            workers.iter().any(|w| actor.starts_with(&w.worker_prefix())),
+            "{actor} is one of ours"
+        );
     }
     eprintln!(
         "{RUNS} runs ({outcomes:?}) by three workers in {:?}; step attempts by worker: {by_worker:?}",

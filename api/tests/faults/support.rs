@@ -102,7 +102,11 @@ impl Process {
         for _ in 0..3 {
             let port = free_port();
             let n = SPAWNED.fetch_add(1, Ordering::Relaxed);
-            let log = std::env::temp_dir().join(format!("retrain-faults-{}-{n}-{}.log", std::process::id(), role.as_str()));
+            let log = std::env::temp_dir().join(format!(
+                "retrain-faults-{}-{n}-{}.log",
+                std::process::id(),
+                role.as_str()
+            ));
             let file = std::fs::File::create(&log).expect("a log file");
             let mut command = Command::new(env!("CARGO_BIN_EXE_retrain"));
             for (key, _) in std::env::vars() {
@@ -135,7 +139,10 @@ impl Process {
             if process.wait_up().await {
                 return process;
             }
-            eprintln!("retrain serve exited at start (port {port} taken?):\n{}", process.log_tail(20));
+            eprintln!(
+                "retrain serve exited at start (port {port} taken?):\n{}",
+                process.log_tail(20)
+            );
         }
         panic!("retrain serve --role {} did not start", role.as_str());
     }
@@ -156,7 +163,11 @@ impl Process {
             {
                 return true;
             }
-            assert!(Instant::now() < deadline, "retrain serve did not answer {path}:\n{}", self.log_tail(40));
+            assert!(
+                Instant::now() < deadline,
+                "retrain serve did not answer {path}:\n{}",
+                self.log_tail(40)
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -197,7 +208,11 @@ impl Process {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     pub async fn json(&self, path: &str) -> Value {
@@ -275,7 +290,10 @@ pub const PASSING_GATE: [(&str, &str); 3] = [
 /// Rows of a split of the stored data set (bootstrapped by the service).
 pub async fn split_rows(pool: &PgPool, split: Split) -> Vec<Example> {
     let mut conn = pool.acquire().await.unwrap();
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET).await.unwrap().expect("bootstrapped");
+    let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
+        .await
+        .unwrap()
+        .expect("bootstrapped");
     datasets::examples(&mut conn, dataset.id, split).await.unwrap()
 }
 
@@ -327,7 +345,10 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

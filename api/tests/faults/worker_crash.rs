@@ -35,7 +35,10 @@ async fn kill_the_worker_during(step: &str, connect: PgConnectOptions) {
     api.send_feedback(&rows[..30], "crash-test").await;
 
     let hold = format!("{step}:{HOLD_MS}");
-    let mut doomed_env = vec![("RETRAIN_LEASE_SECS", LEASE_SECS), ("RETRAIN_TEST_SLOW_STEP", hold.as_str())];
+    let mut doomed_env = vec![
+        ("RETRAIN_LEASE_SECS", LEASE_SECS),
+        ("RETRAIN_TEST_SLOW_STEP", hold.as_str()),
+    ];
     doomed_env.extend(PASSING_GATE);
     let doomed = Process::start(Role::Worker, &url, &doomed_env).await;
     let run = api.trigger().await;
@@ -68,7 +71,10 @@ async fn kill_the_worker_during(step: &str, connect: PgConnectOptions) {
     heir_env.extend(PASSING_GATE);
     let heir = Process::start(Role::Worker, &url, &heir_env).await;
     let status = finished(&pool, run, 60).await;
-    assert_eq!(status, "succeeded", "with a gate that passes everything, the run succeeds");
+    assert_eq!(
+        status, "succeeded",
+        "with a gate that passes everything, the run succeeds"
+    );
 
     // Exactly one of everything the run makes, although a step ran twice.
     for (what, sql) in [
@@ -98,13 +104,18 @@ async fn kill_the_worker_during(step: &str, connect: PgConnectOptions) {
     let reclaim = reclaims[0];
     assert!(reclaim.is_step(step), "{history}");
     assert_eq!(reclaim.attempt, Some(1), "{history}");
-    assert!(reclaim.actor.starts_with(&heir.worker_prefix()), "the new worker reclaimed:\n{history}");
+    assert!(
+        reclaim.actor.starts_with(&heir.worker_prefix()),
+        "the new worker reclaimed:\n{history}"
+    );
     let reason = reclaim.reason.as_deref().unwrap_or_default();
     assert!(
         reason.contains(&format!("lease of {doomed_id} expired")),
         "the reason names the killed worker's lease:\n{history}"
     );
-    let rerun = events.iter().find(|e| e.is_step(step) && e.attempt == Some(2) && e.to_status == "succeeded");
+    let rerun = events
+        .iter()
+        .find(|e| e.is_step(step) && e.attempt == Some(2) && e.to_status == "succeeded");
     assert!(
         rerun.is_some_and(|e| e.actor.starts_with(&heir.worker_prefix())),
         "the new worker finished attempt 2:\n{history}"
@@ -113,7 +124,10 @@ async fn kill_the_worker_during(step: &str, connect: PgConnectOptions) {
 
     // The run's model serves.
     let version = scalar_i64(&pool, "SELECT version::bigint FROM models WHERE run_id = $1", run).await;
-    eventually(10.0, "the API serves the run's model", || async { api.served_version().await == version }).await;
+    eventually(10.0, "the API serves the run's model", || async {
+        api.served_version().await == version
+    })
+    .await;
     drop(heir);
     drop(api);
     pool.close().await;

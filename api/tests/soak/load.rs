@@ -101,7 +101,10 @@ impl Traffic {
 /// One user until `until`: `per_sec` predictions a second (fewer if the
 /// service is slower), with feedback as the module says.
 pub async fn user(n: u64, base: String, traffic: Arc<Traffic>, per_sec: f64, until: Instant, tally: Arc<Tally>) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let mut rng = StdRng::seed_from_u64(n);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -191,7 +194,10 @@ async fn trigger(api: &Process, tally: &Tally) {
         200 => {
             tally.runs_already_active.fetch_add(1, Ordering::Relaxed);
         }
-        status => tally.operator_error(format!("POST /runs: {status} {}", response.text().await.unwrap_or_default())),
+        status => tally.operator_error(format!(
+            "POST /runs: {status} {}",
+            response.text().await.unwrap_or_default()
+        )),
     }
 }
 
@@ -202,7 +208,12 @@ async fn promote(api: &Process, rollback: bool, tally: &Tally) -> bool {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["version"].as_i64().unwrap(), m["is_champion"].as_bool().unwrap_or(false)))
+        .map(|m| {
+            (
+                m["version"].as_i64().unwrap(),
+                m["is_champion"].as_bool().unwrap_or(false),
+            )
+        })
         .collect();
     versions.sort_unstable();
     let Some(champion) = versions.iter().find(|(_, c)| *c).map(|(v, _)| *v) else {
@@ -226,10 +237,18 @@ async fn promote(api: &Process, rollback: bool, tally: &Tally) -> bool {
         .await;
     match response {
         Ok(r) if r.status() == 200 => {
-            let counter = if target < champion { &tally.rollbacks } else { &tally.promotions };
+            let counter = if target < champion {
+                &tally.rollbacks
+            } else {
+                &tally.promotions
+            };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(r) => tally.operator_error(format!("promote {target}: {} {}", r.status(), r.text().await.unwrap_or_default())),
+        Ok(r) => tally.operator_error(format!(
+            "promote {target}: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        )),
         Err(e) => tally.operator_error(format!("promote {target}: {e}")),
     }
     true

@@ -89,8 +89,16 @@ pub const WORKER_BYTES_PER_ROW: u64 = 512;
 /// allocator warming up) is left out of the first third.
 pub fn flat(series: &[(u64, u64)], total_secs: u64, allowance_kib: u64) -> Result<String, String> {
     let third = total_secs / 3;
-    let first = series.iter().filter(|(s, _)| *s > 0 && *s <= third).map(|(_, k)| *k).max();
-    let last = series.iter().filter(|(s, _)| *s >= total_secs - third).map(|(_, k)| *k).max();
+    let first = series
+        .iter()
+        .filter(|(s, _)| *s > 0 && *s <= third)
+        .map(|(_, k)| *k)
+        .max();
+    let last = series
+        .iter()
+        .filter(|(s, _)| *s >= total_secs - third)
+        .map(|(_, k)| *k)
+        .max();
     let (Some(first), Some(last)) = (first, last) else {
         return Err(format!("too few samples for thirds: {series:?}"));
     };

@@ -24,7 +24,10 @@ impl ScratchDb {
         let stamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
         let name = format!("retrain_soak_{}_{stamp}", std::process::id());
         let mut conn = admin.connect().await.expect("the test connects to PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         conn.close().await.unwrap();
         ScratchDb { admin, name }
     }
@@ -60,10 +63,15 @@ impl Drop for ScratchDb {
         // Drop runs outside any runtime's async context: a thread of its own.
         let (admin, name) = (self.admin.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 let mut conn = admin.connect().await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
                 conn.close().await
             })
         })

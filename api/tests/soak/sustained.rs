@@ -36,7 +36,10 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
         .ok()
         .map(|s| s.parse().expect("RETRAIN_SOAK_SECS is a number of seconds"))
         .unwrap_or(DEFAULT_SECS);
-    assert!(secs >= 30, "RETRAIN_SOAK_SECS must be at least 30 (thirds of 10 s samples)");
+    assert!(
+        secs >= 30,
+        "RETRAIN_SOAK_SECS must be at least 30 (thirds of 10 s samples)"
+    );
     let started = Instant::now();
     let db = ScratchDb::create().await;
     let observer = db.observer().await;
@@ -57,7 +60,16 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     let load_start = Instant::now();
     let until = load_start + Duration::from_secs(secs);
     let users: Vec<_> = (0..USERS)
-        .map(|n| tokio::spawn(load::user(n, api.base.clone(), traffic.clone(), PER_USER, until, tally.clone())))
+        .map(|n| {
+            tokio::spawn(load::user(
+                n,
+                api.base.clone(),
+                traffic.clone(),
+                PER_USER,
+                until,
+                tally.clone(),
+            ))
+        })
         .collect();
     let operator = load::operator(&api, until, &tally);
     let watch = watch(&api, &worker, &observer, &db.name, load_start, until);
@@ -104,16 +116,31 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     let worker_rss: Vec<(u64, u64)> = samples.iter().map(|s| (s.secs, s.worker_kib)).collect();
     let api_flat = sample::flat(&api_rss, secs, 0);
     // The worker may hold the feedback rows stored since the first third.
-    let rows_at = |secs: u64| samples.iter().filter(|s| s.secs <= secs).map(|s| s.feedback_rows).max().unwrap_or(0);
+    let rows_at = |secs: u64| {
+        samples
+            .iter()
+            .filter(|s| s.secs <= secs)
+            .map(|s| s.feedback_rows)
+            .max()
+            .unwrap_or(0)
+    };
     let new_rows = (rows_at(u64::MAX) - rows_at(secs / 3)).max(0) as u64;
     let worker_flat = sample::flat(&worker_rss, secs, new_rows * sample::WORKER_BYTES_PER_ROW / 1024);
     eprintln!("soak: RSS api: {api_flat:?}; worker: {worker_flat:?}");
 
     // No failed request.
-    assert_eq!(failed, 0, "failed requests, first ones: {:#?}", tally.failures.lock().unwrap());
+    assert_eq!(
+        failed,
+        0,
+        "failed requests, first ones: {:#?}",
+        tally.failures.lock().unwrap()
+    );
     assert!(predictions > 0 && feedback > 0, "the load ran");
     let operator_errors = tally.operator_errors.lock().unwrap().clone();
-    assert!(operator_errors.is_empty(), "operator calls failed: {operator_errors:#?}");
+    assert!(
+        operator_errors.is_empty(),
+        "operator calls failed: {operator_errors:#?}"
+    );
     // Every acknowledged feedback row is stored, and nothing else of ours.
     let acknowledged = tally.acknowledged.lock().unwrap().clone();
     let (found, ours): (i64, i64) = sqlx::query_as(
@@ -124,15 +151,25 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     .fetch_one(&observer)
     .await
     .unwrap();
-    assert_eq!((found, ours), (acknowledged.len() as i64, acknowledged.len() as i64), "acknowledged feedback stored");
+    assert_eq!(
+        (found, ours),
+        (acknowledged.len() as i64, acknowledged.len() as i64),
+        "acknowledged feedback stored"
+    );
     // The runs and promotions happened and none failed.
     let expected_runs = (secs - load::FIRST_RUN_AFTER.as_secs()).div_ceil(load::RUN_EVERY.as_secs());
     let triggered = tally.runs_created.load(Ordering::Relaxed) + tally.runs_already_active.load(Ordering::Relaxed);
     assert_eq!(triggered, expected_runs, "a run triggered every 30 s");
     assert_eq!(runs.get("failed"), None, "no run failed");
-    assert!(runs.get("succeeded").copied().unwrap_or(0) >= 1, "runs went through: {runs:?}");
+    assert!(
+        runs.get("succeeded").copied().unwrap_or(0) >= 1,
+        "runs went through: {runs:?}"
+    );
     assert!(tally.rollbacks.load(Ordering::Relaxed) >= 1, "a rollback happened");
-    assert!(tally.promotions.load(Ordering::Relaxed) >= 1, "a promotion forward happened");
+    assert!(
+        tally.promotions.load(Ordering::Relaxed) >= 1,
+        "a promotion forward happened"
+    );
     // After all the swaps the API serves the champion (read again each
     // time: the last run may still promote).
     eventually(1.0, "the API serves the champion", || async {
@@ -146,9 +183,15 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     // Connections within the pools.
     for app in ["soak-api", "soak-worker"] {
         let most = max_connections.get(app).copied().unwrap_or(0);
-        assert!(most <= POOL, "{app} held {most} connections, more than its pool of {POOL}");
+        assert!(
+            most <= POOL,
+            "{app} held {most} connections, more than its pool of {POOL}"
+        );
     }
-    let unknown: Vec<&String> = max_connections.keys().filter(|a| *a != "soak-api" && *a != "soak-worker").collect();
+    let unknown: Vec<&String> = max_connections
+        .keys()
+        .filter(|a| *a != "soak-api" && *a != "soak-worker")
+        .collect();
     assert!(unknown.is_empty(), "connections from elsewhere: {unknown:?}");
     // Memory flat.
     api_flat.expect("the API's resident memory stays flat");
@@ -202,4 +245,3 @@ async fn watch(
         }
     }
 }
-

@@ -26,7 +26,10 @@ async fn cancelling_a_running_run_stops_it_before_the_next_step(pool: PgPool) {
     let cancelled = engine.cancel_run(run.id, "ops").await.unwrap();
     assert!(matches!(cancelled, Cancelled::Requested(_)), "{cancelled:?}");
     // A second cancel while the request stands changes nothing.
-    assert!(matches!(engine.cancel_run(run.id, "ops").await.unwrap(), Cancelled::Requested(_)));
+    assert!(matches!(
+        engine.cancel_run(run.id, "ops").await.unwrap(),
+        Cancelled::Requested(_)
+    ));
 
     tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
@@ -36,17 +39,33 @@ async fn cancelling_a_running_run_stops_it_before_the_next_step(pool: PgPool) {
     let detail = engine.get_run(run.id).await.unwrap();
     assert_status(&detail.run, RunStatus::Cancelled);
     let statuses: Vec<StepStatus> = detail.steps.iter().map(|s| s.status).collect();
-    assert_eq!(statuses, vec![StepStatus::Succeeded, StepStatus::Cancelled, StepStatus::Cancelled]);
+    assert_eq!(
+        statuses,
+        vec![StepStatus::Succeeded, StepStatus::Cancelled, StepStatus::Cancelled]
+    );
     assert_eq!(journal.lock().unwrap().len(), 1, "c never started");
     assert_eq!(worker.tick().await.unwrap(), Tick::Idle);
 
-    let requested = detail.events.iter().find(|e| e.actor == "ops").expect("the request is audited");
+    let requested = detail
+        .events
+        .iter()
+        .find(|e| e.actor == "ops")
+        .expect("the request is audited");
     assert!(requested.reason.as_deref().unwrap().contains("cancel requested"));
     assert_eq!(detail.events.last().unwrap().to_status, "cancelled");
 
     // A finished run cannot be cancelled again.
     let err = engine.cancel_run(run.id, "ops").await.unwrap_err();
-    assert!(matches!(err, EngineError::InvalidState { status: RunStatus::Cancelled, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidState {
+                status: RunStatus::Cancelled,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]

@@ -13,7 +13,9 @@ async fn two_workers_never_execute_the_same_step_attempt_twice(pool: PgPool) {
     const PIPELINES: usize = 8;
     const RUNS_EACH: usize = 6;
     let journal = journal();
-    let pipelines = (0..PIPELINES).map(|i| echo_pipeline(&format!("p{i}"), 3, &journal)).collect();
+    let pipelines = (0..PIPELINES)
+        .map(|i| echo_pipeline(&format!("p{i}"), 3, &journal))
+        .collect();
     let engine = engine(&pool, pipelines);
     let shutdown = CancellationToken::new();
     let workers: Vec<_> = ["w1", "w2"]
@@ -49,7 +51,12 @@ async fn two_workers_never_execute_the_same_step_attempt_twice(pool: PgPool) {
         .collect();
     let mut run_ids = Vec::new();
     for producer in producers {
-        run_ids.extend(tokio::time::timeout(Duration::from_secs(60), producer).await.unwrap().unwrap());
+        run_ids.extend(
+            tokio::time::timeout(Duration::from_secs(60), producer)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
     shutdown.cancel();
     for worker in workers {

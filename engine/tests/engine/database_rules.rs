@@ -17,11 +17,18 @@ async fn illegal_transitions_written_in_sql_are_refused(pool: PgPool) {
     let engine = engine(&pool, vec![echo_pipeline("p", 2, &journal)]);
     let run = create(&engine, "p").await;
 
-    let err = refused(&pool, &format!("UPDATE runs SET status = 'succeeded' WHERE id = '{}'", run.id)).await;
+    let err = refused(
+        &pool,
+        &format!("UPDATE runs SET status = 'succeeded' WHERE id = '{}'", run.id),
+    )
+    .await;
     assert!(err.contains("illegal run transition queued -> succeeded"), "{err}");
     let err = refused(
         &pool,
-        &format!("UPDATE steps SET status = 'succeeded' WHERE run_id = '{}' AND position = 0", run.id),
+        &format!(
+            "UPDATE steps SET status = 'succeeded' WHERE run_id = '{}' AND position = 0",
+            run.id
+        ),
     )
     .await;
     assert!(err.contains("illegal step transition pending -> succeeded"), "{err}");
@@ -35,7 +42,11 @@ async fn illegal_transitions_written_in_sql_are_refused(pool: PgPool) {
 
     // A finished run stays finished.
     drive_to_end(&worker(&engine, "w"), &engine, run.id).await;
-    let err = refused(&pool, &format!("UPDATE runs SET status = 'running' WHERE id = '{}'", run.id)).await;
+    let err = refused(
+        &pool,
+        &format!("UPDATE runs SET status = 'running' WHERE id = '{}'", run.id),
+    )
+    .await;
     assert!(err.contains("illegal run transition succeeded -> running"), "{err}");
     // A legal one goes through (failed -> queued is how retry works).
     let legal = sqlx::query("SELECT 1 FROM run_transitions WHERE from_status = 'failed' AND to_status = 'queued'")

@@ -28,8 +28,13 @@ async fn an_expired_lease_is_reclaimed_and_the_late_commit_refused(pool: PgPool)
     assert_status(&run, RunStatus::Succeeded);
 
     // The crashed worker wakes up and tries to commit its stale attempt.
-    let late = crashing.complete(&claimed, Ok(StepOutcome::Continue(json!({"stale": true})))).await;
-    assert!(matches!(late, Err(EngineError::LeaseLost { attempt: 1, .. })), "{late:?}");
+    let late = crashing
+        .complete(&claimed, Ok(StepOutcome::Continue(json!({"stale": true}))))
+        .await;
+    assert!(
+        matches!(late, Err(EngineError::LeaseLost { attempt: 1, .. })),
+        "{late:?}"
+    );
 
     let detail = engine.get_run(run.id).await.unwrap();
     assert_eq!(detail.steps[0].attempt, 2);
@@ -41,7 +46,10 @@ async fn an_expired_lease_is_reclaimed_and_the_late_commit_refused(pool: PgPool)
         .expect("a reclaim event");
     assert_eq!(reclaim.actor, survivor.id());
     let reason = reclaim.reason.as_deref().unwrap();
-    assert!(reason.contains(&format!("lease of {} expired", crashing.id())), "{reason}");
+    assert!(
+        reason.contains(&format!("lease of {} expired", crashing.id())),
+        "{reason}"
+    );
     let a_runs: Vec<_> = transitions(&engine, run.id)
         .await
         .into_iter()

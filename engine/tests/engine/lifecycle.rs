@@ -38,10 +38,23 @@ async fn three_steps_run_in_order_with_one_event_per_transition(pool: PgPool) {
         ]
     );
     let detail = engine.get_run(run.id).await.unwrap();
-    assert!(detail.steps.iter().all(|s| s.status == StepStatus::Succeeded && s.attempt == 1));
+    assert!(
+        detail
+            .steps
+            .iter()
+            .all(|s| s.status == StepStatus::Succeeded && s.attempt == 1)
+    );
     // Each step saw the persisted outputs of the steps before it.
-    assert_eq!(output_of(&detail.steps[2].output), json!({"step": "c", "saw": ["a", "b"]}));
-    assert!(detail.events.iter().all(|e| e.actor == worker.id() || e.actor == "tester"));
+    assert_eq!(
+        output_of(&detail.steps[2].output),
+        json!({"step": "c", "saw": ["a", "b"]})
+    );
+    assert!(
+        detail
+            .events
+            .iter()
+            .all(|e| e.actor == worker.id() || e.actor == "tester")
+    );
     assert_eq!(journal.lock().unwrap().len(), 3);
 }
 
@@ -61,9 +74,11 @@ impl Step for SkipAlways {
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn an_early_finish_skips_the_remaining_steps_with_the_reason(pool: PgPool) {
     let journal = journal();
-    let pipeline = Pipeline::new("p")
-        .step("collect", fast_retry(1), SkipAlways)
-        .step("train", fast_retry(1), Echo(journal.clone()));
+    let pipeline = Pipeline::new("p").step("collect", fast_retry(1), SkipAlways).step(
+        "train",
+        fast_retry(1),
+        Echo(journal.clone()),
+    );
     let engine = engine(&pool, vec![pipeline]);
     let worker = worker(&engine, "w");
     let run = create(&engine, "p").await;
@@ -77,13 +92,19 @@ async fn an_early_finish_skips_the_remaining_steps_with_the_reason(pool: PgPool)
     let detail = engine.get_run(run.id).await.unwrap();
     assert_eq!(detail.steps[1].status, StepStatus::Skipped);
     let last = detail.events.last().unwrap();
-    assert_eq!((last.to_status.as_str(), last.reason.as_deref()), ("skipped", Some("only 3 new rows, threshold 20")));
+    assert_eq!(
+        (last.to_status.as_str(), last.reason.as_deref()),
+        ("skipped", Some("only 3 new rows, threshold 20"))
+    );
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn creating_a_run_while_one_is_active_returns_the_active_run(pool: PgPool) {
     let journal = journal();
-    let engine = engine(&pool, vec![echo_pipeline("p", 2, &journal), echo_pipeline("other", 1, &journal)]);
+    let engine = engine(
+        &pool,
+        vec![echo_pipeline("p", 2, &journal), echo_pipeline("other", 1, &journal)],
+    );
     let first = create(&engine, "p").await;
 
     // Many concurrent triggers: all get the same run.
@@ -202,7 +223,10 @@ async fn shut_down_during(pool: &PgPool, step: impl Step + 'static) -> retrain_e
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), handle).await.expect("stops within the grace").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .expect("stops within the grace")
+        .unwrap();
     engine.get_run(run.id).await.unwrap().steps.remove(0)
 }
 
@@ -217,7 +241,11 @@ async fn at_shutdown_a_step_finishing_within_the_grace_commits(pool: PgPool) {
 async fn at_shutdown_a_step_past_the_grace_is_released_without_spending_an_attempt(pool: PgPool) {
     let step = shut_down_during(&pool, Sleepy(Duration::from_secs(30))).await;
     assert_eq!(step.status, StepStatus::Pending);
-    assert_eq!((step.attempt, step.retry_base), (1, 1), "the abandoned attempt is refunded");
+    assert_eq!(
+        (step.attempt, step.retry_base),
+        (1, 1),
+        "the abandoned attempt is refunded"
+    );
     assert!(step.lease_owner.is_none());
     let released: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM run_events WHERE reason = 'released unfinished: worker shutting down'",

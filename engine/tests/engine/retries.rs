@@ -15,9 +15,10 @@ async fn retryable_failures_back_off_with_growing_delays_then_succeed(pool: PgPo
         calls: AtomicU32::new(0),
         journal: journal.clone(),
     };
-    let pipeline = Pipeline::new("p")
-        .step("a", fast_retry(3), Echo(journal.clone()))
-        .step("flaky", fast_retry(3), flaky);
+    let pipeline =
+        Pipeline::new("p")
+            .step("a", fast_retry(3), Echo(journal.clone()))
+            .step("flaky", fast_retry(3), flaky);
     let engine = engine(&pool, vec![pipeline]);
     let worker = worker(&engine, "w");
     let run = create(&engine, "p").await;
@@ -63,7 +64,10 @@ async fn exhausted_attempts_fail_the_run(pool: PgPool) {
     let run = drive_to_end(&worker(&engine, "w"), &engine, run.id).await;
     assert_status(&run, RunStatus::Failed);
     let outcome = run.outcome.unwrap();
-    assert_eq!((outcome["error"].as_str(), outcome["class"].as_str()), (Some("still down"), Some("attempts exhausted")));
+    assert_eq!(
+        (outcome["error"].as_str(), outcome["class"].as_str()),
+        (Some("still down"), Some("attempts exhausted"))
+    );
     assert_eq!(engine.get_run(run.id).await.unwrap().steps[0].attempt, 2);
 }
 
@@ -105,7 +109,11 @@ async fn a_fatal_error_fails_at_once_and_retry_resumes_there(pool: PgPool) {
     assert_eq!(detail.steps[0].output, a_output, "a's output kept");
     assert_eq!(detail.steps[1].attempt, 2);
     let calls: Vec<String> = journal.lock().unwrap().iter().map(|(_, s, _)| s.clone()).collect();
-    assert_eq!(calls, vec!["a", "b", "c"], "a ran once; b's failed attempt journals nothing");
+    assert_eq!(
+        calls,
+        vec!["a", "b", "c"],
+        "a ran once; b's failed attempt journals nothing"
+    );
     let tail: Vec<_> = transitions(&engine, run.id).await.into_iter().skip(7).collect();
     assert_eq!(
         tail,

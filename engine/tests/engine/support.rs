@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use retrain_engine::{
-    Engine, NewRun, Pipeline, Registry, RetryPolicy, Run, RunStatus, Step, StepContext, StepError, StepOutcome,
-    Tick, TriggerKind, Worker, WorkerConfig,
+    Engine, NewRun, Pipeline, Registry, RetryPolicy, Run, RunStatus, Step, StepContext, StepError, StepOutcome, Tick,
+    TriggerKind, Worker, WorkerConfig,
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -116,7 +116,11 @@ pub async fn drive_to_end(worker: &Worker, engine: &Engine, run_id: Uuid) -> Run
         if !run.status.is_active() {
             return run;
         }
-        assert!(Instant::now() < deadline, "run {run_id} still {} after 20 s", run.status);
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} still {} after 20 s",
+            run.status
+        );
         if worker.tick().await.unwrap() == Tick::Idle {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -100,12 +100,7 @@ struct Grower<'a> {
 }
 
 impl<'a> Grower<'a> {
-    fn new(
-        examples: &[Example],
-        targets: &'a [usize],
-        n_classes: usize,
-        params: &'a TreeParams,
-    ) -> Self {
+    fn new(examples: &[Example], targets: &'a [usize], n_classes: usize, params: &'a TreeParams) -> Self {
         let rows = examples.len();
         let n_features = examples[0].features.len();
         let mut sorted = Vec::with_capacity(n_features * rows);
@@ -117,8 +112,7 @@ impl<'a> Grower<'a> {
             }));
             // A total order (rows are unique), so the result is a function
             // of the data alone.
-            sorted[start..]
-                .sort_unstable_by(|a, b| a.value.total_cmp(&b.value).then(a.row.cmp(&b.row)));
+            sorted[start..].sort_unstable_by(|a, b| a.value.total_cmp(&b.value).then(a.row.cmp(&b.row)));
         }
         Grower {
             params,
@@ -400,9 +394,7 @@ mod tests {
 
     /// Examples of one feature: `(value, label)`.
     fn column(rows: &[(f64, i32)]) -> Vec<Example> {
-        rows.iter()
-            .map(|&(x, label)| example(&[x], label))
-            .collect()
+        rows.iter().map(|&(x, label)| example(&[x], label)).collect()
     }
 
     /// No limit but linfa's defaults: any split that lowers the impurity.
@@ -416,11 +408,7 @@ mod tests {
     }
 
     fn nodes(examples: &[Example], params: &TreeParams) -> Vec<Node> {
-        Model::train(examples, params)
-            .unwrap()
-            .tree()
-            .nodes()
-            .to_vec()
+        Model::train(examples, params).unwrap().tree().nodes().to_vec()
     }
 
     fn split(feature: usize, threshold: f64, left: usize, right: usize) -> Node {
@@ -449,11 +437,7 @@ mod tests {
             right,
         } = &nodes[index]
         {
-            index = if features[*feature] < *threshold {
-                *left
-            } else {
-                *right
-            };
+            index = if features[*feature] < *threshold { *left } else { *right };
         }
         index
     }
@@ -555,27 +539,17 @@ mod tests {
         };
         assert_eq!(
             nodes(&six, &six_rows),
-            [
-                split(0, 2.5, 1, 2),
-                leaf_node(0, &[2, 0, 0]),
-                leaf_node(1, &[0, 2, 2]),
-            ]
+            [split(0, 2.5, 1, 2), leaf_node(0, &[2, 0, 0]), leaf_node(1, &[0, 2, 2]),]
         );
     }
 
     #[test]
     fn min_weight_leaf_is_respected() {
-        let rows: Vec<(f64, i32)> = (1..=10)
-            .map(|x| (f64::from(x), if x <= 2 { 0 } else { 1 }))
-            .collect();
+        let rows: Vec<(f64, i32)> = (1..=10).map(|x| (f64::from(x), if x <= 2 { 0 } else { 1 })).collect();
         let examples = column(&rows);
         assert_eq!(
             nodes(&examples, &grow_all()),
-            [
-                split(0, 2.5, 1, 2),
-                leaf_node(0, &[2, 0]),
-                leaf_node(1, &[0, 8])
-            ]
+            [split(0, 2.5, 1, 2), leaf_node(0, &[2, 0]), leaf_node(1, &[0, 8])]
         );
         let three = TreeParams {
             min_weight_leaf: 3.0,
@@ -584,11 +558,7 @@ mod tests {
         // The pure split would leave 2 rows; 3.5 is the best that keeps 3.
         assert_eq!(
             nodes(&examples, &three),
-            [
-                split(0, 3.5, 1, 2),
-                leaf_node(0, &[2, 1]),
-                leaf_node(1, &[0, 7])
-            ]
+            [split(0, 3.5, 1, 2), leaf_node(0, &[2, 1]), leaf_node(1, &[0, 7])]
         );
         let twenty = TreeParams {
             min_weight_leaf: 20.0,
@@ -651,11 +621,7 @@ mod tests {
         let examples = column(&[(1.0, 0), (2.0, 1), (3.0, 1), (4.0, 0)]);
         assert_eq!(
             nodes(&examples, &stump),
-            [
-                split(0, 1.5, 1, 2),
-                leaf_node(0, &[1, 0]),
-                leaf_node(1, &[1, 2])
-            ]
+            [split(0, 1.5, 1, 2), leaf_node(0, &[1, 0]), leaf_node(1, &[1, 2])]
         );
     }
 
@@ -679,10 +645,7 @@ mod tests {
         let close = column(&[(1.0, 0), (1.0 + 5e-6, 1)]);
         assert_eq!(nodes(&close, &grow_all()), [leaf_node(0, &[1, 1])]);
         let apart = column(&[(1.0, 0), (1.0 + 2e-5, 1)]);
-        assert_eq!(
-            nodes(&apart, &grow_all())[0],
-            split(0, midpoint(1.0, 1.0 + 2e-5), 1, 2)
-        );
+        assert_eq!(nodes(&apart, &grow_all())[0], split(0, midpoint(1.0, 1.0 + 2e-5), 1, 2));
     }
 
     #[test]
@@ -720,8 +683,7 @@ mod tests {
             // Pruned: no split has two leaves predicting the same class.
             for node in nodes {
                 if let Node::Split { left, right, .. } = node
-                    && let (Node::Leaf { class: a, .. }, Node::Leaf { class: b, .. }) =
-                        (&nodes[*left], &nodes[*right])
+                    && let (Node::Leaf { class: a, .. }, Node::Leaf { class: b, .. }) = (&nodes[*left], &nodes[*right])
                 {
                     assert_ne!(a, b);
                 }
@@ -741,10 +703,9 @@ mod tests {
             .0
             .accuracy;
         let dataset = |examples: &[Example]| {
-            let records =
-                Array2::from_shape_fn((examples.len(), winequality::FEATURES), |(row, col)| {
-                    examples[row].features[col]
-                });
+            let records = Array2::from_shape_fn((examples.len(), winequality::FEATURES), |(row, col)| {
+                examples[row].features[col]
+            });
             // Wine labels are 3 to 8.
             let targets: Array1<usize> = examples.iter().map(|e| e.label as usize).collect();
             Dataset::new(records, targets)

@@ -212,10 +212,7 @@ mod tests {
         let verdict = judge(&GateConfig::default(), Some(&champion), &candidate);
         assert!(verdict.passed, "{verdict:?}");
         let names: Vec<&str> = verdict.checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["accuracy_floor", "class_recall", "not_worse_than_champion"]
-        );
+        assert_eq!(names, ["accuracy_floor", "class_recall", "not_worse_than_champion"]);
         assert!(check(&verdict, "class_recall").detail.contains("5, 6"));
     }
 

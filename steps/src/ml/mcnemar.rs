@@ -70,9 +70,7 @@ fn exact_p_value(b: usize, c: usize) -> f64 {
     }
     let n_f = n as f64;
     // ln C(n, m) = sum over i < m of ln((n - i) / (i + 1)).
-    let ln_peak: f64 = (0..m)
-        .map(|i| ((n_f - i as f64) / (i as f64 + 1.0)).ln())
-        .sum();
+    let ln_peak: f64 = (0..m).map(|i| ((n_f - i as f64) / (i as f64 + 1.0)).ln()).sum();
     // Sum of C(n, k) / C(n, m) for k = m, m - 1, ..., 0.
     let mut term = 1.0;
     let mut sum = 1.0;

@@ -65,10 +65,7 @@ pub fn evaluate(model: &Model, examples: &[Example]) -> Result<(Metrics, Vec<boo
         .iter()
         .map(|e| Ok((e.label, model.predict(&e.features)?.label)))
         .collect::<Result<Vec<_>, ModelError>>()?;
-    let correct = pairs
-        .iter()
-        .map(|(truth, predicted)| truth == predicted)
-        .collect();
+    let correct = pairs.iter().map(|(truth, predicted)| truth == predicted).collect();
     Ok((tally(&pairs), correct))
 }
 
@@ -129,11 +126,7 @@ fn tally(pairs: &[(i32, i32)]) -> Metrics {
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
-    }
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
 #[cfg(test)]
@@ -153,10 +146,7 @@ mod tests {
         assert_eq!(m.n, 6);
         assert!(close(m.accuracy, 4.0 / 6.0));
         assert_eq!(m.confusion.labels, vec![1, 2, 3]);
-        assert_eq!(
-            m.confusion.counts,
-            vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]
-        );
+        assert_eq!(m.confusion.counts, vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]);
 
         let one = &m.per_class[&1];
         assert_eq!(one.support, 3);
@@ -164,9 +154,7 @@ mod tests {
         let two = &m.per_class[&2];
         assert!(close(two.recall, 0.5) && close(two.precision, 0.5) && close(two.f1, 0.5));
         let three = &m.per_class[&3];
-        assert!(
-            close(three.recall, 1.0) && close(three.precision, 0.5) && close(three.f1, 2.0 / 3.0)
-        );
+        assert!(close(three.recall, 1.0) && close(three.precision, 0.5) && close(three.f1, 2.0 / 3.0));
         assert!(close(m.macro_f1, (0.8 + 0.5 + 2.0 / 3.0) / 3.0));
     }
 
@@ -232,10 +220,7 @@ mod tests {
             features: vec![0.0, 1.0],
             label: 0,
         }];
-        assert!(matches!(
-            evaluate(&model, &wrong),
-            Err(ModelError::FeatureCount { .. })
-        ));
+        assert!(matches!(evaluate(&model, &wrong), Err(ModelError::FeatureCount { .. })));
     }
 
     #[test]

@@ -79,8 +79,7 @@ impl TryFrom<ModelRepr> for Model {
                 "classes must be non-empty, sorted and unique".into(),
             ));
         }
-        tree.check(n_features, classes.len())
-            .map_err(ModelError::Corrupt)?;
+        tree.check(n_features, classes.len()).map_err(ModelError::Corrupt)?;
         Ok(Model {
             kind,
             classes,
@@ -182,10 +181,7 @@ impl Model {
         // `try_from` error, and ours says what is wrong.
         let (repr, rest) = postcard::take_from_bytes::<ModelRepr>(rest)?;
         if !rest.is_empty() {
-            return Err(ModelError::Corrupt(format!(
-                "{} trailing bytes",
-                rest.len()
-            )));
+            return Err(ModelError::Corrupt(format!("{} trailing bytes", rest.len())));
         }
         Model::try_from(repr)
     }
@@ -273,11 +269,7 @@ mod tests {
     #[test]
     fn damaged_artifacts_are_refused() {
         // Small leaves allowed, so the tree splits on feature 0.
-        let model = Model::train(
-            &[example(vec![1.0], 1), example(vec![2.0], 2)],
-            &small_leaves(),
-        )
-        .unwrap();
+        let model = Model::train(&[example(vec![1.0], 1), example(vec![2.0], 2)], &small_leaves()).unwrap();
         let bytes = model.to_bytes();
         assert!(matches!(
             Model::from_bytes(&bytes[..bytes.len() - 1]),
@@ -285,25 +277,16 @@ mod tests {
         ));
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(
-            Model::from_bytes(&longer),
-            Err(ModelError::Corrupt(_))
-        ));
+        assert!(matches!(Model::from_bytes(&longer), Err(ModelError::Corrupt(_))));
         let mut future = bytes.clone();
         future[0] = 2;
         assert!(matches!(
             Model::from_bytes(&future),
-            Err(ModelError::UnsupportedFormat {
-                expected: 1,
-                found: 2
-            })
+            Err(ModelError::UnsupportedFormat { expected: 1, found: 2 })
         ));
         let mut json = serde_json::to_value(&model).unwrap();
         json["n_features"] = 0.into();
-        assert!(
-            serde_json::from_value::<Model>(json).is_err(),
-            "serde checks too"
-        );
+        assert!(serde_json::from_value::<Model>(json).is_err(), "serde checks too");
     }
 
     #[test]
@@ -315,10 +298,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             model.predict(&[1.0]),
-            Err(ModelError::FeatureCount {
-                expected: 2,
-                found: 1
-            })
+            Err(ModelError::FeatureCount { expected: 2, found: 1 })
         ));
         assert!(matches!(
             model.predict(&[1.0, f64::NAN]),
@@ -335,10 +315,7 @@ mod tests {
             Err(ModelError::NoFeatures)
         ));
         assert!(matches!(
-            Model::train(
-                &[example(vec![1.0], 1), example(vec![1.0, 2.0], 1)],
-                &params
-            ),
+            Model::train(&[example(vec![1.0], 1), example(vec![1.0, 2.0], 1)], &params),
             Err(ModelError::InconsistentFeatures {
                 example: 1,
                 expected: 1,
@@ -346,14 +323,8 @@ mod tests {
             })
         ));
         assert!(matches!(
-            Model::train(
-                &[example(vec![1.0], 1), example(vec![f64::INFINITY], 1)],
-                &params
-            ),
-            Err(ModelError::NonFiniteExample {
-                example: 1,
-                feature: 0
-            })
+            Model::train(&[example(vec![1.0], 1), example(vec![f64::INFINITY], 1)], &params),
+            Err(ModelError::NonFiniteExample { example: 1, feature: 0 })
         ));
         let zero_decrease = TreeParams {
             min_impurity_decrease: 0.0,
@@ -367,11 +338,7 @@ mod tests {
 
     #[test]
     fn a_single_class_always_wins() {
-        let model = Model::train(
-            &[example(vec![1.0], 7), example(vec![5.0], 7)],
-            &TreeParams::default(),
-        )
-        .unwrap();
+        let model = Model::train(&[example(vec![1.0], 7), example(vec![5.0], 7)], &TreeParams::default()).unwrap();
         assert_eq!(
             model.predict(&[3.0]).unwrap(),
             Prediction {
@@ -391,11 +358,7 @@ mod tests {
         ];
         let model = Model::train(&examples, &small_leaves()).unwrap();
         assert_eq!(model.predict(&[2.4]).unwrap().label, 10);
-        assert_eq!(
-            model.predict(&[2.5]).unwrap().label,
-            20,
-            "x == threshold goes right"
-        );
+        assert_eq!(model.predict(&[2.5]).unwrap().label, 20, "x == threshold goes right");
         assert_eq!(model.predict(&[100.0]).unwrap().label, 20);
     }
 

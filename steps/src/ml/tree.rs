@@ -127,11 +127,7 @@ impl FlatTree {
                     left,
                     right,
                 } => {
-                    index = if features[*feature] < *threshold {
-                        *left
-                    } else {
-                        *right
-                    };
+                    index = if features[*feature] < *threshold { *left } else { *right };
                 }
                 Node::Leaf { class, counts } => return (index, *class, counts),
             }
@@ -158,28 +154,18 @@ impl FlatTree {
         for (index, node) in self.nodes.iter().enumerate() {
             match node {
                 Node::Split {
-                    feature,
-                    left,
-                    right,
-                    ..
+                    feature, left, right, ..
                 } => {
                     if *feature >= n_features {
-                        return Err(format!(
-                            "node {index} tests feature {feature} of {n_features}"
-                        ));
+                        return Err(format!("node {index} tests feature {feature} of {n_features}"));
                     }
                     if !(index < *left && *left < len && index < *right && *right < len) {
-                        return Err(format!(
-                            "node {index} has children {left}, {right} of {len}"
-                        ));
+                        return Err(format!("node {index} has children {left}, {right} of {len}"));
                     }
                 }
                 Node::Leaf { class, counts } => {
                     if counts.len() != n_classes {
-                        return Err(format!(
-                            "leaf {index} counts {} classes, not {n_classes}",
-                            counts.len()
-                        ));
+                        return Err(format!("leaf {index} counts {} classes, not {n_classes}", counts.len()));
                     }
                     if counts.get(*class).is_none_or(|&n| n == 0) {
                         return Err(format!("leaf {index} predicts class {class} it never saw"));
@@ -216,10 +202,7 @@ mod tests {
                 ..TreeParams::default()
             },
         ] {
-            assert!(matches!(
-                params.validate(),
-                Err(ModelError::InvalidParams(_))
-            ));
+            assert!(matches!(params.validate(), Err(ModelError::InvalidParams(_))));
         }
     }
 
@@ -240,10 +223,7 @@ mod tests {
         };
         assert_eq!(ok.check(1, 1), Ok(()));
         assert!(ok.check(0, 1).is_err(), "feature out of range");
-        assert!(
-            ok.check(1, 2).is_err(),
-            "counts sized for another class count"
-        );
+        assert!(ok.check(1, 2).is_err(), "counts sized for another class count");
         let cycle = FlatTree {
             nodes: vec![split(0, 1), leaf.clone()],
         };

@@ -178,10 +178,7 @@ mod tests {
             let get = |split| counts.get(&(label, split)).copied().unwrap_or(0);
             let (base, golden, pool) = (get(Split::Base), get(Split::Golden), get(Split::Pool));
             let total = (base + golden + pool) as f64;
-            assert!(
-                base > 0 && golden > 0,
-                "class {label}: {base}/{golden}/{pool}"
-            );
+            assert!(base > 0 && golden > 0, "class {label}: {base}/{golden}/{pool}");
             // Keeping duplicate runs together moves a row or two at most.
             for (part, share) in [(base, 0.6), (golden, 0.2), (pool, 0.2)] {
                 let expected = share * total;
@@ -198,20 +195,14 @@ mod tests {
                 .map(|(_, n)| n)
                 .sum::<usize>()
         };
-        assert_eq!(
-            total(Split::Base) + total(Split::Golden) + total(Split::Pool),
-            1599
-        );
+        assert_eq!(total(Split::Base) + total(Split::Golden) + total(Split::Pool), 1599);
     }
 
     #[test]
     fn identical_rows_share_a_split() {
         let mut seen: HashMap<(Vec<u64>, i32), Split> = HashMap::new();
         for (split, example) in split() {
-            let key = (
-                example.features.iter().map(|v| v.to_bits()).collect(),
-                example.label,
-            );
+            let key = (example.features.iter().map(|v| v.to_bits()).collect(), example.label);
             assert_eq!(*seen.entry(key).or_insert(split), split);
         }
     }

@@ -55,9 +55,9 @@ pub fn pipeline_wrapping(env: PipelineEnv, wrap: impl Fn(&str, Arc<dyn Step>) ->
         ("validate", Arc::new(Validate(env.clone()))),
         ("promote", Arc::new(Promote(env))),
     ];
-    steps
-        .into_iter()
-        .fold(Pipeline::new(PIPELINE), |p, (name, step)| p.step(name, retry, wrap(name, step)))
+    steps.into_iter().fold(Pipeline::new(PIPELINE), |p, (name, step)| {
+        p.step(name, retry, wrap(name, step))
+    })
 }
 
 /// Reads a field of an earlier step's output.

@@ -41,11 +41,25 @@ impl Step for Validate {
             .map(|(_, champion_right)| compare(champion_right, &candidate_right));
 
         let mut tx = self.0.pool.begin().await?;
-        evaluations::record(&mut tx, Some(ctx.run_id), candidate_id, Role::Candidate, dataset_id, &candidate_metrics)
-            .await?;
+        evaluations::record(
+            &mut tx,
+            Some(ctx.run_id),
+            candidate_id,
+            Role::Candidate,
+            dataset_id,
+            &candidate_metrics,
+        )
+        .await?;
         if let (Some(loaded), Some((metrics, _))) = (&champion, &champion_scored) {
-            evaluations::record(&mut tx, Some(ctx.run_id), loaded.record.id, Role::Champion, dataset_id, metrics)
-                .await?;
+            evaluations::record(
+                &mut tx,
+                Some(ctx.run_id),
+                loaded.record.id,
+                Role::Champion,
+                dataset_id,
+                metrics,
+            )
+            .await?;
         }
         sqlx::query(
             "INSERT INTO validations (run_id, candidate_id, champion_id, passed, checks, comparison, gate_config)

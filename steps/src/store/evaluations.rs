@@ -47,4 +47,3 @@ pub async fn latest_accuracy(conn: &mut PgConnection, model_id: i64) -> Result<O
         .fetch_optional(conn)
         .await
 }
-

@@ -117,7 +117,9 @@ pub async fn insert_many(conn: &mut PgConnection, rows: &[NewFeedback]) -> Resul
     // Postgres arrays are rectangular: ship the features flat and cut them again.
     let flat: Vec<f64> = rows.iter().flat_map(|r| r.features.iter().copied()).collect();
     if rows.iter().any(|r| r.features.len() != width) {
-        return Err(sqlx::Error::Protocol("feedback rows of different widths in one batch".into()));
+        return Err(sqlx::Error::Protocol(
+            "feedback rows of different widths in one batch".into(),
+        ));
     }
     sqlx::query_scalar(
         "INSERT INTO feedback (features, correct_label, prediction_id, predicted_label, model_version, source)

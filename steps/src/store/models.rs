@@ -49,7 +49,9 @@ pub async fn insert(conn: &mut PgConnection, new: NewModel<'_>) -> Result<ModelR
          RETURNING {RECORD_COLUMNS}"
     );
     // Versions are assigned by max + 1: serialize writers so two never collide.
-    sqlx::query("LOCK TABLE models IN SHARE ROW EXCLUSIVE MODE").execute(&mut *conn).await?;
+    sqlx::query("LOCK TABLE models IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query_as(&sql)
         .bind(new.model.kind().as_str())
         .bind(&artifact)

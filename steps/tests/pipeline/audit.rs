@@ -45,7 +45,10 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
     assert_eq!(queries.len(), 6, "docs/audit.md changed: update this test");
 
     // Timeline of the promoted run: five steps in order, all succeeded once.
-    let rows = sqlx::query(&bind(&queries[0], promoted.id, 2)).fetch_all(&pool).await.unwrap();
+    let rows = sqlx::query(&bind(&queries[0], promoted.id, 2))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     let steps: Vec<(String, StepStatus, i32)> = rows
         .iter()
         .map(|r| (r.get("step"), r.get::<StepStatus, _>("step_status"), r.get("attempts")))
@@ -58,21 +61,36 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
     assert!(rows.iter().all(|r| r.get::<Option<i64>, _>("duration_ms").is_some()));
 
     // Why rejected: the reason, both versions and the failed checks.
-    let row = sqlx::query(&bind(&queries[1], rejected.id, 0)).fetch_one(&pool).await.unwrap();
+    let row = sqlx::query(&bind(&queries[1], rejected.id, 0))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(row.get::<i32, _>("candidate_version"), 3);
     assert_eq!(row.get::<i32, _>("champion_version"), 2);
     assert!(row.get::<f64, _>("candidate_accuracy") < row.get::<f64, _>("champion_accuracy"));
     let failed: serde_json::Value = row.get("failed_checks");
     assert!(!failed.as_array().unwrap().is_empty());
-    assert_eq!(row.get::<String, _>("reason"), rejected.outcome.as_ref().unwrap()["reason"]);
+    assert_eq!(
+        row.get::<String, _>("reason"),
+        rejected.outcome.as_ref().unwrap()["reason"]
+    );
 
     // Why skipped: 5 new rows against a threshold of 20.
-    let row = sqlx::query(&bind(&queries[2], skipped.id, 0)).fetch_one(&pool).await.unwrap();
+    let row = sqlx::query(&bind(&queries[2], skipped.id, 0))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!((row.get::<i64, _>("new_rows"), row.get::<i64, _>("threshold")), (5, 20));
 
     // What trained version 2: the base split plus feedback 1..=25.
-    let row = sqlx::query(&bind(&queries[3], promoted.id, 2)).fetch_one(&pool).await.unwrap();
-    assert_eq!((row.get::<i64, _>("feedback_from"), row.get::<i64, _>("feedback_to")), (1, 25));
+    let row = sqlx::query(&bind(&queries[3], promoted.id, 2))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<i64, _>("feedback_from"), row.get::<i64, _>("feedback_to")),
+        (1, 25)
+    );
     assert_eq!(row.get::<i32, _>("feedback_rows"), distinct_inputs(&traffic[..25]));
     assert_eq!(row.get::<Uuid, _>("run_id"), promoted.id);
     assert!(row.get::<bool, _>("gate_passed"));
@@ -83,9 +101,15 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
         .iter()
         .map(|r| (r.get("from_version"), r.get("to_version"), r.get("actor")))
         .collect();
-    assert_eq!(history, vec![(Some(1), 2, "pipeline".to_owned()), (None, 1, "bootstrap".to_owned())]);
+    assert_eq!(
+        history,
+        vec![(Some(1), 2, "pipeline".to_owned()), (None, 1, "bootstrap".to_owned())]
+    );
 
     // Serving now: version 2 (the rejected candidate never served).
-    let serving: i32 = sqlx::query_scalar(&bind(&queries[5], promoted.id, 0)).fetch_one(&pool).await.unwrap();
+    let serving: i32 = sqlx::query_scalar(&bind(&queries[5], promoted.id, 0))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(serving, 2);
 }

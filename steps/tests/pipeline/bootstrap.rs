@@ -23,21 +23,30 @@ async fn bootstrapping_twice_keeps_one_split_and_one_model(pool: PgPool) {
     assert_eq!(count(&pool, "SELECT count(*) FROM datasets").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM examples").await, 1599);
     assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
-    assert_eq!(count(&pool, "SELECT count(*) FROM promotions WHERE kind = 'bootstrap'").await, 1);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM promotions WHERE kind = 'bootstrap'").await,
+        1
+    );
     let (base, golden, traffic) = (
         split_rows(&pool, Split::Base).await.len(),
         golden_before.len(),
         split_rows(&pool, Split::Pool).await.len(),
     );
     assert_eq!(base + golden + traffic, 1599);
-    assert!((900..=1000).contains(&base) && (280..=360).contains(&golden), "{base}/{golden}/{traffic}");
+    assert!(
+        (900..=1000).contains(&base) && (280..=360).contains(&golden),
+        "{base}/{golden}/{traffic}"
+    );
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn concurrent_bootstraps_make_one_model(pool: PgPool) {
     let env = env(&pool);
     let (a, b) = tokio::join!(bootstrap(&pool, &env.config), bootstrap(&pool, &env.config));
-    let made = [a.unwrap(), b.unwrap()].iter().filter(|r| r.first_model.is_some()).count();
+    let made = [a.unwrap(), b.unwrap()]
+        .iter()
+        .filter(|r| r.first_model.is_some())
+        .count();
     assert_eq!(made, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM examples").await, 1599);

@@ -39,7 +39,10 @@ async fn rolling_back_to_version_1_is_a_promotion_and_notifies(pool: PgPool) {
     assert_eq!((rollback.version, rollback.previous_version), (1, Some(2)));
     assert_eq!(rollback.previous_model_id, Some(v2_id));
 
-    let note = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
+    let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
     assert_eq!(payload["version"], 1);
     assert_eq!(payload["model_id"], v1.id);

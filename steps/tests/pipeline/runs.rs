@@ -41,17 +41,19 @@ async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPo
     assert_eq!(base as usize, split_rows(&pool, Split::Base).await.len());
     // Evaluation: both models measured on the whole golden set, gate passed.
     let golden = split_rows(&pool, Split::Golden).await.len() as i32;
-    let evaluations: Vec<(String, i32, f64)> = sqlx::query_as(
-        "SELECT role::text, n, accuracy FROM evaluations WHERE run_id = $1 ORDER BY role",
-    )
-    .bind(run.id)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let evaluations: Vec<(String, i32, f64)> =
+        sqlx::query_as("SELECT role::text, n, accuracy FROM evaluations WHERE run_id = $1 ORDER BY role")
+            .bind(run.id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(evaluations.len(), 2);
     assert!(evaluations.iter().all(|(_, n, _)| *n == golden));
     let (candidate, champion) = (evaluations[0].2, evaluations[1].2);
-    assert!(candidate >= champion, "promoted only if not worse: {candidate} vs {champion}");
+    assert!(
+        candidate >= champion,
+        "promoted only if not worse: {candidate} vs {champion}"
+    );
     let passed: bool = sqlx::query_scalar("SELECT passed FROM validations WHERE run_id = $1")
         .bind(run.id)
         .fetch_one(&pool)
@@ -60,8 +62,9 @@ async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPo
     assert!(passed);
     // The promotion is audited in the run's history, in the promote step.
     let detail = engine.get_run(run.id).await.unwrap();
-    assert!(detail.events.iter().any(|e| e.step.as_deref() == Some("promote")
-        && e.reason.as_deref() == Some("promoted version 2 (previous 1)")));
+    assert!(detail.events.iter().any(
+        |e| e.step.as_deref() == Some("promote") && e.reason.as_deref() == Some("promoted version 2 (previous 1)")
+    ));
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
@@ -79,7 +82,10 @@ async fn too_little_feedback_skips_the_run_without_training(pool: PgPool) {
     assert_eq!(outcome["detail"]["threshold"], 20);
     assert!(outcome["reason"].as_str().unwrap().contains("the threshold is 20"));
     assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
-    assert_eq!(count(&pool, "SELECT count(*) FROM training_sets WHERE run_id IS NOT NULL").await, 0);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM training_sets WHERE run_id IS NOT NULL").await,
+        0
+    );
 
     // The skipped run did not consume the feedback: 10 more make 20 waiting.
     send_feedback(&pool, &traffic[10..20], "users").await;
@@ -162,12 +168,25 @@ async fn a_transient_failure_after_training_retries_without_a_second_model(pool:
     let attempts: Vec<(String, i32)> = detail.steps.iter().map(|s| (s.name.clone(), s.attempt)).collect();
     assert_eq!(
         attempts,
-        [("collect", 1), ("merge", 1), ("train", 2), ("validate", 1), ("promote", 2)]
-            .map(|(n, a)| (n.to_owned(), a))
-            .to_vec()
+        [
+            ("collect", 1),
+            ("merge", 1),
+            ("train", 2),
+            ("validate", 1),
+            ("promote", 2)
+        ]
+        .map(|(n, a)| (n.to_owned(), a))
+        .to_vec()
     );
-    assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 2, "one model for the run");
-    assert_eq!(count(&pool, "SELECT count(*) FROM promotions WHERE run_id IS NOT NULL").await, 1);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM models").await,
+        2,
+        "one model for the run"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM promotions WHERE run_id IS NOT NULL").await,
+        1
+    );
 }
 
 fn assert_status(run: &retrain_engine::Run, status: RunStatus) {
@@ -210,5 +229,10 @@ async fn quarantined_feedback_is_left_out_of_training(pool: PgPool) {
     assert_eq!(quarantined, 400);
     assert_eq!(feedback_rows, distinct_inputs(&traffic[..25]));
     // The rule is part of the history: it cannot be lifted by rewriting it.
-    assert!(sqlx::query("DELETE FROM feedback_quarantines").execute(&pool).await.is_err());
+    assert!(
+        sqlx::query("DELETE FROM feedback_quarantines")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
 }

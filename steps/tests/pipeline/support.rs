@@ -107,7 +107,9 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
 
 /// How many distinct inputs the rows hold (later duplicates supersede earlier ones).
 pub fn distinct_inputs(rows: &[Example]) -> i32 {
-    let keys: std::collections::HashSet<Vec<u64>> =
-        rows.iter().map(|e| e.features.iter().map(|x| x.to_bits()).collect()).collect();
+    let keys: std::collections::HashSet<Vec<u64>> = rows
+        .iter()
+        .map(|e| e.features.iter().map(|x| x.to_bits()).collect())
+        .collect();
     keys.len() as i32
 }

@@ -73,5 +73,8 @@ async fn the_scheduler_checks_the_threshold_soon_after_start(pool: PgPool) {
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn the_cron_schedule_starts_runs_without_waiting_feedback(pool: PgPool) {
-    assert_eq!(first_scheduled_run(&pool, 0, Some("*/1 * * * * *")).await, TriggerKind::Schedule);
+    assert_eq!(
+        first_scheduled_run(&pool, 0, Some("*/1 * * * * *")).await,
+        TriggerKind::Schedule
+    );
 }

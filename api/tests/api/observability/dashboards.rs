@@ -96,7 +96,11 @@ pub fn promql(query: &Query) -> String {
     let expr = ["$__rate_interval", "$__interval", "$__range"]
         .iter()
         .fold(expr.to_owned(), |expr, variable| expr.replace(variable, "1m"));
-    assert!(!expr.contains('$'), "{}: a variable the test does not know: {expr}", query.place);
+    assert!(
+        !expr.contains('$'),
+        "{}: a variable the test does not know: {expr}",
+        query.place
+    );
     expr
 }
 
@@ -121,8 +125,14 @@ pub fn sql(query: &Query) -> String {
         let mut tail = &after[name_len..];
         let mut args = Vec::new();
         if tail.starts_with('(') {
-            let close = tail.find(')').unwrap_or_else(|| panic!("{}: unclosed macro", query.place));
-            args = tail[1..close].split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+            let close = tail
+                .find(')')
+                .unwrap_or_else(|| panic!("{}: unclosed macro", query.place));
+            args = tail[1..close]
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .collect();
             tail = &tail[close + 1..];
         }
         out.push_str(&match (name, args.as_slice()) {

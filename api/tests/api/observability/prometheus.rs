@@ -33,7 +33,11 @@ impl Prometheus {
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         // Bind port 0 to learn a free port, release it, hand it to Prometheus.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
@@ -59,7 +63,11 @@ impl Prometheus {
             if ready.is_ok_and(|r| r.status() == 200) {
                 return prometheus;
             }
-            assert!(Instant::now() < deadline, "prometheus did not get ready:\n{}", prometheus.log());
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not get ready:\n{}",
+                prometheus.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -83,7 +91,11 @@ impl Prometheus {
     /// The result of a query that must parse and succeed.
     pub async fn result(&self, expr: &str) -> Vec<Value> {
         let (status, body) = self.query(expr).await;
-        assert_eq!((status, body["status"].as_str()), (200, Some("success")), "{expr}\n{body}");
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("success")),
+            "{expr}\n{body}"
+        );
         match body["data"]["resultType"].as_str() {
             Some("vector" | "matrix") => body["data"]["result"].as_array().unwrap().clone(),
             _ => vec![body["data"]["result"].clone()],
