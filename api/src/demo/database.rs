@@ -7,12 +7,12 @@ use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Connect options for `url`, after making sure its database exists.
+/// Makes sure the database of `url` exists, creating it if missing.
 ///
 /// # Errors
 /// No server answers (with the commands to start one), or the database
 /// cannot be created.
-pub async fn ensure(url: &str) -> anyhow::Result<PgConnectOptions> {
+pub async fn ensure(url: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
     let name = options.get_database().unwrap_or("retrain").to_owned();
     let server = options.clone().database("postgres");
@@ -20,8 +20,8 @@ pub async fn ensure(url: &str) -> anyhow::Result<PgConnectOptions> {
     let mut admin = match attempt {
         Ok(Ok(connection)) => connection,
         Ok(Err(err)) if is_missing_database(&err) => {
-            // No "postgres" database to connect to: try the target itself.
-            return Ok(options);
+            // No "postgres" database to check from: the target must exist already.
+            return Ok(());
         }
         Ok(Err(err)) => bail!("{}\n\ncause: {err}", unreachable_help(&options)),
         Err(_) => bail!("{}\n\ncause: no answer within 5 s", unreachable_help(&options)),
@@ -39,7 +39,7 @@ pub async fn ensure(url: &str) -> anyhow::Result<PgConnectOptions> {
         println!("  created database {name}");
     }
     admin.close().await.ok();
-    Ok(options)
+    Ok(())
 }
 
 fn is_missing_database(err: &sqlx::Error) -> bool {

@@ -13,21 +13,15 @@ use crate::table;
 use anyhow::Context;
 use clap::{Args, Parser};
 use rand::Rng;
-use sqlx::postgres::PgPoolOptions;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Settings of `retrain demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoSettings {
-    /// PostgreSQL URL; the database is created if missing.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://localhost/retrain",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// The database (created if missing) and the pool's bounds, as for `serve`.
+    #[command(flatten)]
+    pub database: crate::settings::DatabaseSettings,
     /// Leave the service running afterwards (for curl and Swagger UI).
     #[arg(long)]
     pub keep_serving: bool,
@@ -57,13 +51,8 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
     let started = Instant::now();
     println!("Retrain demo: a model in production, its users' feedback, and a retrain loop.\n");
     say(started, "connecting to PostgreSQL");
-    let options = database::ensure(&settings.database_url).await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await
-        .context("cannot connect to the demo database")?;
+    database::ensure(&settings.database.database_url).await?;
+    let pool = startup::connect(&settings.database).await?;
     let bind = if settings.keep_serving {
         settings.bind.to_string()
     } else {
