@@ -8,7 +8,8 @@
 //!   pipeline, by a partial unique index), read, list, cancel, retry.
 //! - [`Worker`] (worker.rs): claims a due step with `FOR UPDATE SKIP LOCKED`
 //!   (claim.rs), keeps its lease alive (lease.rs), commits the result fenced
-//!   by (lease owner, attempt) (commit.rs).
+//!   by (lease owner, attempt) (commit.rs). A step's own writes that change
+//!   what is served are fenced the same way ([`hold_lease`], fence.rs).
 //! - Every state change writes its audit event in the same statement
 //!   (transition.rs); the database refuses illegal transitions and any
 //!   rewrite of `run_events` (migrations/0001_engine.sql).
@@ -17,6 +18,7 @@ mod claim;
 mod commit;
 mod control;
 mod error;
+mod fence;
 mod lease;
 mod pipeline;
 mod record;
@@ -30,6 +32,7 @@ pub use claim::ClaimedStep;
 pub use commit::StepCommit;
 pub use control::Cancelled;
 pub use error::{EngineError, StepError, database_unavailable};
+pub use fence::hold_lease;
 pub use pipeline::{EarlyFinish, Pipeline, Registry, Step, StepContext, StepDef, StepOutcome};
 pub use record::{Created, Run, RunDetail, RunEvent, StepRecord};
 pub use retry::RetryPolicy;

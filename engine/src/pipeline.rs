@@ -25,6 +25,9 @@ pub struct StepContext {
     pub outputs: BTreeMap<String, Value>,
     /// This attempt's number (1 for the first), unique over the step's life.
     pub attempt: i32,
+    /// The worker holding this attempt's lease; with `attempt` it fences
+    /// writes (see [`crate::hold_lease`]).
+    pub lease_owner: String,
     /// Fires when the run is cancelled or the lease is lost: stop early.
     pub cancel: CancellationToken,
 }

@@ -225,6 +225,7 @@ impl Worker {
             params: claimed.params.clone(),
             outputs: claimed.outputs.clone(),
             attempt: claimed.attempt,
+            lease_owner: claimed.lease_owner.clone(),
             cancel: step_cancel.clone(),
         };
         let work = handler.run(ctx);
