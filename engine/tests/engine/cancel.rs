@@ -9,9 +9,10 @@ use std::time::Duration;
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn cancelling_a_running_run_stops_it_before_the_next_step(pool: PgPool) {
     let journal = journal();
+    let gate = Gate::new(OnSignal::Stop);
     let pipeline = Pipeline::new("p")
         .step("a", fast_retry(3), Echo(journal.clone()))
-        .step("wait", fast_retry(3), WaitForCancel)
+        .step("wait", fast_retry(3), gate.clone())
         .step("c", fast_retry(3), Echo(journal.clone()));
     let engine = engine(&pool, vec![pipeline]);
     let worker = worker(&engine, "w");
@@ -21,7 +22,7 @@ async fn cancelling_a_running_run_stops_it_before_the_next_step(pool: PgPool) {
     // Step "wait" runs in the background until it is told to stop.
     let background = worker.clone();
     let waiting = tokio::spawn(async move { background.tick().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.started().await;
 
     let cancelled = engine.cancel_run(run.id, "ops").await.unwrap();
     assert!(matches!(cancelled, Cancelled::Requested(_)), "{cancelled:?}");

@@ -8,6 +8,7 @@ use retrain_engine::{
 };
 use serde_json::json;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -167,61 +168,55 @@ async fn an_unknown_pipeline_is_refused(pool: PgPool) {
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn a_running_worker_wakes_on_notify_and_shuts_down_when_asked(pool: PgPool) {
     let journal = journal();
-    let engine = engine(&pool, vec![echo_pipeline("p", 5, &journal)]);
+    // The worker has a pool of its own, named, so the test can see from
+    // pg_stat_activity when its first claim has come back empty.
+    let options = (*pool.connect_options()).clone().application_name("notify-test-worker");
+    let worker_pool = PgPoolOptions::new().connect_with(options).await.unwrap();
+    let engine = engine(&worker_pool, vec![echo_pipeline("p", 5, &journal)]);
     let mut config = retrain_engine::WorkerConfig::new("loop");
     // A long poll interval: only the notification can wake it quickly.
     config.poll_interval = Duration::from_secs(60);
     let worker = retrain_engine::Worker::new(engine.clone(), config);
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(worker.run(shutdown.clone()));
-    tokio::time::sleep(Duration::from_millis(200)).await; // let it go idle
+    // It listens before its first tick; once that tick's claim has returned,
+    // the run below can only be found by a tick that a notification wakes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                        WHERE application_name = 'notify-test-worker' AND state = 'idle'
+                          AND query LIKE 'WITH candidate AS%')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    {
+        assert!(std::time::Instant::now() < deadline, "the worker never claimed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let run = create(&engine, "p").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        let status = engine.get_run(run.id).await.unwrap().run.status;
-        if !status.is_active() || std::time::Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(status, RunStatus::Succeeded);
+    assert_status(&ended(&engine, run.id).await, RunStatus::Succeeded);
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), handle)
         .await
         .expect("worker stops promptly")
         .unwrap();
+    worker_pool.close().await;
 }
 
-/// Sleeps, ignoring its cancellation signal.
-struct Sleepy(Duration);
-
-#[async_trait]
-impl Step for Sleepy {
-    async fn run(&self, _ctx: StepContext) -> Result<StepOutcome, StepError> {
-        tokio::time::sleep(self.0).await;
-        Ok(StepOutcome::Continue(json!({"slept_ms": self.0.as_millis() as u64})))
-    }
-}
-
-/// Runs a worker loop on a one-step pipeline, shuts it down while the step
-/// runs, and returns the step's record.
-async fn shut_down_during(pool: &PgPool, step: impl Step + 'static) -> retrain_engine::StepRecord {
-    let engine = engine(pool, vec![Pipeline::new("p").step("s", fast_retry(3), step)]);
+/// Runs a worker loop on a one-step pipeline whose step is `gate`, shuts it
+/// down once the step has started, and returns the step's record.
+async fn shut_down_during(pool: &PgPool, gate: Gate) -> retrain_engine::StepRecord {
+    let engine = engine(pool, vec![Pipeline::new("p").step("s", fast_retry(3), gate.clone())]);
     let mut config = retrain_engine::WorkerConfig::new("stopping");
     config.shutdown_grace = Duration::from_millis(500);
     config.poll_interval = Duration::from_millis(20);
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(retrain_engine::Worker::new(engine.clone(), config).run(shutdown.clone()));
     let run = create(&engine, "p").await;
-    loop {
-        let detail = engine.get_run(run.id).await.unwrap();
-        if detail.steps[0].status == StepStatus::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gate.started().await;
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), handle)
         .await
@@ -232,14 +227,14 @@ async fn shut_down_during(pool: &PgPool, step: impl Step + 'static) -> retrain_e
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn at_shutdown_a_step_finishing_within_the_grace_commits(pool: PgPool) {
-    let step = shut_down_during(&pool, Sleepy(Duration::from_millis(200))).await;
+    let step = shut_down_during(&pool, Gate::new(OnSignal::Finish)).await;
     assert_eq!(step.status, StepStatus::Succeeded);
-    assert_eq!(step.output, Some(json!({"slept_ms": 200})));
+    assert_eq!(step.output, Some(json!({"finished_after_signal": true})));
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn at_shutdown_a_step_past_the_grace_is_released_without_spending_an_attempt(pool: PgPool) {
-    let step = shut_down_during(&pool, Sleepy(Duration::from_secs(30))).await;
+    let step = shut_down_during(&pool, Gate::new(OnSignal::Ignore)).await;
     assert_eq!(step.status, StepStatus::Pending);
     assert_eq!(
         (step.attempt, step.retry_base),
@@ -258,7 +253,7 @@ async fn at_shutdown_a_step_past_the_grace_is_released_without_spending_an_attem
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn at_shutdown_a_step_stopping_on_its_signal_is_released(pool: PgPool) {
-    let step = shut_down_during(&pool, crate::support::WaitForCancel).await;
+    let step = shut_down_during(&pool, Gate::new(OnSignal::Stop)).await;
     assert_eq!(step.status, StepStatus::Pending);
     assert_eq!((step.attempt, step.retry_base), (1, 1));
 }

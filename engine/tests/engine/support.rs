@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// Every handler call seen by the test: (run, step, attempt).
@@ -45,15 +46,65 @@ impl Step for FailFirst {
     }
 }
 
-/// Waits until cancelled (or a long timeout), then reports cancellation.
-pub struct WaitForCancel;
+/// What a [`Gate`] does when its cancellation signal fires.
+#[derive(Debug, Clone, Copy)]
+pub enum OnSignal {
+    /// Stops with `Err(Cancelled)`, as a well-behaved long step does.
+    Stop,
+    /// Finishes its work and returns `Ok` all the same.
+    Finish,
+    /// Carries on regardless: returns only when the test opens the gate.
+    Ignore,
+}
+
+/// A step the test holds: it announces each start, then waits until the
+/// test opens it (then succeeds) or its cancellation signal fires (then does
+/// what `on_signal` says). No sleeping: the test sees and decides each move.
+#[derive(Clone)]
+pub struct Gate {
+    started: Arc<Notify>,
+    opened: Arc<Notify>,
+    on_signal: OnSignal,
+}
+
+impl Gate {
+    pub fn new(on_signal: OnSignal) -> Self {
+        Self {
+            started: Arc::new(Notify::new()),
+            opened: Arc::new(Notify::new()),
+            on_signal,
+        }
+    }
+
+    /// Returns once a step behind this gate has started (each start is
+    /// announced once), or panics after 10 s.
+    pub async fn started(&self) {
+        tokio::time::timeout(Duration::from_secs(10), self.started.notified())
+            .await
+            .expect("the step starts");
+    }
+
+    /// Lets the step waiting at the gate (or the next to arrive) succeed.
+    pub fn open(&self) {
+        self.opened.notify_one();
+    }
+}
 
 #[async_trait]
-impl Step for WaitForCancel {
+impl Step for Gate {
     async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
+        self.started.notify_one();
+        let signalled = async {
+            ctx.cancel.cancelled().await;
+            match self.on_signal {
+                OnSignal::Stop => Err(StepError::Cancelled),
+                OnSignal::Finish => Ok(StepOutcome::Continue(json!({"finished_after_signal": true}))),
+                OnSignal::Ignore => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = ctx.cancel.cancelled() => Err(StepError::Cancelled),
-            _ = tokio::time::sleep(Duration::from_secs(30)) => Ok(StepOutcome::Continue(json!({}))),
+            _ = self.opened.notified() => Ok(StepOutcome::Continue(json!({"step": ctx.step, "opened": true}))),
+            outcome = signalled => outcome,
         }
     }
 }
@@ -105,6 +156,23 @@ pub async fn create(engine: &Engine, pipeline: &str) -> Run {
         .expect("create run")
         .run()
         .clone()
+}
+
+/// Waits (polling) until the run ends, or panics after 20 s.
+pub async fn ended(engine: &Engine, run_id: Uuid) -> Run {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = engine.get_run(run_id).await.unwrap().run;
+        if !run.status.is_active() {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} still {} after 20 s",
+            run.status
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Ticks until the run ends (sleeping briefly when nothing is due), or panics
