@@ -1,9 +1,6 @@
 //! Claiming work: the one statement that takes a due step under a lease
-//! (`FOR UPDATE SKIP LOCKED`), and the sweep that takes back steps whose
-//! worker stopped heartbeating.
+//! (`FOR UPDATE SKIP LOCKED`). What a claim cannot take is swept (sweep.rs).
 
-use crate::commit::{self, LOCKED_STEP_SELECT, LockedStep, RetryTiming};
-use crate::error::StepError;
 use crate::status::TriggerKind;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -109,34 +106,4 @@ pub(crate) async fn claim(
             _ => BTreeMap::new(),
         },
     }))
-}
-
-/// Takes back steps whose lease expired (their worker died or hung): each
-/// counts as a failed attempt, retried at once while attempts remain. The
-/// event names the worker that lost the lease. Returns how many were taken.
-pub(crate) async fn reclaim_expired(pool: &PgPool, pipelines: &[String], worker: &str) -> Result<usize, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let sql = format!(
-        "{LOCKED_STEP_SELECT}
-         WHERE s.status = 'running' AND s.lease_expires_at < clock_timestamp()
-           AND r.pipeline = ANY($1)
-         ORDER BY s.lease_expires_at
-         LIMIT 16
-         FOR UPDATE OF s, r SKIP LOCKED"
-    );
-    let expired: Vec<LockedStep> = sqlx::query_as(&sql)
-        .bind(pipelines)
-        .persistent(false) // see `claim`
-        .fetch_all(&mut *tx)
-        .await?;
-    for step in &expired {
-        let lost = StepError::Retryable(format!(
-            "lease of {} expired (attempt {}); reclaimed by {worker}",
-            step.lease_owner.as_deref().unwrap_or("?"),
-            step.attempt
-        ));
-        commit::apply(&mut tx, step, Err(lost), worker, RetryTiming::Immediately).await?;
-    }
-    tx.commit().await?;
-    Ok(expired.len())
 }

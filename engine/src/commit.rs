@@ -142,14 +142,26 @@ pub(crate) async fn apply(
             .await?;
             Ok(StepCommit::RunFinished(to))
         }
-        Err(_) if step.cancel_requested => {
+        Err(err) if step.cancel_requested => {
+            // Whatever stopped the step (its signal, a failure, an expired
+            // lease), a cancel was asked for: the run ends here. The event
+            // keeps what stopped it, unless that was the cancel signal itself.
+            let reason = match err {
+                StepError::Cancelled => "run cancelled".to_owned(),
+                other => format!("run cancelled; the step ended with: {other}"),
+            };
             let exit = StepExit {
                 to: StepStatus::Cancelled,
                 output: None,
                 error: Some("cancelled"),
                 retry_in: None,
             };
-            transition::leave_running(conn, step.run_id, step.position, exit, because(Some("run cancelled"))).await?;
+            let why = Because {
+                actor,
+                reason: Some(&reason),
+                detail: None,
+            };
+            transition::leave_running(conn, step.run_id, step.position, exit, why).await?;
             cancel_run(conn, step, actor).await
         }
         Err(StepError::Fatal(message)) => fail(conn, step, &message, actor, "fatal error").await,

@@ -7,9 +7,12 @@
 //! - [`Engine`] (runs.rs, control.rs): create a run (one active run per
 //!   pipeline, by a partial unique index), read, list, cancel, retry.
 //! - [`Worker`] (worker.rs): claims a due step with `FOR UPDATE SKIP LOCKED`
-//!   (claim.rs), keeps its lease alive (lease.rs), commits the result fenced
-//!   by (lease owner, attempt) (commit.rs). A step's own writes that change
-//!   what is served are fenced the same way ([`hold_lease`], fence.rs).
+//!   (claim.rs), keeps its lease alive and stops the step when it cannot
+//!   (lease.rs), commits the result fenced by (lease owner, attempt)
+//!   (commit.rs). Before each claim it sweeps (sweep.rs): expired leases are
+//!   reclaimed and no cancel-requested run is left with nothing to claim.
+//!   A step's own writes that change what is served are fenced the same way
+//!   ([`hold_lease`], fence.rs).
 //! - Every state change writes its audit event in the same statement
 //!   (transition.rs); the database refuses illegal transitions and any
 //!   rewrite of `run_events` (migrations/0001_engine.sql).
@@ -25,6 +28,7 @@ mod record;
 mod retry;
 mod runs;
 mod status;
+mod sweep;
 mod transition;
 mod worker;
 

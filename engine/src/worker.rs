@@ -5,15 +5,18 @@
 use crate::claim::{self, ClaimedStep};
 use crate::commit::{self, LOCKED_STEP_SELECT, LockedStep, RetryTiming, StepCommit};
 use crate::error::{EngineError, StepError, database_unavailable};
-use crate::lease;
+use crate::lease::{self, Lease};
 use crate::pipeline::{StepContext, StepOutcome};
 use crate::runs::Engine;
 use crate::status::{StepStatus, TriggerKind};
+use crate::sweep;
 use crate::transition::{self, Because, StepExit};
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The channel a queued run is announced on (see the migrations).
@@ -73,6 +76,14 @@ pub struct Execution {
     pub commit: StepCommit,
 }
 
+/// What became of a step handed back unfinished at shutdown.
+enum Handback {
+    /// Pending again, for any worker, with the attempt refunded.
+    Released,
+    /// A cancel was requested: the step ended `cancelled`, and the run with it.
+    RunCancelled(StepCommit),
+}
+
 /// Called with every attempt a running worker executes (for metrics).
 pub type Observer = Arc<dyn Fn(&Execution) + Send + Sync>;
 
@@ -115,7 +126,8 @@ impl Worker {
         &self.config.id
     }
 
-    /// Reclaims expired leases, then claims and executes at most one step.
+    /// Sweeps (reclaims expired leases, ends stranded cancel-requested runs),
+    /// then claims and executes at most one step.
     /// Tests drive the worker with this instead of sleeping.
     ///
     /// # Errors
@@ -125,10 +137,11 @@ impl Worker {
     }
 
     async fn tick_until(&self, shutdown: &CancellationToken) -> Result<Tick, EngineError> {
-        claim::reclaim_expired(&self.engine.pool, &self.pipelines, &self.config.id).await?;
+        sweep::sweep(&self.engine.pool, &self.pipelines, &self.config.id).await?;
+        let asked = Instant::now();
         match self.claim().await? {
             None => Ok(Tick::Idle),
-            Some(claimed) => self.execute(claimed, shutdown).await,
+            Some(claimed) => self.execute(claimed, asked, shutdown).await,
         }
     }
 
@@ -143,28 +156,35 @@ impl Worker {
     /// Runs a claimed step's handler with a heartbeat, then commits its result.
     /// If `shutdown` fires, the step is signalled and given `shutdown_grace`;
     /// if it stops on the signal or runs past the grace, it is released for
-    /// another worker without spending an attempt.
-    async fn execute(&self, claimed: ClaimedStep, shutdown: &CancellationToken) -> Result<Tick, EngineError> {
+    /// another worker without spending an attempt (or, if a cancel was
+    /// requested meanwhile, the run is cancelled). If the lease was lost or
+    /// could not be confirmed and the step stopped on its signal, nothing is
+    /// written: the lease's expiry hands the step on.
+    /// `asked`: when the claim was sent, from which the lease runs.
+    async fn execute(
+        &self,
+        claimed: ClaimedStep,
+        asked: Instant,
+        shutdown: &CancellationToken,
+    ) -> Result<Tick, EngineError> {
         let started = Instant::now();
         let step_cancel = CancellationToken::new();
-        let stop_heartbeat = CancellationToken::new();
-        let heartbeat = lease::spawn_heartbeat(
-            self.engine.pool.clone(),
-            claimed.clone(),
-            self.config.lease,
-            self.config.heartbeat,
-            step_cancel.clone(),
-            stop_heartbeat.clone(),
-        );
-        let span = tracing::info_span!("step", run_id = %claimed.run_id, step = %claimed.step,
-            attempt = claimed.attempt);
-        let result = {
-            let _guard = span.enter();
-            tracing::debug!("step started");
-            self.run_handler(&claimed, step_cancel.clone(), shutdown).await
+        let timing = lease::Timing {
+            lease: self.config.lease,
+            every: self.config.heartbeat,
+            asked,
         };
-        stop_heartbeat.cancel();
-        let _ = heartbeat.await;
+        let heartbeat = lease::spawn_heartbeat(self.engine.pool.clone(), claimed.clone(), timing, step_cancel.clone());
+        let result = self.run_handler(&claimed, step_cancel, shutdown).await;
+        let stopped = matches!(result, None | Some(Err(StepError::Cancelled)));
+        if heartbeat.stop().await == Lease::Lost && stopped {
+            // Another worker may hold the step now. A stop on our own signal
+            // is neither the step's failure nor the run's cancel: leave it to
+            // the reclaim. (A result returned all the same goes on to the
+            // fenced commit: it is refused if the step was taken meanwhile,
+            // and saves doing the work again if nobody took it.)
+            return Err(lease_lost(&claimed));
+        }
         // Unfinished at shutdown (out of grace, or stopped on the signal):
         // hand the step back without spending an attempt.
         let unfinished = match &result {
@@ -172,16 +192,23 @@ impl Worker {
             Some(Err(StepError::Cancelled)) => shutdown.is_cancelled(),
             Some(_) => false,
         };
-        let Some(result) = result.filter(|_| !unfinished) else {
-            self.release(&claimed).await?;
-            return Ok(Tick::Released {
-                run_id: claimed.run_id,
-                step: claimed.step,
-            });
+        let (error, commit) = match result.filter(|_| !unfinished) {
+            Some(result) => {
+                let error = result.as_ref().err().map(ToString::to_string);
+                (error, self.complete_patiently(&claimed, result, shutdown).await?)
+            }
+            None => match self.release(&claimed).await? {
+                Handback::Released => {
+                    return Ok(Tick::Released {
+                        run_id: claimed.run_id,
+                        step: claimed.step,
+                    });
+                }
+                Handback::RunCancelled(commit) => (Some(StepError::Cancelled.to_string()), commit),
+            },
         };
-        let error = result.as_ref().err().map(ToString::to_string);
-        let commit = self.complete_patiently(&claimed, result, shutdown).await?;
-        tracing::debug!(run_id = %claimed.run_id, step = %claimed.step, ?commit, "step committed");
+        tracing::debug!(run_id = %claimed.run_id, step = %claimed.step, attempt = claimed.attempt, ?commit,
+            "step committed");
         let execution = Execution {
             run_id: claimed.run_id,
             pipeline: claimed.pipeline,
@@ -228,7 +255,11 @@ impl Worker {
             lease_owner: claimed.lease_owner.clone(),
             cancel: step_cancel.clone(),
         };
-        let work = handler.run(ctx);
+        // The handler's own log lines carry the run and step through this span.
+        let span = tracing::info_span!("step", run_id = %claimed.run_id, step = %claimed.step,
+            attempt = claimed.attempt);
+        tracing::debug!(run_id = %claimed.run_id, step = %claimed.step, attempt = claimed.attempt, "step started");
+        let work = handler.run(ctx).instrument(span);
         tokio::pin!(work);
         tokio::select! {
             result = &mut work => return Some(result),
@@ -285,12 +316,22 @@ impl Worker {
     }
 
     /// Hands a claimed step back unfinished (shutdown): it becomes pending at
-    /// once and the abandoned attempt does not count against its budget.
-    async fn release(&self, claimed: &ClaimedStep) -> Result<(), EngineError> {
+    /// once and the abandoned attempt does not count against its budget. If a
+    /// cancel was requested, no claim would ever take it again: the stopped
+    /// step is the run's cancel instead.
+    async fn release(&self, claimed: &ClaimedStep) -> Result<Handback, EngineError> {
         let mut tx = self.engine.pool.begin().await?;
         let Some(step) = lock_fenced(&mut tx, claimed).await? else {
             return Err(lease_lost(claimed));
         };
+        if step.cancel_requested {
+            let stopped = Err(StepError::Cancelled);
+            let commit = commit::apply(&mut tx, &step, stopped, &self.config.id, RetryTiming::Backoff).await?;
+            tx.commit().await?;
+            tracing::info!(run_id = %claimed.run_id, step = %claimed.step, attempt = claimed.attempt,
+                "step stopped at shutdown with a cancel requested; run cancelled");
+            return Ok(Handback::RunCancelled(commit));
+        }
         sqlx::query("UPDATE steps SET retry_base = retry_base + 1 WHERE run_id = $1 AND position = $2")
             .bind(step.run_id)
             .bind(step.position)
@@ -309,8 +350,9 @@ impl Worker {
         };
         transition::leave_running(&mut tx, step.run_id, step.position, exit, why).await?;
         tx.commit().await?;
-        tracing::info!(run_id = %claimed.run_id, step = %claimed.step, "released step at shutdown");
-        Ok(())
+        tracing::info!(run_id = %claimed.run_id, step = %claimed.step, attempt = claimed.attempt,
+            "released step at shutdown");
+        Ok(Handback::Released)
     }
 
     /// Works until `shutdown` fires: executes due steps back to back, and when

@@ -1,11 +1,18 @@
 //! A worker that stops heartbeating loses its lease: another worker reclaims
 //! the step and finishes the run, and the first worker's late commit is refused.
+//! A worker that cannot heartbeat stops its step and commits nothing.
 
 use crate::support::*;
-use retrain_engine::{EngineError, RunStatus, StepOutcome, Tick, Worker, WorkerConfig};
+use async_trait::async_trait;
+use retrain_engine::{
+    EngineError, Pipeline, RunStatus, Step, StepContext, StepError, StepOutcome, Tick, Worker, WorkerConfig,
+};
 use serde_json::json;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn an_expired_lease_is_reclaimed_and_the_late_commit_refused(pool: PgPool) {
@@ -68,9 +75,6 @@ async fn an_expired_lease_is_reclaimed_and_the_late_commit_refused(pool: PgPool)
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn a_heartbeat_keeps_a_long_step_leased(pool: PgPool) {
-    use async_trait::async_trait;
-    use retrain_engine::{Pipeline, Step, StepContext, StepError};
-
     struct Slow;
     #[async_trait]
     impl Step for Slow {
@@ -97,4 +101,114 @@ async fn a_heartbeat_keeps_a_long_step_leased(pool: PgPool) {
     }
     busy.await.unwrap().unwrap();
     assert_status(&engine.get_run(run.id).await.unwrap().run, RunStatus::Succeeded);
+}
+
+/// Takes its worker's only pool connection and holds it, so that worker's
+/// heartbeat cannot reach the database; reports its stop signal, and once
+/// the test lets it, returns `late`.
+struct HogsThePool {
+    pool: PgPool,
+    late: Result<StepOutcome, StepError>,
+    started: Notify,
+    signalled: Notify,
+    finish: Notify,
+}
+
+#[async_trait]
+impl Step for HogsThePool {
+    async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
+        let conn = self.pool.acquire().await?;
+        self.started.notify_one();
+        ctx.cancel.cancelled().await;
+        self.signalled.notify_one();
+        self.finish.notified().await;
+        drop(conn);
+        self.late.clone()
+    }
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_worker_that_cannot_heartbeat_stops_its_step_and_its_late_result_is_refused(pool: PgPool) {
+    // A step that returns a result after all, and one that stops on the signal.
+    let lates = [
+        Ok(StepOutcome::Continue(json!({"late": true}))),
+        Err(StepError::Cancelled),
+    ];
+    for late in lates {
+        // The blind worker has a pool of one connection, which its step holds.
+        let blind_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with((*pool.connect_options()).clone())
+            .await
+            .unwrap();
+        let hog = Arc::new(HogsThePool {
+            pool: blind_pool.clone(),
+            late,
+            started: Notify::new(),
+            signalled: Notify::new(),
+            finish: Notify::new(),
+        });
+        let blind_engine = engine(
+            &blind_pool,
+            vec![Pipeline::new("p").step("s", fast_retry(3), hog.clone())],
+        );
+        let mut config = WorkerConfig::new("blind");
+        config.lease = Duration::from_secs(1);
+        config.heartbeat = Duration::from_millis(100);
+        let blind = Worker::new(blind_engine, config);
+        let blind_id = blind.id().to_owned();
+        // Another worker runs the same step, and succeeds.
+        let journal = journal();
+        let engine = engine(
+            &pool,
+            vec![Pipeline::new("p").step("s", fast_retry(3), Echo(journal.clone()))],
+        );
+        let survivor = worker(&engine, "survivor");
+        let run = create(&engine, "p").await;
+
+        let busy = tokio::spawn(async move { blind.tick().await });
+        tokio::time::timeout(Duration::from_secs(10), hog.started.notified())
+            .await
+            .expect("the step starts");
+        tokio::time::timeout(Duration::from_secs(10), hog.signalled.notified())
+            .await
+            .expect("a worker that cannot extend its lease signals its step to stop");
+
+        let run = drive_to_end(&survivor, &engine, run.id).await;
+        assert_status(&run, RunStatus::Succeeded);
+        // The blind step returns late; nothing of it is committed.
+        hog.finish.notify_one();
+        let refused = tokio::time::timeout(Duration::from_secs(10), busy)
+            .await
+            .expect("the blind worker returns")
+            .unwrap();
+        assert!(
+            matches!(refused, Err(EngineError::LeaseLost { attempt: 1, .. })),
+            "{:?}: {refused:?}",
+            hog.late
+        );
+
+        let detail = engine.get_run(run.id).await.unwrap();
+        assert_eq!(detail.steps[0].attempt, 2);
+        assert_eq!(detail.steps[0].output, Some(json!({"step": "s", "saw": []})));
+        // The stopped step was a lost lease, not the run's cancel.
+        assert!(detail.events.iter().all(|e| e.to_status != "cancelled"));
+        let reclaim = detail
+            .events
+            .iter()
+            .find(|e| e.to_status == "pending")
+            .expect("a reclaim event");
+        assert_eq!(reclaim.actor, survivor.id());
+        assert!(
+            reclaim
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains(&format!("lease of {blind_id} expired")),
+            "{reclaim:?}"
+        );
+        assert_eq!(journal.lock().unwrap().len(), 1);
+        blind_pool.close().await;
+    }
 }

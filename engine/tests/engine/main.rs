@@ -7,4 +7,5 @@ mod database_rules;
 mod lease;
 mod lifecycle;
 mod retries;
+mod stranded;
 mod support;
