@@ -110,18 +110,18 @@ pub(crate) fn spawn_heartbeat(
                 }
                 Ok(Ok(None)) => {
                     tracing::warn!(run_id = %claimed.run_id, step = %claimed.step,
-                            "lease lost to another worker; signalling the step to stop");
+                        "lease lost to another worker; signalling the step to stop");
                     step_cancel.cancel();
                     return Lease::Lost;
                 }
                 Ok(Err(err)) if Instant::now() < held_until => {
                     tracing::warn!(run_id = %claimed.run_id, step = %claimed.step, error = %err,
-                            "heartbeat failed; trying again before the lease expires");
+                        "heartbeat failed; trying again before the lease expires");
                 }
                 Ok(Err(_)) | Err(_) => {
                     tracing::warn!(run_id = %claimed.run_id, step = %claimed.step,
-                            lease_ms = timing.lease.as_millis() as u64,
-                            "lease not extended before it expired; signalling the step to stop");
+                        lease_ms = timing.lease.as_millis() as u64,
+                        "lease not extended before it expired; signalling the step to stop");
                     step_cancel.cancel();
                     return Lease::Lost;
                 }

@@ -53,14 +53,20 @@ async fn request_cancel(engine: &Engine, run: &Run) {
     assert!(matches!(cancelled, Cancelled::Requested(_)), "{cancelled:?}");
 }
 
-/// The run ended cancelled, its first `done` steps succeeded and the rest cancelled.
-async fn assert_cancelled_after(engine: &Engine, run: &Run, done: usize) {
+/// The run ended cancelled, its first `done` steps succeeded and the rest
+/// cancelled. `case` names the scenario in a failure.
+async fn assert_cancelled_after(engine: &Engine, run: &Run, done: usize, case: &str) {
     let detail = engine.get_run(run.id).await.unwrap();
-    assert_status(&detail.run, RunStatus::Cancelled);
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Cancelled,
+        "{case}: {:?}",
+        detail.run.outcome
+    );
     let statuses: Vec<StepStatus> = detail.steps.iter().map(|s| s.status).collect();
     let mut expected = vec![StepStatus::Succeeded; done];
     expected.resize(statuses.len(), StepStatus::Cancelled);
-    assert_eq!(statuses, expected, "run {}", run.id);
+    assert_eq!(statuses, expected, "{case}");
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
@@ -86,7 +92,7 @@ async fn a_cancel_requested_run_released_at_shutdown_ends_cancelled(pool: PgPool
             .unwrap();
 
         // No worker is left: the run ended on the way out.
-        assert_cancelled_after(&engine, &run, 0).await;
+        assert_cancelled_after(&engine, &run, 0, &format!("{on_signal:?}")).await;
         assert!(journal.lock().unwrap().is_empty(), "b never started");
     }
     let journal = journal();
@@ -114,7 +120,7 @@ async fn a_cancel_requested_run_whose_worker_died_ends_cancelled_when_its_lease_
     assert!(handle.await.unwrap_err().is_cancelled());
 
     drive_to_end(&worker(&engine, "survivor"), &engine, run.id).await;
-    assert_cancelled_after(&engine, &run, 0).await;
+    assert_cancelled_after(&engine, &run, 0, "killed").await;
     assert!(journal.lock().unwrap().is_empty(), "b never started");
     let events = engine.events(run.id).await.unwrap();
     assert!(
@@ -148,7 +154,7 @@ async fn a_cancel_requested_run_whose_current_step_is_pending_ends_cancelled(poo
 
     // No claim can take it; the next tick's sweep ends it.
     assert_eq!(worker.tick().await.unwrap(), Tick::Idle);
-    assert_cancelled_after(&engine, &run, 0).await;
+    assert_cancelled_after(&engine, &run, 0, "pending").await;
     assert!(journal.lock().unwrap().is_empty());
     let last = engine.events(run.id).await.unwrap().pop().unwrap();
     assert_eq!(
@@ -202,8 +208,7 @@ async fn cancels_in_flight_at_every_step_boundary_end_cancelled_whatever_happens
                     drive_to_end(&survivor, &engine, run.id).await;
                 }
             }
-            println!("cancel during step {k}, worker {fault:?}");
-            assert_cancelled_after(&engine, &run, k).await;
+            assert_cancelled_after(&engine, &run, k, &format!("during step {k}, {fault:?}")).await;
         }
     }
 
@@ -217,7 +222,7 @@ async fn cancels_in_flight_at_every_step_boundary_end_cancelled_whatever_happens
         }
         let cancelled = engine.cancel_run(run.id, "ops").await.unwrap();
         assert!(matches!(cancelled, Cancelled::Now(_)), "{cancelled:?}");
-        assert_cancelled_after(&engine, &run, k).await;
+        assert_cancelled_after(&engine, &run, k, &format!("before step {k}")).await;
     }
     create_new(&engine).await;
 }
