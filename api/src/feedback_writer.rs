@@ -6,10 +6,12 @@
 
 use crate::error::ApiError;
 use crate::idempotency::{Claim, KeyedFeedbackWriter, Stored};
+use prometheus::IntGauge;
 use retrain_steps::store::feedback::{self, NewFeedback};
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 type Reply = oneshot::Sender<Result<i64, ApiError>>;
@@ -21,6 +23,24 @@ pub struct FeedbackWriter {
     wait_limit: Duration,
     /// Rows with an Idempotency-Key: claimed and stored in one transaction.
     keyed: KeyedFeedbackWriter,
+    /// Requests waiting for their commit.
+    in_flight: IntGauge,
+}
+
+/// Counts a request as waiting for its commit until dropped.
+struct Waiting<'a>(&'a IntGauge);
+
+impl<'a> Waiting<'a> {
+    fn new(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Most rows in one commit.
@@ -28,24 +48,31 @@ const BATCH: usize = 1_000;
 
 impl FeedbackWriter {
     /// Starts `writers` writer tasks sharing one queue of `capacity` rows.
+    /// After `stop` they write what is queued, then end (stop them once no
+    /// request can queue more: after the HTTP server drained).
     pub fn start(
         pool: PgPool,
         writers: usize,
         capacity: usize,
         wait_limit: Duration,
-        shutdown: CancellationToken,
-    ) -> Self {
+        in_flight: IntGauge,
+        stop: CancellationToken,
+    ) -> (Self, Vec<JoinHandle<()>>) {
         let (queue, receiver) = mpsc::channel(capacity);
         let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(pool.clone(), receiver.clone(), shutdown.clone()));
-        }
-        let keyed = KeyedFeedbackWriter::start(pool, capacity, wait_limit, shutdown);
-        Self {
-            queue,
-            wait_limit,
-            keyed,
-        }
+        let tasks = (0..writers.max(1))
+            .map(|_| tokio::spawn(write_batches(pool.clone(), receiver.clone(), stop.clone())))
+            .collect();
+        let keyed = KeyedFeedbackWriter::start(pool, capacity, wait_limit, stop);
+        (
+            Self {
+                queue,
+                wait_limit,
+                keyed,
+                in_flight,
+            },
+            tasks,
+        )
     }
 
     /// Stores one row with an Idempotency-Key, or finds the key's first
@@ -54,6 +81,7 @@ impl FeedbackWriter {
     /// # Errors
     /// 409 if the key was used for another request; as [`Self::store`].
     pub async fn store_keyed(&self, row: NewFeedback, claim: Claim) -> Result<Stored, ApiError> {
+        let _waiting = Waiting::new(&self.in_flight);
         self.keyed.store(row, claim).await
     }
 
@@ -64,6 +92,7 @@ impl FeedbackWriter {
     /// commit does not come within the wait limit (the row may then still be
     /// stored: clients retry with an Idempotency-Key to be safe).
     pub async fn store(&self, row: NewFeedback) -> Result<i64, ApiError> {
+        let _waiting = Waiting::new(&self.in_flight);
         let (reply, answer) = oneshot::channel();
         self.queue
             .try_send((row, reply))
@@ -79,16 +108,18 @@ impl FeedbackWriter {
 async fn write_batches(
     pool: PgPool,
     receiver: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<(NewFeedback, Reply)>>>,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         batch.clear();
         let received = {
             let mut receiver = receiver.lock().await;
+            // Queued rows first: after `stop` a writer ends only on an empty queue.
             tokio::select! {
+                biased;
                 n = receiver.recv_many(&mut batch, BATCH) => n,
-                _ = shutdown.cancelled() => return,
+                () = stop.cancelled() => 0,
             }
         };
         if received == 0 {

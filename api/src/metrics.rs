@@ -32,8 +32,12 @@ pub struct MetricSet {
     pub predictions: IntCounterVec,
     pub prediction_latency: Histogram,
     pub feedback: IntCounterVec,
+    pub feedback_unlinked: IntCounter,
+    pub feedback_in_flight: IntGauge,
     pub model_reloads: IntCounterVec,
     pub served_version: IntGaugeVec,
+    /// 1 while this replica cannot confirm it serves the champion.
+    pub served_behind_champion: IntGauge,
     pub swap_lag: Histogram,
     pub prediction_log_failed: IntCounterVec,
     pub runs: IntCounterVec,
@@ -88,6 +92,17 @@ impl Metrics {
                 &["verdict"],
             )
             .unwrap(),
+            feedback_unlinked: IntCounter::new(
+                "retrain_feedback_unlinked_total",
+                "Feedback rows stored citing a prediction not in the log when they arrived (logged by \
+                 another replica and not written yet, or lost); they link once it lands.",
+            )
+            .unwrap(),
+            feedback_in_flight: IntGauge::new(
+                "retrain_feedback_in_flight",
+                "Feedback requests waiting for their row's commit.",
+            )
+            .unwrap(),
             model_reloads: IntCounterVec::new(
                 opts(
                     "retrain_model_reloads_total",
@@ -102,6 +117,12 @@ impl Metrics {
                     "1 for the model version this replica serves (info-style: the version is a label).",
                 ),
                 &["version", "model_id"],
+            )
+            .unwrap(),
+            served_behind_champion: IntGauge::new(
+                "retrain_served_behind_champion",
+                "1 while this replica could not load the champion (or read which model it is) and serves \
+                 an older model or none; 0 once it serves the champion. sum() counts replicas behind.",
             )
             .unwrap(),
             swap_lag: Histogram::with_opts(
@@ -225,6 +246,9 @@ impl Metrics {
             Box::new(self.feedback.clone()),
             Box::new(self.model_reloads.clone()),
             Box::new(self.served_version.clone()),
+            Box::new(self.served_behind_champion.clone()),
+            Box::new(self.feedback_unlinked.clone()),
+            Box::new(self.feedback_in_flight.clone()),
             Box::new(self.swap_lag.clone()),
             Box::new(self.prediction_log_failed.clone()),
             Box::new(self.prediction_log_written.clone()),
