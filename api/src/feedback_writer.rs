@@ -6,7 +6,6 @@
 
 use crate::error::ApiError;
 use crate::idempotency::{Claim, KeyedFeedbackWriter, Stored};
-use prometheus::IntGauge;
 use retrain_steps::store::feedback::{self, NewFeedback};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -23,24 +22,6 @@ pub struct FeedbackWriter {
     wait_limit: Duration,
     /// Rows with an Idempotency-Key: claimed and stored in one transaction.
     keyed: KeyedFeedbackWriter,
-    /// Requests waiting for their commit.
-    in_flight: IntGauge,
-}
-
-/// Counts a request as waiting for its commit until dropped.
-struct Waiting<'a>(&'a IntGauge);
-
-impl<'a> Waiting<'a> {
-    fn new(gauge: &'a IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// Most rows in one commit.
@@ -55,7 +36,6 @@ impl FeedbackWriter {
         writers: usize,
         capacity: usize,
         wait_limit: Duration,
-        in_flight: IntGauge,
         stop: CancellationToken,
     ) -> (Self, Vec<JoinHandle<()>>) {
         let (queue, receiver) = mpsc::channel(capacity);
@@ -69,7 +49,6 @@ impl FeedbackWriter {
                 queue,
                 wait_limit,
                 keyed,
-                in_flight,
             },
             tasks,
         )
@@ -81,7 +60,6 @@ impl FeedbackWriter {
     /// # Errors
     /// 409 if the key was used for another request; as [`Self::store`].
     pub async fn store_keyed(&self, row: NewFeedback, claim: Claim) -> Result<Stored, ApiError> {
-        let _waiting = Waiting::new(&self.in_flight);
         self.keyed.store(row, claim).await
     }
 
@@ -92,7 +70,6 @@ impl FeedbackWriter {
     /// commit does not come within the wait limit (the row may then still be
     /// stored: clients retry with an Idempotency-Key to be safe).
     pub async fn store(&self, row: NewFeedback) -> Result<i64, ApiError> {
-        let _waiting = Waiting::new(&self.in_flight);
         let (reply, answer) = oneshot::channel();
         self.queue
             .try_send((row, reply))

@@ -33,7 +33,6 @@ pub struct MetricSet {
     pub prediction_latency: Histogram,
     pub feedback: IntCounterVec,
     pub feedback_unlinked: IntCounter,
-    pub feedback_in_flight: IntGauge,
     pub model_reloads: IntCounterVec,
     pub served_version: IntGaugeVec,
     /// 1 while this replica cannot confirm it serves the champion.
@@ -96,11 +95,6 @@ impl Metrics {
                 "retrain_feedback_unlinked_total",
                 "Feedback rows stored citing a prediction not in the log when they arrived (logged by \
                  another replica and not written yet, or lost); they link once it lands.",
-            )
-            .unwrap(),
-            feedback_in_flight: IntGauge::new(
-                "retrain_feedback_in_flight",
-                "Feedback requests waiting for their row's commit.",
             )
             .unwrap(),
             model_reloads: IntCounterVec::new(
@@ -248,7 +242,6 @@ impl Metrics {
             Box::new(self.served_version.clone()),
             Box::new(self.served_behind_champion.clone()),
             Box::new(self.feedback_unlinked.clone()),
-            Box::new(self.feedback_in_flight.clone()),
             Box::new(self.swap_lag.clone()),
             Box::new(self.prediction_log_failed.clone()),
             Box::new(self.prediction_log_written.clone()),

@@ -85,14 +85,7 @@ pub fn api_state(
     ));
     let stop = CancellationToken::new();
     let (predictions, prediction_writer) = PredictionLog::start(pool.clone(), metrics.clone(), 100_000, stop.clone());
-    let (feedback, mut tasks) = FeedbackWriter::start(
-        pool.clone(),
-        2,
-        50_000,
-        Duration::from_secs(5),
-        metrics.feedback_in_flight.clone(),
-        stop.clone(),
-    );
+    let (feedback, mut tasks) = FeedbackWriter::start(pool.clone(), 2, 50_000, Duration::from_secs(5), stop.clone());
     tasks.push(prediction_writer);
     let state = AppState {
         pool: pool.clone(),

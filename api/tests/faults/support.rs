@@ -215,14 +215,6 @@ impl Process {
             .is_ok()
     }
 
-    /// A metric's value in `/metrics` (a series without labels).
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self.get("/metrics").await.text().await.unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-    }
-
     /// Resident memory in KiB (Linux).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
