@@ -86,7 +86,8 @@ impl Metrics {
                 opts(
                     "retrain_feedback_total",
                     "Feedback rows stored, by verdict: correct or incorrect (the predicted label matched the \
-                     correct one or not), unknown when no prediction is cited.",
+                     correct one or not: the logged prediction's label, or the client's when none is logged \
+                     yet), unknown when no predicted label is known.",
                 ),
                 &["verdict"],
             )
