@@ -10,6 +10,7 @@ use retrain_steps::store::feedback::{self, NewFeedback};
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 type Reply = oneshot::Sender<Result<i64, ApiError>>;
@@ -28,24 +29,29 @@ const BATCH: usize = 1_000;
 
 impl FeedbackWriter {
     /// Starts `writers` writer tasks sharing one queue of `capacity` rows.
+    /// After `stop` they write what is queued, then end (stop them once no
+    /// request can queue more: after the HTTP server drained).
     pub fn start(
         pool: PgPool,
         writers: usize,
         capacity: usize,
         wait_limit: Duration,
-        shutdown: CancellationToken,
-    ) -> Self {
+        stop: CancellationToken,
+    ) -> (Self, Vec<JoinHandle<()>>) {
         let (queue, receiver) = mpsc::channel(capacity);
         let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(pool.clone(), receiver.clone(), shutdown.clone()));
-        }
-        let keyed = KeyedFeedbackWriter::start(pool, capacity, wait_limit, shutdown);
-        Self {
-            queue,
-            wait_limit,
-            keyed,
-        }
+        let tasks = (0..writers.max(1))
+            .map(|_| tokio::spawn(write_batches(pool.clone(), receiver.clone(), stop.clone())))
+            .collect();
+        let keyed = KeyedFeedbackWriter::start(pool, capacity, wait_limit, stop);
+        (
+            Self {
+                queue,
+                wait_limit,
+                keyed,
+            },
+            tasks,
+        )
     }
 
     /// Stores one row with an Idempotency-Key, or finds the key's first
@@ -79,16 +85,18 @@ impl FeedbackWriter {
 async fn write_batches(
     pool: PgPool,
     receiver: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<(NewFeedback, Reply)>>>,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         batch.clear();
         let received = {
             let mut receiver = receiver.lock().await;
+            // Queued rows first: after `stop` a writer ends only on an empty queue.
             tokio::select! {
+                biased;
                 n = receiver.recv_many(&mut batch, BATCH) => n,
-                _ = shutdown.cancelled() => return,
+                () = stop.cancelled() => 0,
             }
         };
         if received == 0 {

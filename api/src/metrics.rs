@@ -32,8 +32,11 @@ pub struct MetricSet {
     pub predictions: IntCounterVec,
     pub prediction_latency: Histogram,
     pub feedback: IntCounterVec,
+    pub feedback_unlinked: IntCounter,
     pub model_reloads: IntCounterVec,
     pub served_version: IntGaugeVec,
+    /// 1 while this replica cannot confirm it serves the champion.
+    pub served_behind_champion: IntGauge,
     pub swap_lag: Histogram,
     pub prediction_log_failed: IntCounterVec,
     pub runs: IntCounterVec,
@@ -83,9 +86,16 @@ impl Metrics {
                 opts(
                     "retrain_feedback_total",
                     "Feedback rows stored, by verdict: correct or incorrect (the predicted label matched the \
-                     correct one or not), unknown when no prediction is cited.",
+                     correct one or not: the logged prediction's label, or the client's when none is logged \
+                     yet), unknown when no predicted label is known.",
                 ),
                 &["verdict"],
+            )
+            .unwrap(),
+            feedback_unlinked: IntCounter::new(
+                "retrain_feedback_unlinked_total",
+                "Feedback rows stored citing a prediction not in the log when they arrived (logged by \
+                 another replica and not written yet, or lost); they link once it lands.",
             )
             .unwrap(),
             model_reloads: IntCounterVec::new(
@@ -102,6 +112,12 @@ impl Metrics {
                     "1 for the model version this replica serves (info-style: the version is a label).",
                 ),
                 &["version", "model_id"],
+            )
+            .unwrap(),
+            served_behind_champion: IntGauge::new(
+                "retrain_served_behind_champion",
+                "1 while this replica could not load the champion (or read which model it is) and serves \
+                 an older model or none; 0 once it serves the champion. sum() counts replicas behind.",
             )
             .unwrap(),
             swap_lag: Histogram::with_opts(
@@ -225,6 +241,8 @@ impl Metrics {
             Box::new(self.feedback.clone()),
             Box::new(self.model_reloads.clone()),
             Box::new(self.served_version.clone()),
+            Box::new(self.served_behind_champion.clone()),
+            Box::new(self.feedback_unlinked.clone()),
             Box::new(self.swap_lag.clone()),
             Box::new(self.prediction_log_failed.clone()),
             Box::new(self.prediction_log_written.clone()),

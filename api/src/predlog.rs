@@ -54,15 +54,16 @@ impl std::fmt::Debug for Message {
 const BATCH: usize = 2_000;
 
 impl PredictionLog {
-    /// Starts the writer; it drains the queue and stops after `shutdown`.
+    /// Starts the writer; after `stop` it writes what is queued and ends.
+    /// Await its handle on shutdown, or the queued rows are lost.
     pub fn start(
         pool: PgPool,
         metrics: Metrics,
         capacity: usize,
-        shutdown: CancellationToken,
+        stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(capacity);
-        let writer = tokio::spawn(write_batches(pool, metrics.clone(), receiver, shutdown));
+        let writer = tokio::spawn(write_batches(pool, metrics.clone(), receiver, stop));
         (
             Self {
                 inner: Arc::new(Producer { queue, metrics }),
@@ -91,18 +92,13 @@ impl PredictionLog {
     }
 }
 
-async fn write_batches(
-    pool: PgPool,
-    metrics: Metrics,
-    mut receiver: mpsc::Receiver<Message>,
-    shutdown: CancellationToken,
-) {
+async fn write_batches(pool: PgPool, metrics: Metrics, mut receiver: mpsc::Receiver<Message>, stop: CancellationToken) {
     let mut messages = Vec::with_capacity(BATCH);
     loop {
         messages.clear();
         let received = tokio::select! {
             n = receiver.recv_many(&mut messages, BATCH) => n,
-            _ = shutdown.cancelled() => {
+            _ = stop.cancelled() => {
                 receiver.close();
                 receiver.recv_many(&mut messages, usize::MAX).await
             }
@@ -125,7 +121,7 @@ async fn write_batches(
         for done in flushes {
             let _ = done.send(());
         }
-        if shutdown.is_cancelled() && receiver.is_closed() && receiver.is_empty() {
+        if stop.is_cancelled() && receiver.is_closed() && receiver.is_empty() {
             return;
         }
     }

@@ -90,6 +90,10 @@ pub struct ServeSettings {
     /// Seconds a worker's lease on a step lasts without a heartbeat.
     #[arg(long, env = "RETRAIN_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// Milliseconds a replica may fail to load the champion (retrying) before
+    /// `/ready` reports it not ready.
+    #[arg(long, env = "RETRAIN_STALE_AFTER_MS", default_value_t = crate::serving::DEFAULT_STALE_AFTER.as_millis() as u64)]
+    pub stale_after_ms: u64,
     /// Fault injection for tests only, unset by default and hidden from help:
     /// `step:millis[,step:millis]` makes those steps sleep before their work,
     /// so a test can catch them running (see `slow_step`).

@@ -19,6 +19,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Connects a pool; requests wait at most `db_wait_ms` for a connection.
@@ -58,7 +59,9 @@ pub fn engine(pool: &PgPool, settings: &ServeSettings) -> Engine {
 }
 
 /// Starts what the API needs (the promotion listener, the prediction log and
-/// the feedback writer) and returns its state.
+/// the feedback writers) and returns its state. The listener stops on
+/// `shutdown`; the writers keep writing until [`ApiWriters::finish`], so
+/// requests still draining after `shutdown` get their rows committed.
 pub fn api_state(
     pool: &PgPool,
     engine: Engine,
@@ -66,8 +69,8 @@ pub fn api_state(
     admin_token: String,
     settings: &ServeSettings,
     shutdown: &CancellationToken,
-) -> AppState {
-    let serving = Arc::new(Serving::default());
+) -> (AppState, ApiWriters) {
+    let serving = Arc::new(Serving::new(Duration::from_millis(settings.stale_after_ms)));
     tokio::spawn(crate::facts::keep_fresh(
         pool.clone(),
         metrics.clone(),
@@ -80,9 +83,11 @@ pub fn api_state(
         metrics.clone(),
         shutdown.clone(),
     ));
-    let (predictions, _writer) = PredictionLog::start(pool.clone(), metrics.clone(), 100_000, shutdown.clone());
-    let feedback = FeedbackWriter::start(pool.clone(), 2, 50_000, Duration::from_secs(5), shutdown.clone());
-    AppState {
+    let stop = CancellationToken::new();
+    let (predictions, prediction_writer) = PredictionLog::start(pool.clone(), metrics.clone(), 100_000, stop.clone());
+    let (feedback, mut tasks) = FeedbackWriter::start(pool.clone(), 2, 50_000, Duration::from_secs(5), stop.clone());
+    tasks.push(prediction_writer);
+    let state = AppState {
         pool: pool.clone(),
         engine,
         serving,
@@ -94,6 +99,30 @@ pub fn api_state(
             batch_max: settings.batch_max,
             body_limit: settings.body_limit,
         },
+    };
+    (state, ApiWriters { stop, tasks })
+}
+
+/// The API's background writers (prediction log, feedback), stopped last.
+#[derive(Debug)]
+pub struct ApiWriters {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ApiWriters {
+    /// Lets the writers commit what is queued, then waits for them (at most
+    /// `limit`: a database that is away gets the prediction log's retries).
+    pub async fn finish(self, limit: Duration) {
+        self.stop.cancel();
+        let all = async {
+            for task in self.tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!("the writers did not finish in time; rows still queued are lost");
+        }
     }
 }
 
@@ -128,6 +157,31 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    start(settings, pool, listener, shutdown).await?.wait().await
+}
+
+/// A started service, running until its shutdown token fires.
+#[derive(Debug)]
+pub struct Running {
+    shutdown: CancellationToken,
+    serving: Option<Arc<Serving>>,
+    server: JoinHandle<std::io::Result<()>>,
+    writers: Option<ApiWriters>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Like [`serve`], but returns once the parts are started, so a caller in
+/// the same process (the demo) can wait for [`Running::loaded`] instead of
+/// polling its own endpoints before they can answer.
+///
+/// # Errors
+/// As [`serve`], for startup.
+pub async fn start(
+    settings: ServeSettings,
+    pool: PgPool,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
     migrate(&pool).await?;
     retrain_steps::bootstrap::bootstrap(&pool, &settings.pipeline())
         .await
@@ -135,20 +189,23 @@ pub async fn serve(
     let engine = engine(&pool, &settings);
     let metrics = Metrics::new();
     let mut background = Vec::new();
-    let mut scheduler = None;
     if matches!(settings.role, Role::All | Role::Worker) {
         let mut config = WorkerConfig::new("worker");
         config.lease = Duration::from_secs(settings.lease_secs.max(3));
         config.heartbeat = config.lease / 3;
         let worker = Worker::new(engine.clone(), config).observed_by(observe_runs(metrics.clone()));
         background.push(tokio::spawn(worker.run(shutdown.clone())));
-        scheduler = Some(
-            retrain_steps::triggers::start(engine.clone(), settings.triggers())
-                .await
-                .context("cannot start the scheduler")?,
-        );
+        let mut scheduler = retrain_steps::triggers::start(engine.clone(), settings.triggers())
+            .await
+            .context("cannot start the scheduler")?;
+        let stopping = shutdown.clone();
+        // No new runs once shutdown starts.
+        background.push(tokio::spawn(async move {
+            stopping.cancelled().await;
+            let _ = scheduler.shutdown().await;
+        }));
     }
-    let app = if matches!(settings.role, Role::All | Role::Api) {
+    let (app, serving, writers) = if matches!(settings.role, Role::All | Role::Api) {
         let file = settings.token_file.clone().unwrap_or_else(auth::default_token_file);
         let (token, source) = auth::resolve_token(settings.admin_token.as_deref(), &file)
             .with_context(|| format!("cannot read or write the admin token file {}", file.display()))?;
@@ -157,14 +214,9 @@ pub async fn serve(
             TokenSource::File(path) => tracing::info!(file = %path.display(), "admin token read from file"),
             TokenSource::Generated(path) => tracing::info!(file = %path.display(), "admin token generated into file"),
         }
-        routes::router(api_state(
-            &pool,
-            engine.clone(),
-            metrics.clone(),
-            token,
-            &settings,
-            &shutdown,
-        ))
+        let (state, writers) = api_state(&pool, engine.clone(), metrics.clone(), token, &settings, &shutdown);
+        let serving = state.serving.clone();
+        (routes::router(state), Some(serving), Some(writers))
     } else {
         // A worker serves its health and metrics only.
         tokio::spawn(crate::facts::keep_fresh(
@@ -173,7 +225,7 @@ pub async fn serve(
             Duration::from_secs(5),
             shutdown.clone(),
         ));
-        routes::worker_router(metrics.clone())
+        (routes::worker_router(metrics.clone()), None, None)
     };
     tracing::info!(address = %listener.local_addr()?, role = ?settings.role, "serving HTTP");
     // Header and body read timeouts, a header size limit and a connection
@@ -184,16 +236,44 @@ pub async fn serve(
         crate::server::HttpLimits::default(),
         shutdown.clone(),
     ));
-    shutdown.cancelled().await;
-    tracing::info!("shutting down");
-    if let Some(mut scheduler) = scheduler {
-        let _ = scheduler.shutdown().await;
+    Ok(Running {
+        shutdown,
+        serving,
+        server,
+        writers,
+        background,
+    })
+}
+
+impl Running {
+    /// Returns once the API serves a model (at once for a worker).
+    pub async fn loaded(&self) {
+        if let Some(serving) = &self.serving {
+            serving.loaded().await;
+        }
     }
-    for task in background {
-        let _ = tokio::time::timeout(Duration::from_secs(35), task).await;
+
+    /// Runs until the shutdown token fires, then stops in order: the HTTP
+    /// server stops accepting and drains the requests in flight (meanwhile
+    /// the scheduler stops and the worker hands back its step); then the
+    /// writers commit what those requests queued (feedback and the
+    /// prediction log) and end; then the worker and scheduler are awaited.
+    ///
+    /// # Errors
+    /// The HTTP server's, or its not stopping in time.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        tracing::info!("shutting down");
+        let served = tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .context("the HTTP server did not stop in time");
+        if let Some(writers) = self.writers {
+            writers.finish(Duration::from_secs(10)).await;
+        }
+        for task in self.background {
+            let _ = tokio::time::timeout(Duration::from_secs(35), task).await;
+        }
+        served???;
+        Ok(())
     }
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .context("the HTTP server did not stop in time")???;
-    Ok(())
 }

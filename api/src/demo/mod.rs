@@ -84,9 +84,14 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         "migrating, bootstrapping the first model and starting the service",
     );
     let shutdown = CancellationToken::new();
-    let mut service = tokio::spawn(startup::serve(serve, pool.clone(), listener, shutdown.clone()));
+    let running = startup::start(serve, pool.clone(), listener, shutdown.clone()).await?;
+    // Waiting in-process, not by polling the service's own endpoints: they
+    // answer 503 (and log it) until the first model is loaded.
+    tokio::time::timeout(Duration::from_secs(120), running.loaded())
+        .await
+        .context("the service did not load its first model within 120 s")?;
+    let service = tokio::spawn(running.wait());
     let client = Client::new(&base, Some(token.clone()));
-    wait_ready(&client, &mut service).await?;
     say(
         started,
         &format!("service ready at {base} (API, worker and scheduler in this process)"),
@@ -114,21 +119,4 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
     shutdown.cancel();
     service.await.context("the service task failed")??;
     Ok(())
-}
-
-async fn wait_ready(client: &Client, service: &mut tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if client.model_info().await.is_ok() {
-            return Ok(());
-        }
-        if service.is_finished() {
-            service.await.context("the service task panicked")??;
-            anyhow::bail!("the service stopped while starting");
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("the service did not get ready within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -1,6 +1,9 @@
 //! `POST /feedback`: a user's correct label for an input, answered only after
 //! the row is committed (group commit). Feedback citing a logged prediction
-//! is checked against it.
+//! is checked against it. A cited prediction that is not in the log yet
+//! (another replica served it and has not written it, or the log lost it)
+//! is no reason to refuse: the row is stored with the prediction id and
+//! links to the prediction by that id once it lands (`feedback_links`).
 
 use super::input::{Body, check_features, check_label, check_text, served};
 use crate::error::{ApiError, ErrorBody};
@@ -23,7 +26,9 @@ pub struct FeedbackRequest {
     pub features: Vec<f64>,
     /// The label the input should have had.
     pub correct_label: i32,
-    /// The `prediction_id` of the prediction this corrects, if any.
+    /// The `prediction_id` of the prediction this corrects, if any. Checked
+    /// against the prediction log when the prediction is in it; else stored
+    /// as given, and linked once the prediction is logged.
     pub prediction_id: Option<Uuid>,
     /// The label that was predicted, if known.
     pub predicted_label: Option<i32>,
@@ -59,7 +64,7 @@ struct LoggedPrediction {
         (status = 409, description = "Idempotency-Key already used for another request", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid features, unknown label, invalid source or Idempotency-Key, or a prediction that does not match", body = ErrorBody),
+        (status = 422, description = "Invalid features, unknown label, invalid source or Idempotency-Key, or a logged prediction that does not match", body = ErrorBody),
         (status = 503, description = "Database unavailable or no model loaded; retry after the Retry-After delay", body = ErrorBody),
     ))]
 pub async fn feedback(
@@ -85,27 +90,31 @@ pub async fn feedback(
         check_text(source, "source", 200, "invalid_source")?;
     }
     let (predicted_label, model_version) = match request.prediction_id {
-        Some(id) => {
-            let logged = find_prediction(&state, id).await?;
-            if logged.features != request.features {
-                return Err(ApiError::bad_request(
-                    "prediction_mismatch",
-                    format!("prediction {id} was made for other features"),
-                ));
+        Some(id) => match find_prediction(&state, id).await? {
+            Some(logged) => {
+                if logged.features != request.features {
+                    return Err(ApiError::bad_request(
+                        "prediction_mismatch",
+                        format!("prediction {id} was made for other features"),
+                    ));
+                }
+                if request.predicted_label.is_some_and(|p| p != logged.label) {
+                    return Err(ApiError::bad_request(
+                        "prediction_mismatch",
+                        format!(
+                            "prediction {id} predicted {}, not {:?}",
+                            logged.label, request.predicted_label
+                        ),
+                    ));
+                }
+                (Some(logged.label), Some(logged.model_version))
             }
-            if request.predicted_label.is_some_and(|p| p != logged.label) {
-                return Err(ApiError::bad_request(
-                    "prediction_mismatch",
-                    format!(
-                        "prediction {id} predicted {}, not {:?}",
-                        logged.label, request.predicted_label
-                    ),
-                ));
-            }
-            (Some(logged.label), Some(logged.model_version))
-        }
+            // Unchecked for now: stored as the client says, without a model version.
+            None => (request.predicted_label, None),
+        },
         None => (request.predicted_label, None),
     };
+    let unlinked = request.prediction_id.is_some() && model_version.is_none();
     let verdict = match predicted_label {
         Some(p) if p == request.correct_label => "correct",
         Some(_) => "incorrect",
@@ -127,12 +136,16 @@ pub async fn feedback(
         },
     };
     state.metrics.feedback.with_label_values(&[verdict]).inc();
+    if unlinked {
+        state.metrics.feedback_unlinked.inc();
+    }
     Ok((StatusCode::CREATED, Json(FeedbackResponse { feedback_id: id })).into_response())
 }
 
-/// The logged prediction; the log is written in batches, so a miss waits
-/// for this replica's log to flush and looks again.
-async fn find_prediction(state: &AppState, id: Uuid) -> Result<LoggedPrediction, ApiError> {
+/// The logged prediction, if it is in the log. The log is written in
+/// batches, so a miss waits for this replica's log to flush and looks again;
+/// another replica's rows may still be on their way.
+async fn find_prediction(state: &AppState, id: Uuid) -> Result<Option<LoggedPrediction>, ApiError> {
     for flushed in [false, true] {
         if flushed {
             state.predictions.flush().await;
@@ -142,12 +155,9 @@ async fn find_prediction(state: &AppState, id: Uuid) -> Result<LoggedPrediction,
                 .bind(id)
                 .fetch_optional(&state.pool)
                 .await?;
-        if let Some(found) = found {
+        if found.is_some() {
             return Ok(found);
         }
     }
-    Err(ApiError::bad_request(
-        "unknown_prediction",
-        format!("no prediction {id} was logged"),
-    ))
+    Ok(None)
 }

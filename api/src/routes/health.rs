@@ -16,7 +16,7 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// The replica can serve: the database answers and a model is loaded.
+/// The replica can serve: the database answers and the champion is loaded.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
     pub status: &'static str,
@@ -29,7 +29,9 @@ pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the database answers within 1 s and a model is loaded.
+/// Readiness: the database answers within 1 s, a model is loaded, and the
+/// replica has not failed to load the champion for longer than its bound
+/// (`RETRAIN_STALE_AFTER_MS`, 10 s by default).
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Ready), (status = 503, description = "Not ready: why", body = ErrorBody)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
@@ -41,6 +43,13 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
         .serving
         .version()
         .ok_or_else(|| ApiError::unavailable("no model is loaded yet"))?;
+    if let Some(behind) = state.serving.freshness.stale() {
+        return Err(ApiError::unavailable(format!(
+            "serving version {version}, behind the champion for {} s: {}",
+            behind.since.elapsed().as_secs(),
+            behind.reason
+        )));
+    }
     Ok(Json(Ready {
         status: "ready",
         model_version: version,

@@ -2,6 +2,7 @@
 //! answer one golden example with it, and only then swap it in. A request
 //! clones the pointer and finishes on the model it started with.
 
+use super::freshness::Freshness;
 use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Utc};
 use retrain_steps::StepsError;
@@ -9,6 +10,8 @@ use retrain_steps::ml::{Model, Split};
 use retrain_steps::store::{datasets, models};
 use sqlx::PgPool;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
 
 /// A model ready to answer, with what `/model/info` reports about it.
 #[derive(Debug, Clone)]
@@ -30,9 +33,22 @@ pub struct ServedModel {
 #[derive(Debug, Default)]
 pub struct Serving {
     current: ArcSwapOption<ServedModel>,
+    /// Woken at each swap, for those waiting for the first model.
+    swapped: Notify,
+    /// Whether the model served is the champion.
+    pub freshness: Freshness,
 }
 
 impl Serving {
+    /// An empty slot whose replica reports not ready once it has failed to
+    /// load the champion for `stale_after`.
+    pub fn new(stale_after: Duration) -> Self {
+        Self {
+            freshness: Freshness::new(stale_after),
+            ..Self::default()
+        }
+    }
+
     /// The model serving now; cheap (an atomic load and a reference count).
     pub fn current(&self) -> Option<Arc<ServedModel>> {
         self.current.load_full()
@@ -41,6 +57,19 @@ impl Serving {
     /// Serves `model` from now on; in-flight requests finish on the old one.
     pub fn swap(&self, model: ServedModel) {
         self.current.store(Some(Arc::new(model)));
+        self.swapped.notify_waiters();
+    }
+
+    /// Returns once a model is served.
+    pub async fn loaded(&self) {
+        loop {
+            // Registered before the check, so a swap in between still wakes us.
+            let swapped = self.swapped.notified();
+            if self.current.load().is_some() {
+                return;
+            }
+            swapped.await;
+        }
     }
 
     pub fn version(&self) -> Option<i32> {

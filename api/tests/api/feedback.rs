@@ -1,5 +1,6 @@
 //! Feedback: committed before the answer, checked against the prediction it
-//! cites, refused (and not stored) when invalid.
+//! cites (or stored, and linked later, while that prediction is not logged),
+//! refused (and not stored) when invalid.
 
 use crate::support::*;
 use retrain_steps::ml::Split;
@@ -115,16 +116,80 @@ async fn feedback_citing_a_prediction_is_checked_against_it(_: PgPoolOptions, co
         )
         .await;
     assert_eq!(error_code(wrong_label).await, "prediction_mismatch");
-    let unknown = app
-        .post(
-            "/feedback",
-            json!({"features": features(example), "correct_label": example.label,
-                                  "prediction_id": uuid::Uuid::new_v4()}),
-        )
-        .await;
-    assert_eq!(unknown.status(), 422);
-    assert_eq!(error_code(unknown).await, "unknown_prediction");
     assert_eq!(count(&app.pool, "SELECT count(*) FROM feedback").await, before);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn feedback_citing_a_prediction_not_logged_is_stored_and_links_when_it_lands(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let app = spawn(&connect, "api", &[]).await;
+    let example = rows(&app.pool, Split::Pool).await.remove(0);
+    // A prediction this replica never logged: another replica's, not written
+    // yet, or one the log dropped.
+    let prediction_id = uuid::Uuid::new_v4();
+    let send = |claimed: Option<i32>| {
+        let body = json!({"features": features(&example), "correct_label": example.label,
+                          "prediction_id": prediction_id, "predicted_label": claimed});
+        let app = &app;
+        async move {
+            let response = app.post("/feedback", body).await;
+            assert_eq!(
+                response.status(),
+                201,
+                "not a final 4xx: the prediction may still arrive"
+            );
+            response.json::<Value>().await.unwrap()["feedback_id"].as_i64().unwrap()
+        }
+    };
+    let plain = send(None).await;
+    let claiming_5 = send(Some(5)).await;
+    let stored: (Option<uuid::Uuid>, Option<i32>, Option<i32>) =
+        sqlx::query_as("SELECT prediction_id, predicted_label, model_version FROM feedback WHERE id = $1")
+            .bind(claiming_5)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        (Some(prediction_id), Some(5), None),
+        "stored as the client sent it"
+    );
+    let link = |id: i64| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<i32>, Option<i32>)>(
+                "SELECT link, predicted_label, model_version FROM feedback_links WHERE feedback_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(link(plain).await, ("unlinked".to_owned(), None, None));
+    assert_eq!(link(claiming_5).await, ("unlinked".to_owned(), Some(5), None));
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("retrain_feedback_unlinked_total 2\n"), "{metrics}");
+
+    // The prediction lands, for these features, saying 6: the rows link to it.
+    sqlx::query(
+        "INSERT INTO predictions (id, model_version, features, label, confidence, predicted_at)
+         VALUES ($1, 1, $2, 6, 0.5, now())",
+    )
+    .bind(prediction_id)
+    .bind(&example.features)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(link(plain).await, ("linked".to_owned(), Some(6), Some(1)));
+    assert_eq!(
+        link(claiming_5).await,
+        ("mismatch".to_owned(), Some(5), None),
+        "it said 6, not 5"
+    );
     app.stop().await;
 }
 

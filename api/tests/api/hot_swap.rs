@@ -1,10 +1,12 @@
 //! Hot swap: promotions reach every replica without failing a request, even
-//! when the listener's connection is cut while a promotion commits.
+//! when the listener's connection is cut while a promotion commits, and a
+//! champion that fails to load is retried until it is served.
 
 use crate::support::*;
 use retrain_steps::ml::Split;
 use retrain_steps::store::{models, promotions};
 use serde_json::{Value, json};
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,28 +71,51 @@ async fn promotions_under_load_fail_no_request(_: PgPoolOptions, connect: PgConn
     Arc::try_unwrap(app).ok().unwrap().stop().await;
 }
 
+/// The promotion listeners' backends of this database.
+async fn listener_backends(conn: &mut sqlx::PgConnection) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND query LIKE 'LISTEN %retrain_model_promoted%'",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn a_promotion_while_the_listener_is_cut_is_caught_up(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = spawn(&connect, "api", &[]).await;
     second_model(&app.pool).await;
-    let terminated: Vec<i32> = sqlx::query_scalar(
-        "SELECT pid FROM pg_stat_activity
-         WHERE datname = current_database() AND query LIKE 'LISTEN %retrain_model_promoted%'",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(terminated.len(), 1, "one promotion listener");
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(terminated[0])
-        .execute(&app.pool)
+    // A connection to promote with once the database takes no new ones.
+    let outside = pool(&connect).await;
+    sqlx::query("SELECT 1").execute(&outside).await.unwrap();
+    // Keep the listener from reconnecting until we let it: take every other
+    // connection of the service's pool, and refuse new connections to the
+    // database (set from another database: not allowed on the current one).
+    let size = app.pool.options().get_max_connections() as usize;
+    let mut held = Vec::new();
+    while held.len() < size - 1 {
+        held.push(app.pool.acquire().await.unwrap());
+    }
+    let database = connect.get_database().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect_with(&connect.clone().database("postgres"))
         .await
         .unwrap();
-    // Promote at once, while the listener is (probably) still away.
-    let mut conn = app.pool.acquire().await.unwrap();
-    let v2 = models::by_version(&mut conn, 2).await.unwrap();
+    let allow = |allowed: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {allowed}");
+    sqlx::query(&allow(false)).execute(&mut admin).await.unwrap();
+    let listeners = listener_backends(&mut held[0]).await;
+    assert_eq!(listeners.len(), 1, "one promotion listener");
+    let cut: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(listeners[0])
+        .fetch_one(&mut *held[0])
+        .await
+        .unwrap();
+    assert!(cut, "the listener's backend ended");
+
+    let v2 = models::by_version(&mut held[0], 2).await.unwrap();
     promotions::promote(
-        &app.pool,
+        &outside,
         promotions::PromotionRequest {
             model_id: v2.id,
             kind: promotions::PromotionKind::Manual,
@@ -101,7 +126,15 @@ async fn a_promotion_while_the_listener_is_cut_is_caught_up(_: PgPoolOptions, co
     )
     .await
     .unwrap();
-    eventually(5, "the replica catches up", || async {
+    assert!(
+        listener_backends(&mut held[0]).await.is_empty(),
+        "the promotion committed while no listener was connected: its notification is lost"
+    );
+    assert_eq!(app.served_version().await, 1);
+
+    sqlx::query(&allow(true)).execute(&mut admin).await.unwrap();
+    drop(held);
+    eventually(15, "the replica catches up", || async {
         app.served_version().await == 2
     })
     .await;
@@ -112,7 +145,76 @@ async fn a_promotion_while_the_listener_is_cut_is_caught_up(_: PgPoolOptions, co
         app.served_version().await == 1
     })
     .await;
+    outside.close().await;
     app.stop().await;
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_failed_champion_load_is_retried_until_served_and_ready_says_why(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // A bound of 300 ms for this test (10 s by default).
+    let app = spawn(&connect, "api", &["--stale-after-ms", "300"]).await;
+    second_model(&app.pool).await;
+    let artifact: Vec<u8> = sqlx::query_scalar("SELECT artifact FROM models WHERE version = 2")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // Make version 2's artifact unreadable for now (it fails its sha256).
+    set_artifact(&app.pool, 2, b"not a model").await;
+    let promoted = app.admin_post("/models/2/promote", json!({"reason": "v2"})).await;
+    assert_eq!(promoted.status(), 200);
+
+    eventually(10, "/ready says the replica is behind, and why", || async {
+        let response = app.get("/ready").await;
+        if response.status() != 503 {
+            return false;
+        }
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap().to_owned();
+        message.contains("serving version 1, behind the champion") && message.contains("sha256")
+    })
+    .await;
+    assert_eq!(app.served_version().await, 1, "the old model keeps serving");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("retrain_served_behind_champion 1\n"), "{metrics}");
+
+    // The artifact is readable again; no promotion, so no notification.
+    set_artifact(&app.pool, 2, &artifact).await;
+    eventually(
+        10,
+        "the replica serves the champion without another notification",
+        || async { app.served_version().await == 2 },
+    )
+    .await;
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM promotions").await, 2);
+    assert_eq!(app.get("/ready").await.status(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("retrain_served_behind_champion 0\n"), "{metrics}");
+    assert!(
+        !metrics.contains("retrain_model_reloads_total{result=\"failure\"} 0\n"),
+        "the failed loads are counted: {metrics}"
+    );
+    app.stop().await;
+}
+
+/// Rewrites a stored artifact, past the trigger that keeps models immutable
+/// (a superuser's replication role skips triggers), to stand for storage
+/// that cannot be read for a while.
+async fn set_artifact(pool: &sqlx::PgPool, version: i32, bytes: &[u8]) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE models SET artifact = $1 WHERE version = $2")
+        .bind(bytes)
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]

@@ -7,7 +7,10 @@
 //!   private cluster, `cluster`, never the shared server);
 //! - `listener_cut`: the promotion listener's connection terminated while
 //!   promotions happen;
-//! - `many_workers`: three workers competing over 200 runs.
+//! - `many_workers`: three workers competing over 200 runs;
+//! - `feedback_across_replicas`: feedback citing another replica's prediction;
+//! - `shutdown`: SIGTERM with requests in flight;
+//! - `demo`: the demo's narration, free of the service's logs.
 //!
 //! A test binary of its own, so nothing else of the suite runs in this
 //! process; within it, the database restart runs alone (see
@@ -15,7 +18,10 @@
 
 mod cluster;
 mod database_restart;
+mod demo;
+mod feedback_across_replicas;
 mod listener_cut;
 mod many_workers;
+mod shutdown;
 mod support;
 mod worker_crash;

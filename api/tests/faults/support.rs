@@ -187,6 +187,34 @@ impl Process {
         self.child.wait().expect("reaped");
     }
 
+    /// `kill -TERM`: the graceful shutdown a service manager asks for.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM sent");
+    }
+
+    /// Waits for the process to exit by itself; its exit status.
+    pub async fn exited(&mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after {secs} s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether the process still accepts connections on its port.
+    pub async fn accepts(&self) -> bool {
+        tokio::net::TcpStream::connect(self.base.trim_start_matches("http://"))
+            .await
+            .is_ok()
+    }
+
     /// Resident memory in KiB (Linux).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
