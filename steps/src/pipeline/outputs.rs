@@ -66,6 +66,28 @@ pub struct PromoteOutput {
     pub previous_version: Option<i32>,
 }
 
+/// A model by id and version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub model_id: i64,
+    pub version: i32,
+}
+
+impl From<(i64, i32)> for ModelRef {
+    fn from((model_id, version): (i64, i32)) -> Self {
+        Self { model_id, version }
+    }
+}
+
+/// promote, when the verdict no longer applies: the candidate, the champion
+/// the gate judged it against and the champion serving instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromoteRefused {
+    pub candidate: ModelRef,
+    pub judged_against: Option<ModelRef>,
+    pub serving: Option<ModelRef>,
+}
+
 /// Reads an earlier step's whole output.
 ///
 /// # Errors

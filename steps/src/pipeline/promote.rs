@@ -14,13 +14,12 @@
 //!   one verdict per run, the recorded one; a fresh run judges afresh.
 
 use super::PipelineEnv;
-use super::outputs::{self, PromoteOutput, TrainOutput};
+use super::outputs::{self, PromoteOutput, PromoteRefused, TrainOutput};
 use crate::error::StepsError;
 use crate::store::promotions::{self, ByRun, PromotionKind, PromotionRequest};
 use crate::store::validations;
 use async_trait::async_trait;
 use retrain_engine::{EarlyFinish, Step, StepContext, StepError, StepOutcome, hold_lease};
-use serde_json::json;
 
 /// The promote step.
 #[derive(Debug, Clone)]
@@ -73,10 +72,10 @@ impl Step for Promote {
                 return Ok(StepOutcome::Finish {
                     how: EarlyFinish::Rejected,
                     reason: stale.to_string(),
-                    output: json!({
-                        "candidate": {"model_id": trained.model_id, "version": trained.version},
-                        "judged_against": judged.map(|(model_id, version)| json!({"model_id": model_id, "version": version})),
-                        "serving": serving.map(|(model_id, version)| json!({"model_id": model_id, "version": version})),
+                    output: outputs::write(&PromoteRefused {
+                        candidate: (trained.model_id, trained.version).into(),
+                        judged_against: judged.map(Into::into),
+                        serving: serving.map(Into::into),
                     }),
                 });
             }
