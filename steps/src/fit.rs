@@ -8,6 +8,7 @@ use crate::trainset::TrainingSet;
 use serde_json::json;
 use sqlx::PgConnection;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Fits a tree on the set (off the async threads) and stores it with its
@@ -22,11 +23,28 @@ pub async fn fit_and_store(
     run_id: Option<Uuid>,
     params: &TreeParams,
 ) -> Result<ModelRecord, StepsError> {
+    fit_and_store_until(conn, set, training_set_id, run_id, params, CancellationToken::new()).await
+}
+
+/// [`fit_and_store`] that gives up as soon as `cancel` fires: the fit on
+/// the blocking thread checks it between its units of work, and nothing is
+/// stored.
+///
+/// # Errors
+/// `Model(Stopped)` if cancelled; as [`fit_and_store`] otherwise.
+pub async fn fit_and_store_until(
+    conn: &mut PgConnection,
+    set: TrainingSet,
+    training_set_id: i64,
+    run_id: Option<Uuid>,
+    params: &TreeParams,
+    cancel: CancellationToken,
+) -> Result<ModelRecord, StepsError> {
     let params_for_fit = params.clone();
     let rows = set.examples.len();
     let (model, training_ms, train_metrics) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let model = Model::train(&set.examples, &params_for_fit)?;
+        let model = Model::train_until(&set.examples, &params_for_fit, &|| cancel.is_cancelled())?;
         let training_ms = started.elapsed().as_millis() as i32;
         let (metrics, _) = evaluate(&model, &set.examples)?;
         Ok::<_, StepsError>((model, training_ms, metrics))

@@ -3,11 +3,13 @@
 //! - [`ml`]: pure ML (the wine split, the tree model and its artifact,
 //!   metrics, McNemar, the gate). No I/O.
 //! - [`store`]: the pipeline's tables (data sets, feedback, models,
-//!   evaluations, promotions and the champion pointer).
+//!   evaluations, the gate's recorded verdicts, promotions and the champion
+//!   pointer).
 //! - [`trainset`] merges base data and feedback into a training set with its
 //!   lineage; [`fit`] trains and stores a model.
-//! - [`pipeline`]: collect -> merge -> train -> validate -> promote, each an
-//!   engine step, idempotent per run.
+//! - [`mod@pipeline`]: collect -> merge -> train -> validate -> promote, each an
+//!   engine step, idempotent per run, handing typed outputs
+//!   ([`pipeline::outputs`]) to the next.
 //! - [`bootstrap`]: the split and the first model, once.
 //! - [`triggers`]: the threshold check and the cron schedule.
 

@@ -4,6 +4,7 @@
 //! quarantined feedback is dropped and counted by reason. The lineage says
 //! exactly what went in.
 
+use crate::error::StepsError;
 use crate::ml::Example;
 use crate::ml::Split;
 use crate::store::datasets::{self, Dataset};
@@ -29,6 +30,9 @@ pub struct Lineage {
     pub dropped: BTreeMap<&'static str, usize>,
     /// sha256 over the merged rows in order.
     pub content_sha256: String,
+    /// The quarantine rules the feedback was screened by (rules are
+    /// append-only, so the same list always leaves out the same rows).
+    pub quarantine_rules: Vec<i64>,
 }
 
 /// The merged rows and their lineage.
@@ -80,7 +84,13 @@ impl Hash for Key<'_> {
 /// `feedback_superseded` (an earlier feedback row). Rows keep their order,
 /// base first. Built for a million feedback rows: one hash set over the
 /// usable feedback, keyed by borrowed features, one hash per row.
-pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExample>, watermark: i64) -> TrainingSet {
+pub fn merge(
+    dataset: &Dataset,
+    base: Vec<Example>,
+    feedback: Vec<FeedbackExample>,
+    watermark: i64,
+    quarantine_rules: Vec<i64>,
+) -> TrainingSet {
     let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut usable: Vec<Example> = Vec::with_capacity(feedback.len());
@@ -136,6 +146,7 @@ pub fn merge(dataset: &Dataset, base: Vec<Example>, feedback: Vec<FeedbackExampl
         total_rows: examples.len(),
         dropped,
         content_sha256: content_hash(&examples),
+        quarantine_rules,
     };
     TrainingSet { examples, lineage }
 }
@@ -159,11 +170,22 @@ fn content_hash(examples: &[Example]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Reads the base split and the feedback up to `watermark` and merges them.
+/// Reads the base split and the feedback up to `watermark` and merges them
+/// under the quarantine rules stored now.
 pub async fn assemble(conn: &mut PgConnection, dataset: &Dataset, watermark: i64) -> Result<TrainingSet, sqlx::Error> {
+    let rules = feedback::quarantine_rules(conn).await?;
+    build(conn, dataset, watermark, rules).await
+}
+
+async fn build(
+    conn: &mut PgConnection,
+    dataset: &Dataset,
+    watermark: i64,
+    rules: Vec<i64>,
+) -> Result<TrainingSet, sqlx::Error> {
     let base = datasets::examples(conn, dataset.id, Split::Base).await?;
-    let feedback = feedback::up_to(conn, watermark).await?;
-    Ok(merge(dataset, base, feedback, watermark))
+    let feedback = feedback::up_to(conn, watermark, &rules).await?;
+    Ok(merge(dataset, base, feedback, watermark, rules))
 }
 
 /// Stores a training set's lineage; for a run, once (a repeat returns the first).
@@ -171,8 +193,8 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
     let dropped = serde_json::to_value(&lineage.dropped).unwrap_or_default();
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO training_sets (run_id, dataset_id, feedback_from, feedback_to, base_rows,
-                                    feedback_rows, total_rows, dropped, content_sha256)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                    feedback_rows, total_rows, dropped, content_sha256, quarantine_rules)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (run_id) DO NOTHING RETURNING id",
     )
     .bind(run_id)
@@ -184,6 +206,7 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
     .bind(lineage.total_rows as i32)
     .bind(dropped)
     .bind(&lineage.content_sha256)
+    .bind(&lineage.quarantine_rules)
     .fetch_optional(&mut *conn)
     .await?;
     match inserted {
@@ -195,6 +218,52 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
                 .await
         }
     }
+}
+
+/// The training set a run recorded, if it recorded one.
+pub async fn of_run(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM training_sets WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A recorded training set's lineage as stored, as JSON (the field names of
+/// [`Lineage`]): what merge reports, on its first attempt and on any retry.
+pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_json::Value, sqlx::Error> {
+    sqlx::query_scalar("SELECT to_jsonb(ts) - 'id' - 'run_id' - 'created_at' FROM training_sets ts WHERE id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Rebuilds a recorded training set row for row: the same base data, the
+/// feedback up to its watermark and the quarantine rules it was merged
+/// under (sets recorded before rules were listed use every rule stored
+/// now), and checks the result against the recorded hash.
+///
+/// # Errors
+/// `Inconsistent` naming both hashes if the rows differ from the recorded
+/// set; `Database`.
+pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<TrainingSet, StepsError> {
+    let (dataset_id, watermark, rules, recorded_sha256): (i32, i64, Vec<i64>, String) = sqlx::query_as(
+        "SELECT dataset_id, feedback_to,
+                coalesce(quarantine_rules, ARRAY(SELECT id FROM feedback_quarantines ORDER BY id)),
+                content_sha256
+         FROM training_sets WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let dataset = datasets::by_id(conn, dataset_id).await?;
+    let set = build(conn, &dataset, watermark, rules).await?;
+    if set.lineage.content_sha256 != recorded_sha256 {
+        return Err(StepsError::Inconsistent(format!(
+            "training set {id} was recorded with content sha256 {recorded_sha256} but its rows now hash to {}",
+            set.lineage.content_sha256
+        )));
+    }
+    Ok(set)
 }
 
 #[cfg(test)]
@@ -248,7 +317,7 @@ mod tests {
                 ..fb(16, ex(1.0, 1))
             }, // quarantined: no effect
         ];
-        let set = merge(&dataset(), base, feedback, 16);
+        let set = merge(&dataset(), base, feedback, 16, vec![]);
         assert_eq!(set.examples, vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]);
         let l = &set.lineage;
         assert_eq!((l.base_rows, l.feedback_rows, l.total_rows), (2, 2, 4));
@@ -268,9 +337,9 @@ mod tests {
 
     #[test]
     fn the_same_rows_give_the_same_hash_and_different_rows_another() {
-        let a = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1);
-        let b = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1);
-        let c = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 0))], 1);
+        let a = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![]);
+        let b = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![]);
+        let c = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 0))], 1, vec![]);
         assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
         assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
     }
@@ -291,7 +360,7 @@ mod tests {
 
     #[test]
     fn without_feedback_the_range_is_empty() {
-        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0);
+        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0, vec![]);
         assert_eq!((set.lineage.feedback_from, set.lineage.feedback_to), (1, 0));
         assert_eq!(set.lineage.total_rows, 1);
     }

@@ -33,21 +33,24 @@ use super::{Example, ModelError};
 const MIN_GAP: f64 = 1e-5;
 
 /// Grows a Gini tree on `examples` with class indices `targets` (each below
-/// `n_classes`, one per example).
+/// `n_classes`, one per example). `stop` is asked between features while
+/// sorting and between nodes while growing: the fit runs on a blocking
+/// thread that nothing else can interrupt, so a cancelled run stops here.
 ///
 /// The caller guarantees the examples are non-empty, all with the same
 /// non-zero number of finite features.
 ///
-/// Errors: [`ModelError::InvalidParams`].
+/// Errors: [`ModelError::InvalidParams`], [`ModelError::Stopped`].
 pub(super) fn train(
     examples: &[Example],
     targets: &[usize],
     n_classes: usize,
     params: &TreeParams,
+    stop: &dyn Fn() -> bool,
 ) -> Result<FlatTree, ModelError> {
     params.validate()?;
     debug_assert_eq!(examples.len(), targets.len());
-    Ok(Grower::new(examples, targets, n_classes, params).grow())
+    Grower::new(examples, targets, n_classes, params, stop)?.grow(stop)
 }
 
 /// A node waiting to be grown: where it sits in the tree and which rows
@@ -100,11 +103,20 @@ struct Grower<'a> {
 }
 
 impl<'a> Grower<'a> {
-    fn new(examples: &[Example], targets: &'a [usize], n_classes: usize, params: &'a TreeParams) -> Self {
+    fn new(
+        examples: &[Example],
+        targets: &'a [usize],
+        n_classes: usize,
+        params: &'a TreeParams,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Self, ModelError> {
         let rows = examples.len();
         let n_features = examples[0].features.len();
         let mut sorted = Vec::with_capacity(n_features * rows);
         for feature in 0..n_features {
+            if stop() {
+                return Err(ModelError::Stopped);
+            }
             let start = sorted.len();
             sorted.extend(examples.iter().enumerate().map(|(row, e)| Entry {
                 value: e.features[feature],
@@ -114,7 +126,7 @@ impl<'a> Grower<'a> {
             // of the data alone.
             sorted[start..].sort_unstable_by(|a, b| a.value.total_cmp(&b.value).then(a.row.cmp(&b.row)));
         }
-        Grower {
+        Ok(Grower {
             params,
             targets,
             n_classes,
@@ -124,7 +136,7 @@ impl<'a> Grower<'a> {
             goes_left: vec![false; rows],
             scratch: Vec::with_capacity(rows),
             nodes: Vec::new(),
-        }
+        })
     }
 
     /// The node's entries of `feature`, in order.
@@ -133,7 +145,7 @@ impl<'a> Grower<'a> {
     }
 
     /// Grows the whole tree, depth first without recursion, then prunes it.
-    fn grow(mut self) -> FlatTree {
+    fn grow(mut self, stop: &dyn Fn() -> bool) -> Result<FlatTree, ModelError> {
         let mut counts = vec![0; self.n_classes];
         for &class in self.targets {
             counts[class] += 1;
@@ -147,6 +159,9 @@ impl<'a> Grower<'a> {
             counts,
         }];
         while let Some(task) = tasks.pop() {
+            if stop() {
+                return Err(ModelError::Stopped);
+            }
             let Some(best) = self.best_split(&task) else {
                 self.nodes[task.node] = leaf(task.counts);
                 continue;
@@ -183,7 +198,7 @@ impl<'a> Grower<'a> {
                 counts: left_counts,
             });
         }
-        FlatTree::from_nodes(prune(self.nodes))
+        Ok(FlatTree::from_nodes(prune(self.nodes)))
     }
 
     /// The split the node should get, or `None` when it must be a leaf.
@@ -689,6 +704,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_stop_signal_ends_the_fit_between_nodes() {
+        use std::cell::Cell;
+        let base = winequality::part(Split::Base);
+        // The fit asks once per feature while sorting (11) and once per node
+        // grown: count the questions a complete fit asks, then answer "stop"
+        // halfway through the growing phase.
+        let asked = Cell::new(0usize);
+        let count = || {
+            asked.set(asked.get() + 1);
+            false
+        };
+        Model::train_until(&base, &grow_all(), &count).unwrap();
+        let questions = asked.get();
+        assert!(questions > winequality::FEATURES + 2, "the tree has inner nodes");
+        let halfway = winequality::FEATURES + (questions - winequality::FEATURES) / 2;
+        asked.set(0);
+        let stop_halfway = || {
+            asked.set(asked.get() + 1);
+            asked.get() > halfway
+        };
+        let stopped = Model::train_until(&base, &grow_all(), &stop_halfway);
+        assert!(matches!(stopped, Err(ModelError::Stopped)), "{stopped:?}");
+        // It stopped at the first question after the signal, not at the end.
+        assert_eq!(asked.get(), halfway + 1);
+        // And a signal already given stops it before any work.
+        let always = || true;
+        assert!(matches!(
+            Model::train_until(&base, &grow_all(), &always),
+            Err(ModelError::Stopped)
+        ));
     }
 
     /// A sanity check that this is a real CART: linfa-trees with the same

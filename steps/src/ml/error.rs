@@ -5,8 +5,9 @@ use thiserror::Error;
 
 /// Why a model could not be trained, asked, evaluated or decoded.
 ///
-/// Every variant is fatal for the input that caused it: retrying with the
-/// same examples, features or bytes gives the same error.
+/// Every variant but [`ModelError::Stopped`] is fatal for the input that
+/// caused it: retrying with the same examples, features or bytes gives the
+/// same error.
 #[derive(Debug, Error)]
 pub enum ModelError {
     /// Training or evaluation was given no examples.
@@ -50,6 +51,9 @@ pub enum ModelError {
     /// A hyper-parameter is out of range.
     #[error("invalid hyper-parameter: {0}")]
     InvalidParams(String),
+    /// Training was stopped by its caller's signal before it finished.
+    #[error("training stopped on request")]
+    Stopped,
     /// The artifact bytes are not a postcard-encoded model.
     #[error("artifact does not decode")]
     Decode(#[from] postcard::Error),

@@ -98,6 +98,19 @@ impl Model {
     /// [`ModelError::InconsistentFeatures`], [`ModelError::NonFiniteExample`],
     /// [`ModelError::InvalidParams`].
     pub fn train(examples: &[Example], params: &TreeParams) -> Result<Model, ModelError> {
+        Self::train_until(examples, params, &|| false)
+    }
+
+    /// [`Model::train`] that asks `stop` between the fit's units of work
+    /// (features while sorting, nodes while growing) and gives up with
+    /// [`ModelError::Stopped`] once it answers true.
+    ///
+    /// Errors: as [`Model::train`], and [`ModelError::Stopped`].
+    pub fn train_until(
+        examples: &[Example],
+        params: &TreeParams,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Model, ModelError> {
         let n_features = check_examples(examples)?;
         let classes: Vec<i32> = examples
             .iter()
@@ -110,7 +123,7 @@ impl Model {
             .iter()
             .map(|e| classes.partition_point(|&c| c < e.label))
             .collect();
-        let tree = cart::train(examples, &targets, classes.len(), params)?;
+        let tree = cart::train(examples, &targets, classes.len(), params, stop)?;
         Ok(Model {
             kind: ModelKind::DecisionTree,
             classes,

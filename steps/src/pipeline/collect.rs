@@ -1,11 +1,17 @@
 //! collect: snapshot the feedback watermark; too little new feedback since
 //! the last run that passed collect ends the run `skipped`.
+//!
+//! The watermark is commit-order safe: collect reads max(id) holding the
+//! `retrain.collect` advisory lock exclusively, and every statement that
+//! inserts feedback holds it shared from before it draws ids until it
+//! commits (a trigger, migrations/0006). So no id at or below a watermark
+//! can still commit later, and each row is counted in exactly one window.
 
 use super::PipelineEnv;
+use super::outputs::{self, CollectOutput};
 use crate::store::feedback;
 use async_trait::async_trait;
 use retrain_engine::{EarlyFinish, Step, StepContext, StepError, StepOutcome};
-use serde_json::json;
 
 /// The collect step.
 #[derive(Debug, Clone)]
@@ -24,7 +30,8 @@ struct Collection {
 impl Step for Collect {
     async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
         let mut tx = self.0.pool.begin().await?;
-        // Serialize with other collects so two runs never read the same "previous".
+        // Serialize with other collects so two runs never read the same
+        // "previous", and wait out feedback inserts still in flight.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('retrain.collect'))")
             .execute(&mut *tx)
             .await?;
@@ -64,11 +71,11 @@ impl Step for Collect {
             }
         };
         tx.commit().await?;
-        let output = json!({
-            "previous_watermark": collection.previous_watermark,
-            "watermark": collection.watermark,
-            "new_rows": collection.new_rows,
-            "threshold": collection.threshold,
+        let output = outputs::write(&CollectOutput {
+            previous_watermark: collection.previous_watermark,
+            watermark: collection.watermark,
+            new_rows: collection.new_rows,
+            threshold: collection.threshold,
         });
         if collection.passed {
             return Ok(StepOutcome::Continue(output));

@@ -4,13 +4,13 @@
 
 mod collect;
 mod merge;
+pub mod outputs;
 mod promote;
 mod train;
 mod validate;
 
 use crate::config::PipelineConfig;
-use retrain_engine::{Pipeline, RetryPolicy, Step, StepContext, StepError};
-use serde::de::DeserializeOwned;
+use retrain_engine::{Pipeline, RetryPolicy, Step};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,11 +58,4 @@ pub fn pipeline_wrapping(env: PipelineEnv, wrap: impl Fn(&str, Arc<dyn Step>) ->
     steps.into_iter().fold(Pipeline::new(PIPELINE), |p, (name, step)| {
         p.step(name, retry, wrap(name, step))
     })
-}
-
-/// Reads a field of an earlier step's output.
-fn from_output<T: DeserializeOwned>(ctx: &StepContext, step: &str, field: &str) -> Result<T, StepError> {
-    let value = ctx.output_of(step)?.get(field).cloned().unwrap_or_default();
-    serde_json::from_value(value)
-        .map_err(|e| StepError::fatal(format!("output of {step:?} has no usable {field:?}: {e}")))
 }

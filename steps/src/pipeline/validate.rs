@@ -1,14 +1,21 @@
 //! validate: evaluate champion and candidate on the golden set, compare them
 //! pairwise (McNemar), and apply the gate. A refused candidate ends the run
 //! `rejected` with the failed checks as its reasons.
+//!
+//! The first verdict recorded for a run is the run's verdict: a retry (after
+//! a crash, or an operator's retry of the run) returns what was recorded,
+//! never a verdict judged again against today's champion and gate.
 
-use super::{PipelineEnv, from_output};
-use crate::ml::{Example, Metrics, Split, compare, evaluate, judge};
+use super::PipelineEnv;
+use super::outputs::{self, MergeOutput, Scored, TrainOutput, ValidateOutput};
+use crate::ml::{Check, Example, Metrics, Split, Verdict, compare, evaluate, judge};
 use crate::store::evaluations::{self, Role};
+use crate::store::validations::{self, NewValidation, Validation};
 use crate::store::{datasets, models, promotions};
 use async_trait::async_trait;
 use retrain_engine::{EarlyFinish, Step, StepContext, StepError, StepOutcome};
 use serde_json::json;
+use sqlx::PgConnection;
 
 /// The validate step.
 #[derive(Debug, Clone)]
@@ -17,16 +24,38 @@ pub struct Validate(pub PipelineEnv);
 #[async_trait]
 impl Step for Validate {
     async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
-        let candidate_id: i64 = from_output(&ctx, "train", "model_id")?;
-        let dataset_id: i32 = from_output(&ctx, "merge", "dataset_id")?;
         let mut conn = self.0.pool.acquire().await?;
-        let golden = datasets::examples(&mut conn, dataset_id, Split::Golden).await?;
+        if let Some(recorded) = validations::of_run(&mut conn, ctx.run_id).await? {
+            return verdict_of(recorded);
+        }
+        let trained: TrainOutput = outputs::read(&ctx, "train")?;
+        let merged: MergeOutput = outputs::read(&ctx, "merge")?;
+        self.judge_and_record(&mut conn, &ctx, trained.model_id, merged.dataset_id)
+            .await?;
+        let recorded = validations::of_run(&mut conn, ctx.run_id)
+            .await?
+            .ok_or_else(|| StepError::fatal(format!("run {} recorded no verdict", ctx.run_id)))?;
+        verdict_of(recorded)
+    }
+}
+
+impl Validate {
+    /// Scores both models, judges, and stores the evaluations and the
+    /// verdict in one transaction (a concurrent first decision wins).
+    async fn judge_and_record(
+        &self,
+        conn: &mut PgConnection,
+        ctx: &StepContext,
+        candidate_id: i64,
+        dataset_id: i32,
+    ) -> Result<(), StepError> {
+        let golden = datasets::examples(conn, dataset_id, Split::Golden).await?;
         if golden.is_empty() {
             return Err(StepError::fatal(format!("data set {dataset_id} has no golden rows")));
         }
-        let candidate = models::load(&mut conn, candidate_id).await?;
-        let champion = match promotions::champion(&mut conn).await? {
-            Some((id, _)) => Some(models::load(&mut conn, id).await?),
+        let candidate = models::load(conn, candidate_id).await?;
+        let champion = match promotions::champion(conn).await? {
+            Some((id, _)) => Some(models::load(conn, id).await?),
             None => None,
         };
         let (candidate_metrics, candidate_right) = score(&candidate.model, &golden)?;
@@ -61,40 +90,72 @@ impl Step for Validate {
             )
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO validations (run_id, candidate_id, champion_id, passed, checks, comparison, gate_config)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
+        validations::record(
+            &mut tx,
+            &NewValidation {
+                run_id: ctx.run_id,
+                candidate_id,
+                champion_id: champion.as_ref().map(|c| c.record.id),
+                passed: verdict.passed,
+                checks: json!(verdict.checks),
+                comparison: comparison.as_ref().map(|c| json!(c)),
+                gate_config: json!(gate),
+            },
         )
-        .bind(ctx.run_id)
-        .bind(candidate_id)
-        .bind(champion.as_ref().map(|c| c.record.id))
-        .bind(verdict.passed)
-        .bind(json!(verdict.checks))
-        .bind(comparison.as_ref().map(|c| json!(c)))
-        .bind(json!(gate))
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-
-        let output = json!({
-            "passed": verdict.passed,
-            "candidate": {"model_id": candidate_id, "version": candidate.record.version,
-                          "accuracy": candidate_metrics.accuracy, "macro_f1": candidate_metrics.macro_f1},
-            "champion": champion.as_ref().zip(champion_scored.as_ref()).map(|(c, (m, _))| json!({
-                "model_id": c.record.id, "version": c.record.version,
-                "accuracy": m.accuracy, "macro_f1": m.macro_f1})),
-            "comparison": comparison,
-            "checks": verdict.checks,
-        });
-        if verdict.passed {
-            return Ok(StepOutcome::Continue(output));
-        }
-        Ok(StepOutcome::Finish {
-            how: EarlyFinish::Rejected,
-            reason: verdict.reasons().join("; "),
-            output,
-        })
+        Ok(())
     }
+}
+
+/// The step's result from the recorded verdict.
+fn verdict_of(recorded: Validation) -> Result<StepOutcome, StepError> {
+    let checks: Vec<Check> = serde_json::from_value(recorded.checks)
+        .map_err(|e| StepError::fatal(format!("recorded checks do not read back: {e}")))?;
+    let champion = match (
+        recorded.champion_id,
+        recorded.champion_version,
+        recorded.champion_accuracy,
+        recorded.champion_macro_f1,
+    ) {
+        (Some(model_id), Some(version), Some(accuracy), Some(macro_f1)) => Some(Scored {
+            model_id,
+            version,
+            accuracy,
+            macro_f1,
+        }),
+        (None, ..) => None,
+        (Some(id), ..) => {
+            return Err(StepError::fatal(format!(
+                "the recorded verdict names champion model {id} without its evaluation"
+            )));
+        }
+    };
+    let reasons = Verdict {
+        passed: recorded.passed,
+        checks: checks.clone(),
+    }
+    .reasons();
+    let output = ValidateOutput {
+        passed: recorded.passed,
+        candidate: Scored {
+            model_id: recorded.candidate_id,
+            version: recorded.candidate_version,
+            accuracy: recorded.candidate_accuracy,
+            macro_f1: recorded.candidate_macro_f1,
+        },
+        champion,
+        comparison: recorded.comparison,
+        checks,
+    };
+    if output.passed {
+        return Ok(StepOutcome::Continue(outputs::write(&output)));
+    }
+    Ok(StepOutcome::Finish {
+        how: EarlyFinish::Rejected,
+        reason: reasons.join("; "),
+        output: outputs::write(&output),
+    })
 }
 
 fn score(model: &crate::ml::Model, golden: &[Example]) -> Result<(Metrics, Vec<bool>), StepError> {

@@ -19,23 +19,28 @@ pub async fn high_watermark(conn: &mut PgConnection) -> Result<i64, sqlx::Error>
         .await
 }
 
-/// Feedback rows with ids in `(after, upto]`.
+/// Feedback rows with ids in `(after, upto]` that count toward a run (not
+/// quarantined). The SQL function is the one definition the threshold, the
+/// backlog gauge and collect share (migrations/0006).
 pub async fn count_between(conn: &mut PgConnection, after: i64, upto: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM feedback WHERE id > $1 AND id <= $2")
+    sqlx::query_scalar("SELECT feedback_counted_between($1, $2)")
         .bind(after)
         .bind(upto)
         .fetch_one(conn)
         .await
 }
 
-/// Feedback rows waiting for the next run that passes collect.
+/// Feedback rows that count and wait for the next run that passes collect.
 pub async fn waiting(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM feedback
-         WHERE id > (SELECT coalesce(max(watermark), 0) FROM collections WHERE passed)",
-    )
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar("SELECT feedback_waiting()").fetch_one(conn).await
+}
+
+/// The ids of the quarantine rules stored now, ascending: the rules a
+/// training set merged now is made under.
+pub async fn quarantine_rules(conn: &mut PgConnection) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM feedback_quarantines ORDER BY id")
+        .fetch_all(conn)
+        .await
 }
 
 /// One stored feedback row as a training example, with its id.
@@ -47,13 +52,20 @@ pub struct FeedbackExample {
     pub quarantined: bool,
 }
 
-/// All feedback up to the watermark, oldest first, streamed from the server.
-pub async fn up_to(conn: &mut PgConnection, watermark: i64) -> Result<Vec<FeedbackExample>, sqlx::Error> {
+/// All feedback up to the watermark, oldest first, streamed from the
+/// server, flagged as quarantined under the given rules only.
+pub async fn up_to(
+    conn: &mut PgConnection,
+    watermark: i64,
+    rules: &[i64],
+) -> Result<Vec<FeedbackExample>, sqlx::Error> {
+    // The same predicate as the counts, restricted to the set's own rules.
     let mut rows = sqlx::query_as::<_, (i64, Vec<f64>, i32, bool)>(
         "SELECT f.id, f.features, f.correct_label,
-                EXISTS (SELECT 1 FROM feedback_quarantines) AND feedback_is_quarantined(f)
-         FROM feedback f WHERE f.id <= $1 ORDER BY f.id",
+                EXISTS (SELECT 1 FROM feedback_quarantines) AND feedback_quarantined_under(f, $1)
+         FROM feedback f WHERE f.id <= $2 ORDER BY f.id",
     )
+    .bind(rules)
     .bind(watermark)
     .fetch(conn);
     let mut out = Vec::new();

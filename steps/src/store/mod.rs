@@ -5,3 +5,4 @@ pub mod evaluations;
 pub mod feedback;
 pub mod models;
 pub mod promotions;
+pub mod validations;

@@ -2,6 +2,10 @@
 //! pipeline, bootstrap, manual promotion and rollback alike. One transaction
 //! writes the promotion, moves the champion pointer and (for a run) the
 //! run's event; the database then NOTIFYs serving replicas on commit.
+//!
+//! Lock order, the same on every path: the promotion advisory lock
+//! ([`serialize`]) first, then a run step's own rows (`hold_lease` in the
+//! engine, for a pipeline promotion), then the champion row.
 
 use crate::error::StepsError;
 use chrono::{DateTime, Utc};
@@ -48,6 +52,10 @@ pub struct ByRun<'a> {
     pub run_id: Uuid,
     pub step: &'a str,
     pub attempt: i32,
+    /// The champion model the run's gate judged the candidate against
+    /// (`None`: there was none). The promotion is refused unless it still
+    /// serves.
+    pub judged_against: Option<i64>,
 }
 
 /// A promotion to make.
@@ -83,16 +91,24 @@ pub async fn promote(pool: &PgPool, request: PromotionRequest<'_>) -> Result<Pro
     Ok(promotion)
 }
 
+/// Takes the promotion lock for the rest of the caller's transaction.
+/// Promotions are rare: serializing them all makes "previous" exact. Taking
+/// it again in the same transaction is harmless.
+pub async fn serialize(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('retrain.promotion'))")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Makes the model champion inside the caller's transaction. A run promotes
 /// at most once: asking again returns its first promotion unchanged.
 ///
 /// # Errors
-/// `AlreadyChampion` if the model serves already; `Database`.
+/// `AlreadyChampion` if the model serves already; `StaleGate` if a run's
+/// gate judged against another champion than the one serving; `Database`.
 pub async fn promote_in(conn: &mut PgConnection, request: PromotionRequest<'_>) -> Result<Promotion, StepsError> {
-    // Promotions are rare: serialize them all, so "previous" is exact.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('retrain.promotion'))")
-        .execute(&mut *conn)
-        .await?;
+    serialize(conn).await?;
     if let Some(run) = request.by_run {
         let sql = format!("{SELECT_PROMOTION} WHERE p.run_id = $1");
         let earlier: Option<Promotion> = sqlx::query_as(&sql).bind(run.run_id).fetch_optional(&mut *conn).await?;
@@ -105,6 +121,18 @@ pub async fn promote_in(conn: &mut PgConnection, request: PromotionRequest<'_>) 
         && model_id == request.model_id
     {
         return Err(StepsError::AlreadyChampion(version));
+    }
+    if let Some(run) = request.by_run
+        && current.map(|(id, _)| id) != run.judged_against
+    {
+        let judged = match run.judged_against {
+            Some(id) => Some((id, version_of(conn, id).await?)),
+            None => None,
+        };
+        return Err(StepsError::StaleGate {
+            judged,
+            serving: current,
+        });
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO promotions (model_id, previous_model_id, run_id, kind, reason, actor)
@@ -151,6 +179,13 @@ pub async fn promote_in(conn: &mut PgConnection, request: PromotionRequest<'_>) 
         .await?;
     }
     Ok(promotion)
+}
+
+async fn version_of(conn: &mut PgConnection, model_id: i64) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT version FROM models WHERE id = $1")
+        .bind(model_id)
+        .fetch_one(conn)
+        .await
 }
 
 /// The promotion history, newest first.

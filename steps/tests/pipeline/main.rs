@@ -4,7 +4,11 @@
 
 mod audit;
 mod bootstrap;
+mod feedback_windows;
+mod fencing;
 mod promotion;
 mod runs;
+mod stale_gate;
 mod support;
 mod triggers;
+mod verdicts;

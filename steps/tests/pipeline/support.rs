@@ -1,8 +1,8 @@
 //! Shared setup: a bootstrapped database, an engine with the real pipeline,
 //! and feedback drawn from the stored split.
 
-use retrain_engine::{Engine, NewRun, Registry, Run, Tick, TriggerKind, Worker, WorkerConfig};
-use retrain_steps::ml::{Example, Split};
+use retrain_engine::{Engine, NewRun, Registry, Run, StepContext, Tick, TriggerKind, Worker, WorkerConfig};
+use retrain_steps::ml::{Example, GateConfig, Split};
 use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap};
@@ -10,6 +10,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub fn env(pool: &PgPool) -> PipelineEnv {
@@ -112,4 +113,82 @@ pub fn distinct_inputs(rows: &[Example]) -> i32 {
         .map(|e| e.features.iter().map(|x| x.to_bits()).collect())
         .collect();
     keys.len() as i32
+}
+
+/// Settings whose gate passes any candidate: for tests of what happens
+/// around the verdict rather than of the verdict itself.
+pub fn lenient_config() -> PipelineConfig {
+    PipelineConfig {
+        gate: GateConfig {
+            accuracy_floor: 0.0,
+            recall_tolerance: 1.0,
+            min_class_support: usize::MAX,
+            margin: -1.0,
+        },
+        ..PipelineConfig::default()
+    }
+}
+
+/// A bootstrapped database whose pipeline has the [`lenient_config`] gate.
+pub async fn lenient(pool: &PgPool) -> PipelineEnv {
+    let env = PipelineEnv {
+        pool: pool.clone(),
+        config: Arc::new(lenient_config()),
+    };
+    bootstrap(pool, &env.config).await.expect("bootstrap");
+    env
+}
+
+/// Ticks until each named step has executed once, in order (polling while
+/// idle, 60 s at most), and returns the executions.
+pub async fn run_steps(worker: &Worker, steps: &[&str]) -> Vec<retrain_engine::Execution> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut done = Vec::new();
+    for step in steps {
+        loop {
+            assert!(Instant::now() < deadline, "step {step} never ran");
+            match worker.tick().await.unwrap() {
+                Tick::Executed(execution) => {
+                    assert_eq!(execution.step, *step, "{execution:?}");
+                    done.push(execution);
+                    break;
+                }
+                Tick::Idle => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    done
+}
+
+/// The context a worker would give `step` of the run now (with the persisted
+/// outputs of the steps before it), for calling a step directly.
+pub async fn context_of(engine: &Engine, run_id: Uuid, step: &str) -> StepContext {
+    let detail = engine.get_run(run_id).await.unwrap();
+    let record = detail.steps.iter().find(|s| s.name == step).expect("the step exists");
+    StepContext {
+        run_id,
+        pipeline: detail.run.pipeline.clone(),
+        step: step.to_owned(),
+        trigger: detail.run.trigger,
+        params: detail.run.params.clone(),
+        outputs: detail
+            .steps
+            .iter()
+            .filter(|s| s.position < record.position)
+            .filter_map(|s| Some((s.name.clone(), s.output.clone()?)))
+            .collect(),
+        attempt: record.attempt,
+        lease_owner: record.lease_owner.clone().unwrap_or_default(),
+        cancel: CancellationToken::new(),
+    }
+}
+
+/// The champion's version now.
+pub async fn champion_version(pool: &PgPool) -> Option<i32> {
+    let mut conn = pool.acquire().await.unwrap();
+    retrain_steps::store::promotions::champion(&mut conn)
+        .await
+        .unwrap()
+        .map(|(_, version)| version)
 }

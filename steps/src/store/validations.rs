@@ -1,0 +1,74 @@
+//! The gate's recorded decisions, one per run. The first decision stored is
+//! the run's verdict: a retried validate returns it instead of judging
+//! again, and promote checks it before acting.
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A decision to store.
+#[derive(Debug, Clone)]
+pub struct NewValidation {
+    pub run_id: Uuid,
+    pub candidate_id: i64,
+    pub champion_id: Option<i64>,
+    pub passed: bool,
+    pub checks: Value,
+    pub comparison: Option<Value>,
+    pub gate_config: Value,
+}
+
+/// Stores the decision unless the run has one (the first is kept).
+pub async fn record(conn: &mut PgConnection, new: &NewValidation) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO validations (run_id, candidate_id, champion_id, passed, checks, comparison, gate_config)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
+    )
+    .bind(new.run_id)
+    .bind(new.candidate_id)
+    .bind(new.champion_id)
+    .bind(new.passed)
+    .bind(&new.checks)
+    .bind(&new.comparison)
+    .bind(&new.gate_config)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A run's recorded decision with both models' recorded golden figures.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Validation {
+    pub passed: bool,
+    pub checks: Value,
+    pub comparison: Option<Value>,
+    pub candidate_id: i64,
+    pub candidate_version: i32,
+    pub candidate_accuracy: f64,
+    pub candidate_macro_f1: f64,
+    /// The champion the candidate was judged against (`None`: there was none).
+    pub champion_id: Option<i64>,
+    pub champion_version: Option<i32>,
+    pub champion_accuracy: Option<f64>,
+    pub champion_macro_f1: Option<f64>,
+}
+
+/// The run's recorded decision, if validate recorded one.
+pub async fn of_run(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<Validation>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT v.passed, v.checks, v.comparison,
+                v.candidate_id, cm.version AS candidate_version,
+                ce.accuracy AS candidate_accuracy, ce.macro_f1 AS candidate_macro_f1,
+                v.champion_id, hm.version AS champion_version,
+                he.accuracy AS champion_accuracy, he.macro_f1 AS champion_macro_f1
+         FROM validations v
+         JOIN models cm ON cm.id = v.candidate_id
+         JOIN evaluations ce ON ce.run_id = v.run_id AND ce.role = 'candidate'
+         LEFT JOIN models hm ON hm.id = v.champion_id
+         LEFT JOIN evaluations he ON he.run_id = v.run_id AND he.role = 'champion'
+         WHERE v.run_id = $1",
+    )
+    .bind(run_id)
+    .fetch_optional(conn)
+    .await
+}
