@@ -28,8 +28,8 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
              ORDER BY e.id DESC LIMIT 1) AS champion_accuracy,
             (SELECT accuracy FROM evaluations WHERE role = 'candidate' ORDER BY id DESC LIMIT 1)
                 AS candidate_accuracy,
-            (SELECT count(*) FROM feedback
-             WHERE id > (SELECT coalesce(max(watermark), 0) FROM collections WHERE passed)) AS feedback_waiting,
+            -- The same count the threshold check and collect use (quarantined rows never count).
+            feedback_waiting() AS feedback_waiting,
             (SELECT extract(epoch FROM max(finished_at))::float8 FROM runs WHERE status = 'succeeded')
                 AS last_success",
     )

@@ -92,11 +92,21 @@ pub(crate) async fn apply(
                 retry_in: None,
             };
             transition::leave_running(conn, step.run_id, step.position, exit, because(None)).await?;
-            if step.cancel_requested {
+            let last = step.position + 1 >= step.step_count;
+            // A cancel stops the run at the next step boundary. After the last
+            // step there is none: its work is done (a promotion committed), so
+            // calling the run cancelled would make the audit disagree with
+            // what happened.
+            if step.cancel_requested && !last {
                 return cancel_run(conn, step, actor).await;
             }
-            if step.position + 1 >= step.step_count {
+            if last {
                 let outcome = json!({"steps": step.step_count});
+                let reason = if step.cancel_requested {
+                    "all steps succeeded; the cancel came after the last step had started and was too late"
+                } else {
+                    "all steps succeeded"
+                };
                 transition::finish_run(
                     conn,
                     step.run_id,
@@ -104,7 +114,7 @@ pub(crate) async fn apply(
                     RunStatus::Succeeded,
                     None,
                     &outcome,
-                    because(Some("all steps succeeded")),
+                    because(Some(reason)),
                 )
                 .await?;
                 return Ok(StepCommit::RunFinished(RunStatus::Succeeded));

@@ -100,3 +100,40 @@ async fn cancelling_an_unknown_run_says_so(pool: PgPool) {
     let err = engine.cancel_run(id, "ops").await.unwrap_err();
     assert!(matches!(err, EngineError::RunNotFound(found) if found == id), "{err}");
 }
+
+/// A cancel that arrives while the last step runs is too late once that step
+/// finishes its work: the run succeeded (its last step's effect, such as a
+/// promotion, is committed), and the audit says the cancel came too late
+/// rather than calling the run cancelled.
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_cancel_during_the_last_step_that_finishes_its_work_leaves_the_run_succeeded(pool: PgPool) {
+    let journal = journal();
+    let gate = Gate::new(OnSignal::Finish);
+    let pipeline =
+        Pipeline::new("p")
+            .step("a", fast_retry(3), Echo(journal.clone()))
+            .step("last", fast_retry(3), gate.clone());
+    let engine = engine(&pool, vec![pipeline]);
+    let worker = worker(&engine, "w");
+    let run = create(&engine, "p").await;
+    assert!(matches!(worker.tick().await.unwrap(), Tick::Executed(_)));
+
+    let background = worker.clone();
+    let last = tokio::spawn(async move { background.tick().await });
+    gate.started().await;
+    let cancelled = engine.cancel_run(run.id, "ops").await.unwrap();
+    assert!(matches!(cancelled, Cancelled::Requested(_)), "{cancelled:?}");
+    tokio::time::timeout(Duration::from_secs(5), last)
+        .await
+        .expect("the heartbeat signals the step")
+        .unwrap()
+        .unwrap();
+
+    let detail = engine.get_run(run.id).await.unwrap();
+    assert_status(&detail.run, RunStatus::Succeeded);
+    let statuses: Vec<StepStatus> = detail.steps.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, vec![StepStatus::Succeeded, StepStatus::Succeeded]);
+    let end = detail.events.last().unwrap();
+    assert_eq!(end.to_status, "succeeded");
+    assert!(end.reason.as_deref().unwrap().contains("too late"), "{end:?}");
+}
