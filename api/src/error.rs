@@ -160,6 +160,10 @@ impl ApiError {
             tracing::warn!(error = %err, "database unavailable");
             return ApiError::unavailable("the database is unavailable; retry shortly");
         }
+        if is_server_timeout(err) {
+            tracing::warn!(error = %err, "database statement timed out");
+            return ApiError::unavailable("the database is busy; retry shortly");
+        }
         ApiError::internal(err)
     }
 }
@@ -169,6 +173,13 @@ impl ApiError {
 /// closing.
 pub fn is_database_away(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::PoolClosed) || retrain_engine::database_unavailable(err)
+}
+
+/// The server cancelled the statement: it ran past `statement_timeout`
+/// (57014) or waited past `lock_timeout` (55P03). Nothing was stored, and a
+/// retry may well pass once the contention is gone.
+fn is_server_timeout(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| matches!(code.as_ref(), "57014" | "55P03")))
 }
 
 impl From<sqlx::Error> for ApiError {

@@ -2,7 +2,7 @@
 //! that work on a fresh machine. The admin token is never printed.
 
 use crate::slow_step::SlowSteps;
-use clap::{Args, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
 use retrain_steps::PipelineConfig;
 use retrain_steps::ml::{GateConfig, TreeParams};
 use retrain_steps::triggers::TriggerConfig;
@@ -38,6 +38,29 @@ pub struct DatabaseSettings {
     /// How long a request waits for a database connection before a 503.
     #[arg(long, env = "RETRAIN_DB_WAIT_MS", default_value_t = 2_000)]
     pub db_wait_ms: u64,
+    /// The server cancels a statement that runs longer (ms; 0: no limit).
+    /// The default is 40 times the longest statement of a 1M-row retrain.
+    #[arg(long, env = "RETRAIN_DB_STATEMENT_TIMEOUT_MS", default_value_t = 60_000)]
+    pub db_statement_timeout_ms: u64,
+    /// The server cancels a statement that waits longer for a lock (ms; 0: no limit).
+    #[arg(long, env = "RETRAIN_DB_LOCK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub db_lock_timeout_ms: u64,
+    /// The server ends a session left idle inside a transaction for longer,
+    /// releasing its locks (ms; 0: no limit).
+    #[arg(long, env = "RETRAIN_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 60_000)]
+    pub db_idle_in_transaction_timeout_ms: u64,
+}
+
+/// Settings of type `T` from the defaults and `flags` alone, never from
+/// environment variables: for tests and benchmarks, whose outcome must not
+/// depend on the shell they are started from.
+///
+/// # Errors
+/// A flag that is unknown or does not parse.
+pub fn from_flags<T: Args + FromArgMatches>(flags: &[&str]) -> Result<T, clap::Error> {
+    let command = T::augment_args(clap::Command::new("retrain")).mut_args(|arg| arg.env(None));
+    let matches = command.try_get_matches_from(std::iter::once("retrain").chain(flags.iter().copied()))?;
+    T::from_arg_matches(&matches)
 }
 
 /// Settings of `retrain serve`.

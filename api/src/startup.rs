@@ -13,8 +13,11 @@ use crate::state::{AppState, Limits};
 use anyhow::Context;
 use retrain_engine::{Engine, Execution, Registry, StepCommit, Worker, WorkerConfig};
 use retrain_steps::{PipelineEnv, pipeline, pipeline_wrapping};
-use sqlx::PgPool;
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgConnection, PgPool, Row};
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +31,57 @@ use tokio_util::sync::CancellationToken;
 /// A malformed URL or an unreachable server.
 pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(&settings.database_url).context("DATABASE_URL is not a valid URL")?;
+    connect_with(settings, options).await
+}
+
+/// Connects a pool to the server of `options` with the settings' size, wait
+/// and server-side timeouts. The server cancels a statement that runs or
+/// waits for a lock too long, and ends a session left idle inside a
+/// transaction; a connection that comes back to the pool inside a
+/// transaction (sqlx 0.8.6 can return one whose `begin()` future was dropped
+/// during BEGIN) is closed before anyone else gets it, rather than running
+/// the next user's statements inside that transaction.
+///
+/// # Errors
+/// An unreachable server.
+pub async fn connect_with(settings: &DatabaseSettings, options: PgConnectOptions) -> anyhow::Result<PgPool> {
+    let options = options.options([
+        ("statement_timeout", settings.db_statement_timeout_ms),
+        ("lock_timeout", settings.db_lock_timeout_ms),
+        (
+            "idle_in_transaction_session_timeout",
+            settings.db_idle_in_transaction_timeout_ms,
+        ),
+    ]);
     PgPoolOptions::new()
         .max_connections(settings.db_pool.max(2))
         .acquire_timeout(Duration::from_millis(settings.db_wait_ms))
+        // The check below is a round trip that also proves the connection alive.
+        .test_before_acquire(false)
+        .before_acquire(outside_transaction)
         .connect_with(options)
         .await
         .context("cannot connect to PostgreSQL")
+}
+
+/// Whether an idle connection is outside any transaction, so it can be
+/// handed out. Within one simple-protocol statement that opens its own
+/// transaction, the transaction and the statement start at the same instant;
+/// inside a transaction begun earlier they differ.
+fn outside_transaction(
+    conn: &mut PgConnection,
+    _: PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        let row = conn
+            .fetch_one("SELECT transaction_timestamp() = statement_timestamp()")
+            .await?;
+        let outside: bool = row.try_get(0)?;
+        if !outside {
+            tracing::warn!("a pooled connection was inside a transaction; closed it");
+        }
+        Ok(outside)
+    })
 }
 
 /// Applies the migrations.

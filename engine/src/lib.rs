@@ -5,7 +5,8 @@
 //! - [`Pipeline`] / [`Step`] (pipeline.rs): ordered, named steps with a
 //!   [`RetryPolicy`] (retry.rs). A step returns [`StepOutcome`] or [`StepError`].
 //! - [`Engine`] (runs.rs, control.rs): create a run (one active run per
-//!   pipeline, by a partial unique index), read, list, cancel, retry.
+//!   pipeline, by a partial unique index; also inside a caller's transaction,
+//!   create_in.rs), read, list, cancel, retry.
 //! - [`Worker`] (worker.rs): claims a due step with `FOR UPDATE SKIP LOCKED`
 //!   (claim.rs), keeps its lease alive and stops the step when it cannot
 //!   (lease.rs), commits the result fenced by (lease owner, attempt)
@@ -20,6 +21,7 @@
 mod claim;
 mod commit;
 mod control;
+mod create_in;
 mod error;
 mod fence;
 mod lease;

@@ -7,6 +7,7 @@ pub(crate) mod input;
 pub mod models;
 pub mod predict;
 pub mod quarantine;
+pub mod request_id;
 pub mod runs;
 
 use crate::error::ApiError;
@@ -24,7 +25,7 @@ pub use docs::ApiDoc;
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.body_limit;
     let metrics = state.metrics.clone();
-    Router::new()
+    let router = Router::new()
         .route("/predict", post(predict::predict))
         .route("/predict/batch", post(predict::predict_batch))
         .route("/feedback", post(feedback::feedback))
@@ -47,8 +48,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |request, next| {
             count_request(metrics.clone(), request, next)
         }))
-        .layer(middleware::from_fn(deadline))
-        .with_state(state)
+        .layer(middleware::from_fn(deadline));
+    request_id::traced(router).with_state(state)
 }
 
 /// Longest a request may take, body included.
@@ -65,7 +66,7 @@ async fn deadline(request: Request, next: Next) -> Response {
 
 /// What a worker-only process serves: liveness and its metrics.
 pub fn worker_router(metrics: crate::metrics::Metrics) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health::health))
         .route(
             "/metrics",
@@ -74,7 +75,8 @@ pub fn worker_router(metrics: crate::metrics::Metrics) -> Router {
                 async move { health::exposition(&metrics) }
             }),
         )
-        .fallback(not_found)
+        .fallback(not_found);
+    request_id::traced(router)
 }
 
 /// Counts every answer by route template and status class.

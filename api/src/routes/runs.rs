@@ -73,40 +73,39 @@ pub async fn trigger(
     if let Some(reason) = &request.reason {
         check_text(reason, "reason", 1_000, "invalid_reason")?;
     }
+    let new = NewRun {
+        pipeline: PIPELINE,
+        trigger: TriggerKind::Manual,
+        params: json!({"reason": request.reason}),
+        requested_by: &admin.actor,
+    };
     let Some(key) = key else {
-        let (status, run) = create(&state, &admin, &request).await?;
+        let (status, run) = answer(state.engine.create_run(new).await?);
         return Ok((status, Json(run)).into_response());
     };
-    // The key's row stays locked until the run and the answer are stored:
-    // a concurrent retry waits for it, then replays the answer.
+    // One transaction on one connection claims the key, creates the run and
+    // records the answer: they commit together or not at all, so a retry
+    // after any failure finds either both or neither. The key's row stays
+    // locked until then: a concurrent retry waits for it, then replays.
     let claim = Claim::new(key, &request);
     idempotency::prune_lazily(&state.pool);
     let mut tx = state.pool.begin().await?;
     if let Some(replay) = idempotency::claim(&mut tx, Scope::Runs, &claim).await? {
         return Ok(replay.into_response());
     }
-    let (status, run) = create(&state, &admin, &request).await?;
+    let (status, run) = answer(state.engine.create_run_in(&mut tx, new).await?);
     let body = serde_json::to_value(&run).map_err(|e| ApiError::internal(&e))?;
     idempotency::complete(&mut tx, Scope::Runs, &claim.key, status, &body).await?;
     tx.commit().await?;
     Ok((status, Json(body)).into_response())
 }
 
-/// Queues a run, or finds the active one (200).
-async fn create(state: &AppState, admin: &Admin, request: &TriggerRequest) -> Result<(StatusCode, Run), ApiError> {
-    let created = state
-        .engine
-        .create_run(NewRun {
-            pipeline: PIPELINE,
-            trigger: TriggerKind::Manual,
-            params: json!({"reason": request.reason}),
-            requested_by: &admin.actor,
-        })
-        .await?;
-    Ok(match created {
+/// A new run is answered 201; the run already active, 200.
+fn answer(created: Created) -> (StatusCode, Run) {
+    match created {
         Created::New(run) => (StatusCode::CREATED, run),
         Created::AlreadyActive(run) => (StatusCode::OK, run),
-    })
+    }
 }
 
 /// Runs, newest first.

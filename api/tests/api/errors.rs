@@ -86,3 +86,38 @@ async fn the_docs_work_offline(_: PgPoolOptions, connect: PgConnectOptions) {
     assert_eq!(app.json("/ready").await["model_version"], 1);
     app.stop().await;
 }
+
+/// A statement the server cancels for running or waiting on a lock too long
+/// (`RETRAIN_DB_STATEMENT_TIMEOUT_MS`, `RETRAIN_DB_LOCK_TIMEOUT_MS`) stored
+/// nothing, and a retry may pass: it is answered 503 with Retry-After, not 500.
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn statements_cancelled_by_server_timeouts_are_answered_503(_: PgPoolOptions, connect: PgConnectOptions) {
+    let pool = service_pool(
+        &connect,
+        &["--db-statement-timeout-ms", "100", "--db-lock-timeout-ms", "100"],
+    )
+    .await;
+    let answered = |err: sqlx::Error| {
+        let answer = retrain_api::error::ApiError::from(err);
+        (answer.status.as_u16(), answer.code, answer.retry_after)
+    };
+    let slow = sqlx::query("SELECT pg_sleep(10)").execute(&pool).await.unwrap_err();
+    assert_eq!(answered(slow), (503, "unavailable", Some(1)));
+
+    sqlx::raw_sql("CREATE TABLE scratch (n int); INSERT INTO scratch VALUES (1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("UPDATE scratch SET n = 2")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let blocked = sqlx::query("UPDATE scratch SET n = 3")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert_eq!(answered(blocked), (503, "unavailable", Some(1)));
+    holder.rollback().await.unwrap();
+    pool.close().await;
+}

@@ -15,14 +15,16 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fuzz/requirements.txt");
+/// The project-local virtual environment's Python, where `scripts/test`
+/// installs schemathesis.
+const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
 const HARD_TIMEOUT: Duration = Duration::from_secs(170);
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
     response_schema_conformance,response_headers_conformance,unsupported_method,\
     allow_header_conformance,ignored_auth,missing_required_header,negative_data_rejection";
 
 fn schemathesis() -> Command {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let mut command = Command::new(python);
+    let mut command = Command::new(PYTHON);
     command.args(["-m", "schemathesis.cli"]);
     command
 }
@@ -37,8 +39,8 @@ async fn the_api_survives_fuzzing_from_its_own_openapi_document(_: PgPoolOptions
     let installed = match &version {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         _ => panic!(
-            "schemathesis is not installed; the fuzz test needs it: \
-             python3 -m pip install -r tests/fuzz/requirements.txt (.ci/run does this)"
+            "schemathesis is not installed in .venv/; run the tests with scripts/test, \
+             which installs it there (tests/fuzz/requirements.txt) and then runs cargo test"
         ),
     };
     let pinned = std::fs::read_to_string(REQUIREMENTS).unwrap();
@@ -50,7 +52,8 @@ async fn the_api_survives_fuzzing_from_its_own_openapi_document(_: PgPoolOptions
         .to_owned();
     assert!(
         installed.ends_with(&pinned),
-        "schemathesis {installed} is installed; tests/fuzz/requirements.txt pins {pinned}"
+        "schemathesis {installed} is installed in .venv/; tests/fuzz/requirements.txt pins {pinned}: \
+         run scripts/test, which installs the pinned one"
     );
 
     // The whole service (worker included): runs the fuzzer starts do run.

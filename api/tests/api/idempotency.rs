@@ -268,3 +268,72 @@ async fn keys_expire_after_the_retention(_: PgPoolOptions, connect: PgConnectOpt
     assert_eq!(left, ["old"]);
     app.stop().await;
 }
+
+/// Case 8 of issue 10: the run and its key's answer commit in one
+/// transaction. A failure between the run's creation and the key's record
+/// (here a constraint that refuses the answer) leaves neither, and the
+/// retry then creates the one run.
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_run_and_its_key_commit_together_or_not_at_all(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "api", &[]).await;
+    let trigger = || {
+        app.client
+            .post(app.url("/runs"))
+            .bearer_auth(TOKEN)
+            .header("idempotency-key", "run-once")
+            .json(&json!({"reason": "new data"}))
+            .send()
+    };
+    sqlx::query(
+        "ALTER TABLE idempotency_keys ADD CONSTRAINT test_refuses_answers CHECK (response_status IS NULL) NOT VALID",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let failed = trigger().await.unwrap();
+    assert_eq!(failed.status(), 500);
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM runs").await,
+        0,
+        "a run without its key"
+    );
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM idempotency_keys").await, 0);
+
+    sqlx::query("ALTER TABLE idempotency_keys DROP CONSTRAINT test_refuses_answers")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (status, run, replayed) = answer(trigger().await.unwrap()).await;
+    assert_eq!((status, replayed), (201, false), "{run}");
+    assert_eq!(answer(trigger().await.unwrap()).await, (201, run, true));
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM runs").await, 1);
+    app.stop().await;
+}
+
+/// Case 8 of issue 10: a keyed trigger uses one pool connection. With one
+/// connection left free in the service's pool it is answered, not left
+/// waiting for a second.
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_keyed_run_trigger_needs_one_database_connection(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn_on(service_pool(&connect, &["--db-pool", "2"]).await, "api", &[]).await;
+    // Whatever the service holds (its promotion listener holds one), the
+    // test takes the rest but one.
+    let max = app.pool.options().get_max_connections();
+    let mut held = Vec::new();
+    while app.pool.size() - (app.pool.num_idle() as u32) < max - 1 {
+        held.push(app.pool.acquire().await.unwrap());
+    }
+    let response = app
+        .client
+        .post(app.url("/runs"))
+        .bearer_auth(TOKEN)
+        .header("idempotency-key", "one-connection")
+        .send()
+        .await
+        .unwrap();
+    let (status, run, _) = answer(response).await;
+    assert_eq!(status, 201, "{run}");
+    drop(held);
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM runs").await, 1);
+    app.stop().await;
+}

@@ -3,6 +3,7 @@
 
 mod admin;
 mod cli;
+mod connections;
 mod errors;
 mod feedback;
 mod fuzz;
@@ -11,6 +12,7 @@ mod hot_swap;
 mod idempotency;
 mod observability;
 mod predict;
+mod request_ids;
 mod runs_and_models;
 mod slow_clients;
 mod support;

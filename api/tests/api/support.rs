@@ -1,14 +1,15 @@
-//! Starting the real service on port 0 and talking to it.
+//! Starting the real service on port 0 and talking to it. Its settings are
+//! the defaults and the flags a test gives, never the `RETRAIN_*` variables
+//! of the shell the tests run from.
 
-use clap::Parser;
-use retrain_api::cli::{Cli, Command};
+use retrain_api::settings::{self, DatabaseSettings, ServeSettings};
 use retrain_steps::fit::fit_and_store;
 use retrain_steps::ml::{Example, Split, TreeParams};
 use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
 use retrain_steps::trainset;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -25,21 +26,24 @@ pub struct TestApp {
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A pool as the service makes one (its server-side timeouts, its check of
+/// returned connections), of 20 connections.
 pub async fn pool(connect: &PgConnectOptions) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(20)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_with(connect.clone())
+    service_pool(connect, &["--db-pool", "20"]).await
+}
+
+/// A pool as the service makes one, with these database flags.
+pub async fn service_pool(connect: &PgConnectOptions, flags: &[&str]) -> PgPool {
+    let settings: DatabaseSettings = settings::from_flags(flags).unwrap();
+    retrain_api::startup::connect_with(&settings, connect.clone())
         .await
         .unwrap()
 }
 
-/// Starts `retrain serve` with `role` and extra flags; waits until ready.
-pub async fn spawn(connect: &PgConnectOptions, role: &str, extra: &[&str]) -> TestApp {
-    let pool = pool(connect).await;
-    let mut args = vec![
-        "retrain",
-        "serve",
+/// The settings of `retrain serve --role <role>` in a test: the defaults,
+/// the test's own flags and `extra`; nothing from the environment.
+pub fn serve_settings(role: &str, extra: &[&str]) -> ServeSettings {
+    let mut flags = vec![
         "--role",
         role,
         "--bind",
@@ -49,10 +53,18 @@ pub async fn spawn(connect: &PgConnectOptions, role: &str, extra: &[&str]) -> Te
         "--first-check-secs",
         "3600",
     ];
-    args.extend_from_slice(extra);
-    let Command::Serve(settings) = Cli::parse_from(args).command else {
-        unreachable!()
-    };
+    flags.extend_from_slice(extra);
+    settings::from_flags(&flags).unwrap()
+}
+
+/// Starts `retrain serve` with `role` and extra flags; waits until ready.
+pub async fn spawn(connect: &PgConnectOptions, role: &str, extra: &[&str]) -> TestApp {
+    spawn_on(pool(connect).await, role, extra).await
+}
+
+/// Starts `retrain serve` on `pool`; waits until ready.
+pub async fn spawn_on(pool: PgPool, role: &str, extra: &[&str]) -> TestApp {
+    let settings = serve_settings(role, extra);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -180,4 +192,54 @@ pub async fn error_code(response: reqwest::Response) -> String {
     assert!(body["error"]["message"].is_string(), "error shape: {body}");
     assert_eq!(body.as_object().unwrap().len(), 1, "error shape: {body}");
     body["error"]["code"].as_str().unwrap().to_owned()
+}
+
+/// What the harness's settings are, printed for
+/// [`the_harness_ignores_retrain_variables_in_the_shell`], which runs this
+/// test in a child process under another environment.
+#[test]
+fn print_the_harness_settings() {
+    println!("harness settings: {:?}", serve_settings("all", &[]));
+}
+
+/// A developer's `RETRAIN_*` variables (or `DATABASE_URL`) do not reach the
+/// service a test starts.
+#[test]
+fn the_harness_ignores_retrain_variables_in_the_shell() {
+    let settings_under = |vars: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command.args([
+            "support::print_the_harness_settings",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("RETRAIN_") || name == "DATABASE_URL" {
+                command.env_remove(name);
+            }
+        }
+        let output = command.envs(vars.iter().copied()).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        stdout
+            .lines()
+            .find_map(|line| line.split_once("harness settings: "))
+            .unwrap_or_else(|| panic!("no settings printed: {stdout}"))
+            .1
+            .to_owned()
+    };
+    let clean = settings_under(&[]);
+    let shell = settings_under(&[
+        ("DATABASE_URL", "postgres://elsewhere/retrain"),
+        ("RETRAIN_DB_POOL", "3"),
+        ("RETRAIN_DB_STATEMENT_TIMEOUT_MS", "5"),
+        ("RETRAIN_THRESHOLD", "1"),
+        ("RETRAIN_LEASE_SECS", "3"),
+        ("RETRAIN_SCHEDULE", "* * * * * *"),
+        ("RETRAIN_GATE_MARGIN", "0.5"),
+        ("RETRAIN_TEST_SLOW_STEP", "train:60000"),
+    ]);
+    assert_eq!(clean, shell);
+    assert!(clean.contains("threshold: 20"), "{clean}");
 }
