@@ -6,7 +6,7 @@ use crate::ml::{Model, TreeParams, evaluate};
 use crate::store::models::{self, ModelRecord, NewModel};
 use crate::trainset::TrainingSet;
 use serde_json::json;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -51,8 +51,13 @@ pub async fn fit_and_store_until(
     })
     .await
     .map_err(|e| StepsError::Inconsistent(format!("training task failed: {e}")))??;
+    // The version is numbered under a table lock, which needs a transaction:
+    // opened only now, so no session sits idle in a transaction (holding
+    // the lock) while the fit runs. Inside a caller's transaction this is a
+    // savepoint.
+    let mut tx = conn.begin().await?;
     let record = models::insert(
-        conn,
+        &mut tx,
         NewModel {
             model: &model,
             hyperparams: serde_json::to_value(params).unwrap_or_default(),
@@ -67,5 +72,6 @@ pub async fn fit_and_store_until(
         },
     )
     .await?;
+    tx.commit().await?;
     Ok(record)
 }

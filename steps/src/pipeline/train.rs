@@ -24,19 +24,15 @@ impl Step for Train {
             Some(stored) => stored,
             None => {
                 let set = trainset::rebuild_recorded(&mut conn, merged.training_set_id).await?;
-                drop(conn);
-                let mut tx = self.0.pool.begin().await?;
-                let record = fit_and_store_until(
-                    &mut tx,
+                fit_and_store_until(
+                    &mut conn,
                     set,
                     merged.training_set_id,
                     Some(ctx.run_id),
                     &self.0.config.tree,
                     ctx.cancel.clone(),
                 )
-                .await?;
-                tx.commit().await?;
-                record
+                .await?
             }
         };
         Ok(StepOutcome::Continue(outputs::write(&TrainOutput {
