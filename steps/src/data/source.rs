@@ -1,7 +1,6 @@
-//! The byte stream under both readers: buffered, and cut off at the size
-//! limit with an error that the readers turn into
-//! [`ImportError::TooLarge`](super::ImportError::TooLarge), wherever in the
-//! parser the limit is crossed.
+//! The byte stream under both readers, line by line: buffered, and cut off
+//! at the size limit with [`ImportError::TooLarge`], wherever in a line the
+//! limit is crossed.
 
 use super::ImportError;
 use std::io::{self, BufRead, BufReader, Read};
@@ -34,29 +33,14 @@ impl<R: Read> Source<R> {
         Ok(n > 0)
     }
 
-    /// The reader's I/O error as an import error.
-    pub(super) fn error(&self, e: io::Error) -> ImportError {
-        io_error(e, self.limit)
-    }
-
-    pub(super) fn limit(&self) -> u64 {
-        self.limit
-    }
-}
-
-impl<R: Read> Read for Source<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-
-/// An I/O error from a [`Source`] as an import error: the size limit's own
-/// error becomes [`ImportError::TooLarge`].
-pub(super) fn io_error(e: io::Error, limit: u64) -> ImportError {
-    if e.get_ref().is_some_and(|inner| inner.is::<OverLimit>()) {
-        ImportError::TooLarge { limit }
-    } else {
-        ImportError::Io(e)
+    /// The reader's I/O error as an import error: the size limit's own
+    /// error becomes [`ImportError::TooLarge`].
+    fn error(&self, e: io::Error) -> ImportError {
+        if e.get_ref().is_some_and(|inner| inner.is::<OverLimit>()) {
+            ImportError::TooLarge { limit: self.limit }
+        } else {
+            ImportError::Io(e)
+        }
     }
 }
 
