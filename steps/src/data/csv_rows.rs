@@ -3,7 +3,8 @@
 //! fields may hold delimiters and newlines), LF or CRLF line ends, UTF-8.
 //!
 //! Parsed here rather than with the `csv` crate because an error must name
-//! its line: csv 1.4 reports every row of a CRLF file one line early.
+//! its line: csv 1.4 numbered the rows of a CRLF file (this module's tests)
+//! one line early.
 
 use super::columns::{InputAt, Layout};
 use super::source::Source;

@@ -271,7 +271,9 @@ fn a_class_without_golden_rows_or_base_rows_is_refused() {
     );
     // A declared class that no row has.
     let mut splitter = Splitter::new(Golden::Share(GoldenShare::DEFAULT));
-    text_rows(300).iter().for_each(|r| drop(splitter.assign(r)));
+    for r in &text_rows(300) {
+        splitter.assign(r);
+    }
     let err = splitter.finish(&["c0".into(), "missing".into()]).unwrap_err();
     assert_eq!(err.to_string(), "class \"missing\" has no rows to train on");
 }
