@@ -162,14 +162,50 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 /// The tiny corpus: "good film" (pos), "good good plot" (pos), "bad film" (neg).
-fn tiny() -> TextModel {
+fn tiny(weighting: Weighting) -> TextModel {
     let texts = ["Good film", "good GOOD plot!", "bad film"];
-    TextModel::fit(&texts, &["pos", "pos", "neg"], &TextSettings::default()).unwrap()
+    let settings = TextSettings {
+        weighting,
+        ..TextSettings::default()
+    };
+    TextModel::fit(&texts, &["pos", "pos", "neg"], &settings).unwrap()
+}
+
+#[test]
+fn naive_bayes_over_counts_follows_the_multinomial_formula() {
+    let model = tiny(Weighting::Counts);
+    let (vocabulary, nb) = model.parts();
+    // Terms bad 0, film 1, good 2, plot 3; counts as they are.
+    assert_eq!(
+        vocabulary.vectorize("good good plot", model.settings()),
+        vec![(2, 2.0), (3, 1.0)]
+    );
+    // neg counts: bad 1, film 1 (total 2); pos: film 1, good 1 + 2 = 3, plot 1 (total 5).
+    // With alpha 1 and 4 terms the denominators are 2 + 4 = 6 and 5 + 4 = 9:
+    // neg: bad ln(2/6), film ln(2/6), good ln(1/6), plot ln(1/6);
+    // pos: bad ln(1/9), film ln(2/9), good ln(4/9), plot ln(2/9).
+    let (_, flp) = nb.log_probs();
+    let want: [[f64; 2]; 4] = [
+        [2.0 / 6.0, 1.0 / 9.0],
+        [2.0 / 6.0, 2.0 / 9.0],
+        [1.0 / 6.0, 4.0 / 9.0],
+        [1.0 / 6.0, 2.0 / 9.0],
+    ];
+    for (term, classes) in want.iter().enumerate() {
+        for (class, p) in classes.iter().enumerate() {
+            assert!(close(flp[term * 2 + class], p.ln()), "term {term} class {class}");
+        }
+    }
+    // "good": P(neg) is proportional to 1/3 * 1/6 = 1/18, P(pos) to 2/3 * 4/9 = 8/27;
+    // P(pos | good) = (8/27) / (8/27 + 1/18) = 16/19.
+    let p = model.predict("good");
+    assert_eq!(p.class, 1);
+    assert!(close(p.confidence, 16.0 / 19.0), "{p:?}");
 }
 
 #[test]
 fn tf_idf_weights_are_smoothed_idf_times_count_scaled_to_unit_length() {
-    let model = tiny();
+    let model = tiny(Weighting::TfIdf);
     let (vocabulary, _) = model.parts();
     let (terms, idf) = vocabulary.terms();
     assert_eq!(terms, ["bad", "film", "good", "plot"]);
@@ -184,22 +220,23 @@ fn tf_idf_weights_are_smoothed_idf_times_count_scaled_to_unit_length() {
     assert_eq!(v.len(), 2);
     assert!(v[0].0 == 2 && (v[0].1 - 0.8355915419).abs() < 1e-9, "{v:?}");
     assert!(v[1].0 == 3 && (v[1].1 - 0.5493512310).abs() < 1e-9, "{v:?}");
-    // Sublinear tf: good 1 + ln 2 = 1.6931471806, times idf 1.2876820725 = 2.1802325..., and
-    // plot 1.6931471806; length sqrt(4.7534142 + 2.8667474) = 2.7604640; good 0.7898... .
+    // Sublinear tf: good 1 + ln 2 = 1.6931471806, times idf 1.2876820725 = 2.1802352704, and
+    // plot 1.6931471806; length sqrt(4.7534258344 + 2.8667473750) = 2.7604661218; good 0.7898069291.
     let sub = TextSettings {
         sublinear_tf: true,
-        ..TextSettings::default()
+        ..model.settings().clone()
     };
     let v = vocabulary.vectorize("good good plot", &sub);
     let good = (1.0 + 2f64.ln()) * common;
     assert!(close(v[0].1, good / (good * good + rare * rare).sqrt()), "{v:?}");
+    assert!((v[0].1 - 0.7898069291).abs() < 1e-9, "{v:?}");
     // Unknown words and one-letter words count for nothing.
     assert_eq!(vocabulary.vectorize("a great x", model.settings()), vec![]);
 }
 
 #[test]
-fn naive_bayes_log_probabilities_follow_the_multinomial_formula() {
-    let model = tiny();
+fn naive_bayes_over_tf_idf_follows_the_multinomial_formula() {
+    let model = tiny(Weighting::TfIdf);
     let (_, nb) = model.parts();
     let (prior, flp) = nb.log_probs();
     // Classes sorted: neg (1 text), pos (2 texts); log priors ln(1/3), ln(2/3).
