@@ -6,9 +6,9 @@
 //! its line: csv 1.4 numbered the rows of a CRLF file (this module's tests)
 //! one line early.
 
-use super::columns::{InputAt, Layout};
+use super::columns::{self, InputAt, Layout};
 use super::source::Source;
-use super::{ImportError, ImportSpec, Input, Row, RowIter, fields};
+use super::{ImportError, ImportSpec, Input, Row, RowIter};
 use std::io::Read;
 
 /// The rows of a CSV file.
@@ -79,16 +79,16 @@ impl<R: Read> CsvRows<R> {
         let input = match &self.layout.input {
             InputAt::Tabular(at) => Input::Tabular(
                 at.iter()
-                    .map(|&i| field(i).and_then(|(column, value)| fields::feature(line, column, value)))
+                    .map(|&i| field(i).and_then(|(column, value)| columns::feature(line, column, value)))
                     .collect::<Result<_, _>>()?,
             ),
             InputAt::Text(i) => {
                 let (column, value) = field(*i)?;
-                Input::Text(fields::text(line, column, value)?)
+                Input::Text(columns::text(line, column, value)?)
             }
         };
         let (column, value) = field(self.layout.label)?;
-        let label = fields::label(line, column, value)?;
+        let label = columns::label(line, column, value)?;
         Ok(Row { line, input, label })
     }
 }

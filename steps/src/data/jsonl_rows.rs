@@ -2,9 +2,9 @@
 //! keys, in the order written, play the header's part: they fix the column
 //! count and, when no features are chosen, the feature order.
 
-use super::columns::{InputAt, Layout};
+use super::columns::{self, InputAt, Layout};
 use super::source::Source;
-use super::{ImportError, ImportSpec, Input, Row, RowIter, fields};
+use super::{ImportError, ImportSpec, Input, Row, RowIter};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use std::io::Read;
@@ -93,7 +93,7 @@ impl<R: Read> JsonRows<R> {
                     .collect::<Result<_, _>>()?,
             ),
             InputAt::Text(i) => match field(*i)? {
-                (column, Value::String(s)) => Input::Text(fields::text(line, column, s)?),
+                (column, Value::String(s)) => Input::Text(columns::text(line, column, s)?),
                 (column, Value::Null) => {
                     return Err(ImportError::EmptyText {
                         line,
@@ -154,7 +154,7 @@ fn feature(line: u64, column: &str, value: &Value) -> Result<f64, ImportError> {
             column: column.to_owned(),
             value: n.to_string(),
         }),
-        Value::String(s) => fields::feature(line, column, s),
+        Value::String(s) => columns::feature(line, column, s),
         other => Err(ImportError::NonNumeric {
             line,
             column: column.to_owned(),
@@ -167,7 +167,7 @@ fn feature(line: u64, column: &str, value: &Value) -> Result<f64, ImportError> {
 /// clients sending `5` keep working).
 fn label(line: u64, column: &str, value: &Value) -> Result<String, ImportError> {
     match value {
-        Value::String(s) => fields::label(line, column, s),
+        Value::String(s) => columns::label(line, column, s),
         Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
         Value::Null => Err(ImportError::MissingLabel {
             line,

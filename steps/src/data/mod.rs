@@ -13,7 +13,6 @@
 mod columns;
 mod csv_rows;
 mod error;
-mod fields;
 mod jsonl_rows;
 mod normalize;
 mod source;
@@ -114,18 +113,19 @@ pub struct Row {
 /// [`ImportError::DuplicateColumn`], [`ImportError::NoFeatures`] or
 /// [`ImportError::EmptyFile`]. Each row's own faults come from the
 /// iterator; stop at the first error.
-pub fn read_rows<'a, R: Read + 'a>(reader: R, spec: &ImportSpec) -> Result<Rows<'a>, ImportError> {
+pub fn read_rows<'a, R: Read + Send + 'a>(reader: R, spec: &ImportSpec) -> Result<Rows<'a>, ImportError> {
     let source = source::Source::new(reader, spec.max_bytes);
-    let inner: Box<dyn RowIter + 'a> = match spec.format {
+    let inner: Box<dyn RowIter + Send + 'a> = match spec.format {
         Format::Csv => Box::new(csv_rows::CsvRows::new(source, spec)?),
         Format::JsonLines => Box::new(jsonl_rows::JsonRows::new(source, spec)?),
     };
     Ok(Rows { inner })
 }
 
-/// The rows of one file, in file order; see [`read_rows`].
+/// The rows of one file, in file order; see [`read_rows`]. `Send`, so an
+/// upload can be read on a blocking thread.
 pub struct Rows<'a> {
-    inner: Box<dyn RowIter + 'a>,
+    inner: Box<dyn RowIter + Send + 'a>,
 }
 
 impl Rows<'_> {

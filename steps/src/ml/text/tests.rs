@@ -91,6 +91,12 @@ fn the_same_training_set_in_any_order_gives_the_same_artifact_bytes() {
 }
 
 #[test]
+fn a_model_can_be_shared_by_serving_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<TextModel>();
+}
+
+#[test]
 fn an_artifact_round_trip_predicts_identically() {
     let (texts, labels) = sentences(300, 4);
     let model = TextModel::fit(&texts, &labels, &TextSettings::default()).unwrap();
