@@ -1,5 +1,7 @@
 //! The retrain pipeline on the engine: data, models, the validation gate and
 //! the five steps. The map:
+//! - [`data`]: a user's data file (CSV or JSON lines) read into typed rows
+//!   and split into base and golden by input hash. No I/O but the reader.
 //! - [`ml`]: pure ML (the wine split, the tree model and its artifact,
 //!   metrics, McNemar, the gate). No I/O.
 //! - [`store`]: the pipeline's tables (data sets, feedback, models,
@@ -15,6 +17,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod fit;
 pub mod ml;

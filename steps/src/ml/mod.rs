@@ -5,7 +5,7 @@
 //! [`Example`]s, [`Model::train`] grows a decision tree deterministically (`cart`),
 //! [`Model::to_bytes`] makes the artifact, [`evaluate`] scores champion and
 //! candidate on the golden set, [`compare`] pairs their answers and [`judge`]
-//! decides.
+//! decides. [`text`] is the text classifier, a self-contained artifact too.
 
 mod cart;
 mod error;
@@ -14,6 +14,7 @@ pub mod gate;
 pub mod mcnemar;
 pub mod metrics;
 pub mod model;
+pub mod text;
 pub mod tree;
 pub mod winequality;
 
