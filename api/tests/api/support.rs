@@ -1,11 +1,7 @@
 //! Starting the real service on port 0 and talking to it.
 
-use clap::Parser;
-use retrain_api::cli::{Cli, Command};
-use retrain_steps::fit::fit_and_store;
-use retrain_steps::ml::{Example, Split, TreeParams};
-use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
-use retrain_steps::trainset;
+use retrain_steps::ml::{Example, Split};
+use retrain_testkit::fixtures::{another_model, split_rows};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -36,10 +32,9 @@ pub async fn pool(connect: &PgConnectOptions) -> PgPool {
 
 /// Starts `retrain serve` with `role` and extra flags; waits until ready.
 pub async fn spawn(connect: &PgConnectOptions, role: &str, extra: &[&str]) -> TestApp {
+    retrain_testkit::telemetry::init();
     let pool = pool(connect).await;
     let mut args = vec![
-        "retrain",
-        "serve",
         "--role",
         role,
         "--bind",
@@ -50,9 +45,7 @@ pub async fn spawn(connect: &PgConnectOptions, role: &str, extra: &[&str]) -> Te
         "3600",
     ];
     args.extend_from_slice(extra);
-    let Command::Serve(settings) = Cli::parse_from(args).command else {
-        unreachable!()
-    };
+    let settings = retrain_testkit::service::serve_settings(args);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -133,41 +126,25 @@ impl Drop for TestApp {
 }
 
 pub async fn rows(pool: &PgPool, split: Split) -> Vec<Example> {
-    let mut conn = pool.acquire().await.unwrap();
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET).await.unwrap().unwrap();
-    datasets::examples(&mut conn, dataset.id, split).await.unwrap()
+    split_rows(pool, split).await
 }
 
 /// Stores a second model (trained on the base split, depth 3) without promoting it.
 pub async fn second_model(pool: &PgPool) -> i32 {
-    let mut tx = pool.begin().await.unwrap();
-    let dataset = datasets::current(&mut tx, DEFAULT_DATASET).await.unwrap().unwrap();
-    let set = trainset::assemble(&mut tx, &dataset, 0).await.unwrap();
-    let id = trainset::record(&mut tx, None, &set.lineage).await.unwrap();
-    let params = TreeParams {
-        max_depth: Some(3),
-        ..TreeParams::default()
-    };
-    let model = fit_and_store(&mut tx, set, id, None, &params).await.unwrap();
-    tx.commit().await.unwrap();
-    model.version
+    another_model(pool, 3).await
 }
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    retrain_testkit::db::count(pool, sql).await
 }
 
 /// Polls until `check` holds, or panics after `secs`.
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+pub async fn eventually<F, Fut>(secs: u64, what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    retrain_testkit::eventually(Duration::from_secs(secs), what, check).await;
 }
 
 pub fn features(example: &Example) -> Value {

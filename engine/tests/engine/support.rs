@@ -80,6 +80,7 @@ pub fn echo_pipeline(name: &str, steps: usize, journal: &Journal) -> Pipeline {
 }
 
 pub fn engine(pool: &PgPool, pipelines: Vec<Pipeline>) -> Engine {
+    retrain_testkit::telemetry::init();
     let registry = pipelines.into_iter().fold(Registry::new(), Registry::register);
     Engine::new(pool.clone(), registry)
 }

@@ -3,7 +3,6 @@
 
 use retrain_engine::{Engine, NewRun, Registry, Run, Tick, TriggerKind, Worker, WorkerConfig};
 use retrain_steps::ml::{Example, Split};
-use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap};
 use serde_json::json;
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub fn env(pool: &PgPool) -> PipelineEnv {
+    retrain_testkit::telemetry::init();
     PipelineEnv {
         pool: pool.clone(),
         config: Arc::new(PipelineConfig::default()),
@@ -65,9 +65,7 @@ pub async fn finish(worker: &Worker, engine: &Engine, run_id: Uuid) -> Run {
 }
 
 pub async fn split_rows(pool: &PgPool, split: Split) -> Vec<Example> {
-    let mut conn = pool.acquire().await.unwrap();
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET).await.unwrap().unwrap();
-    datasets::examples(&mut conn, dataset.id, split).await.unwrap()
+    retrain_testkit::fixtures::split_rows(pool, split).await
 }
 
 pub async fn send_feedback(pool: &PgPool, rows: &[Example], source: &str) -> Vec<i64> {
@@ -102,7 +100,7 @@ pub async fn poison(pool: &PgPool, rows: usize) -> Vec<Example> {
 }
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    retrain_testkit::db::count(pool, sql).await
 }
 
 /// How many distinct inputs the rows hold (later duplicates supersede earlier ones).
