@@ -24,6 +24,19 @@ pub async fn split_rows(pool: &PgPool, split: Split) -> Vec<Example> {
         .expect("the split is readable")
 }
 
+/// `rows` of `base` whose labels 5 and 6 are swapped: a label-flipping
+/// attack on the two majority classes, which the gate must reject.
+pub fn label_flipped(base: Vec<Example>, rows: usize) -> Vec<Example> {
+    base.into_iter()
+        .filter(|e| e.label == 5 || e.label == 6)
+        .take(rows)
+        .map(|e| Example {
+            label: if e.label == 5 { 6 } else { 5 },
+            ..e
+        })
+        .collect()
+}
+
 /// Trains a tree of at most `max_depth` on the base split and stores it,
 /// without promoting it; returns its version. A second model to promote,
 /// roll back to, or swap in.

@@ -8,11 +8,12 @@
 //! - [`db`]: a child process's connection URL, and counting rows.
 //! - [`telemetry`]: logs stay quiet unless `RUST_LOG` asks for them.
 //! - [`wait`]: polling an observable condition against a deadline, the way
-//!   tests wait instead of sleeping.
+//!   tests wait instead of sleeping; driving a run to its end.
 //! - [`memory`]: resident memory from `/proc` (Linux).
 //! - [`stats`]: nearest-rank percentiles for the figures benches print.
 //! - [`bench`]: a bench's own arguments, without what cargo adds.
-//! - `fixtures` (feature `steps`): rows of the stored split, another model.
+//! - `fixtures` (feature `steps`): rows of the stored split, poisoned rows,
+//!   another model.
 //! - `service` (feature `api`): the service's settings from defaults and the
 //!   flags a test names, never from argv or the shell.
 
@@ -29,7 +30,7 @@ pub mod telemetry;
 pub mod wait;
 
 pub use scratch::{ScratchDb, ScratchError};
-pub use wait::eventually;
+pub use wait::{drive_to_end, eventually};
 
 /// An error and its causes on one line, as a bench or test reports a failure.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

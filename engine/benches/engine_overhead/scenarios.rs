@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 pub struct Bench {
     pub config: Options,
@@ -42,11 +43,7 @@ impl Bench {
 
     /// Creates a run and ticks until its commit reports the run finished.
     pub async fn tick_run(engine: &Engine, worker: &Worker) -> Result<Duration> {
-        let run = engine.create_run(new_run(SEQ_PIPELINE)).await?;
-        let t0 = Instant::now();
-        if !run.is_new() {
-            return Err("the pipeline already had an active run".into());
-        }
+        let (_, t0) = start_run(engine, SEQ_PIPELINE).await?;
         let mut idle = 0;
         loop {
             match worker.tick().await? {
@@ -123,11 +120,7 @@ impl Bench {
                 cpu = Cpu::now(&self.db);
             }
             let t_create = Instant::now();
-            let run = engine.create_run(new_run(SEQ_PIPELINE)).await?;
-            let t0 = Instant::now();
-            if !run.is_new() {
-                return Err("the pipeline already had an active run".into());
-            }
+            let (_, t0) = start_run(&engine, SEQ_PIPELINE).await?;
             for position in 0..STEPS {
                 let t_claim = Instant::now();
                 let claimed = worker
@@ -266,12 +259,8 @@ impl Bench {
                     cpu = Cpu::now(&self.db);
                 }
                 let t_create = Instant::now();
-                let run = engine.create_run(new_run(SEQ_PIPELINE)).await?;
-                let t0 = Instant::now();
-                if !run.is_new() {
-                    return Err("the pipeline already had an active run".into());
-                }
-                let (at, status) = observer.wait(run.run().id).await?;
+                let (run_id, t0) = start_run(&engine, SEQ_PIPELINE).await?;
+                let (at, status) = observer.wait(run_id).await?;
                 if status != "succeeded" {
                     return Err(format!("run ended {status}").into());
                 }
@@ -352,6 +341,17 @@ impl Bench {
     }
 }
 
+/// Creates a run of `pipeline`, which must have had no active run; returns
+/// the run and when `create_run` returned, the start of its latency.
+async fn start_run(engine: &Engine, pipeline: &str) -> Result<(Uuid, Instant)> {
+    let run = engine.create_run(new_run(pipeline)).await?;
+    let t0 = Instant::now();
+    if !run.is_new() {
+        return Err(format!("pipeline {pipeline} already had an active run").into());
+    }
+    Ok((run.run().id, t0))
+}
+
 /// One producer per pipeline: create a run, wait for its end, again, until
 /// `total` runs have been created in all.
 async fn drive(engine: &Engine, observer: &Arc<Observer>, names: &[String], total: usize) -> Result<Vec<Duration>> {
@@ -367,12 +367,8 @@ async fn drive(engine: &Engine, observer: &Arc<Observer>, names: &[String], tota
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 while issued.fetch_add(1, Ordering::Relaxed) < total {
-                    let run = engine.create_run(new_run(&name)).await?;
-                    let t0 = Instant::now();
-                    if !run.is_new() {
-                        return Err(format!("pipeline {name} already had an active run").into());
-                    }
-                    let (at, status) = observer.wait(run.run().id).await?;
+                    let (run_id, t0) = start_run(&engine, &name).await?;
+                    let (at, status) = observer.wait(run_id).await?;
                     if status != "succeeded" {
                         return Err(format!("run of {name} ended {status}").into());
                     }

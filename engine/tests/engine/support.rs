@@ -2,14 +2,14 @@
 
 use async_trait::async_trait;
 use retrain_engine::{
-    Engine, NewRun, Pipeline, Registry, RetryPolicy, Run, RunStatus, Step, StepContext, StepError, StepOutcome, Tick,
+    Engine, NewRun, Pipeline, Registry, RetryPolicy, Run, RunStatus, Step, StepContext, StepError, StepOutcome,
     TriggerKind, Worker, WorkerConfig,
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Every handler call seen by the test: (run, step, attempt).
@@ -111,21 +111,7 @@ pub async fn create(engine: &Engine, pipeline: &str) -> Run {
 /// Ticks until the run ends (sleeping briefly when nothing is due), or panics
 /// after 20 s.
 pub async fn drive_to_end(worker: &Worker, engine: &Engine, run_id: Uuid) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let run = engine.get_run(run_id).await.unwrap().run;
-        if !run.status.is_active() {
-            return run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run_id} still {} after 20 s",
-            run.status
-        );
-        if worker.tick().await.unwrap() == Tick::Idle {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    retrain_testkit::drive_to_end(worker, engine, run_id, Duration::from_secs(20)).await
 }
 
 /// (step or "run", from, to) for each event of the run, in order.

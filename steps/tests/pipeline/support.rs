@@ -1,14 +1,14 @@
 //! Shared setup: a bootstrapped database, an engine with the real pipeline,
 //! and feedback drawn from the stored split.
 
-use retrain_engine::{Engine, NewRun, Registry, Run, Tick, TriggerKind, Worker, WorkerConfig};
+use retrain_engine::{Engine, NewRun, Registry, Run, TriggerKind, Worker, WorkerConfig};
 use retrain_steps::ml::{Example, Split};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap};
 use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 pub fn env(pool: &PgPool) -> PipelineEnv {
@@ -51,17 +51,7 @@ pub async fn trigger(engine: &Engine) -> Run {
 
 /// Drives the run to its end with ticks (waiting out backoffs), 60 s at most.
 pub async fn finish(worker: &Worker, engine: &Engine, run_id: Uuid) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let run = engine.get_run(run_id).await.unwrap().run;
-        if !run.status.is_active() {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "run still {}", run.status);
-        if worker.tick().await.unwrap() == Tick::Idle {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    retrain_testkit::drive_to_end(worker, engine, run_id, Duration::from_secs(60)).await
 }
 
 pub async fn split_rows(pool: &PgPool, split: Split) -> Vec<Example> {
@@ -87,16 +77,7 @@ pub async fn send_feedback(pool: &PgPool, rows: &[Example], source: &str) -> Vec
 /// Base rows whose labels 5 and 6 are swapped: a label-flipping attack on the
 /// two majority classes.
 pub async fn poison(pool: &PgPool, rows: usize) -> Vec<Example> {
-    split_rows(pool, Split::Base)
-        .await
-        .into_iter()
-        .filter(|e| e.label == 5 || e.label == 6)
-        .take(rows)
-        .map(|e| Example {
-            label: if e.label == 5 { 6 } else { 5 },
-            ..e
-        })
-        .collect()
+    retrain_testkit::fixtures::label_flipped(split_rows(pool, Split::Base).await, rows)
 }
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
