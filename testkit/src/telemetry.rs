@@ -38,3 +38,45 @@ where
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Set for the copy of this test that logs.
+    const CHILD: &str = "RETRAIN_TESTKIT_TELEMETRY_CHILD";
+    const LINE: &str = "a warning a failing test would show";
+
+    /// Whether this test, run again in a child with `rust_log`, printed
+    /// its warning.
+    fn child_logs(rust_log: Option<&str>) -> bool {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                "--exact",
+                "telemetry::tests::logs_appear_only_when_rust_log_asks",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).contains(LINE)
+    }
+
+    #[test]
+    fn logs_appear_only_when_rust_log_asks() {
+        if std::env::var_os(CHILD).is_some() {
+            init();
+            tracing::warn!("{LINE}");
+            return;
+        }
+        assert!(!child_logs(None), "quiet without RUST_LOG");
+        assert!(child_logs(Some("warn")), "shown with RUST_LOG=warn");
+        assert!(!child_logs(Some("error")), "filtered by RUST_LOG=error");
+    }
+}
