@@ -17,25 +17,24 @@
 //!
 //!   cargo bench -p retrain-api --bench hot_swap
 //!   cargo bench -p retrain-api --bench hot_swap -- --promotions 100 --clients 64 --spacing-ms 300 [--shared-runtime]
+//!   cargo bench -p retrain-api --bench hot_swap -- --help
 //!
 //! `DATABASE_URL` names the server (default
 //! postgres://postgres@127.0.0.1:5432/postgres); a scratch database is
-//! created next to its database and dropped at the end. The service runs on
+//! created next to its database (`retrain_testkit::ScratchDb`, empty: the
+//! service migrates and bootstraps it) and dropped at the end. The service
+//! runs with its settings' defaults (never `RETRAIN_*` from the shell), on
 //! a tokio runtime of its own (as in its own process), the clients on
 //! another; both share the machine's cores (2 here) with PostgreSQL.
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use retrain_api::cli::{Cli, Command};
-use retrain_steps::fit::fit_and_store;
-use retrain_steps::ml::{Split, TreeParams};
-use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
-use retrain_steps::trainset;
+use retrain_steps::ml::Split;
+use retrain_testkit::fixtures::{another_model, split_rows};
+use retrain_testkit::stats::percentile;
+use retrain_testkit::{ScratchDb, error_chain};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -43,45 +42,33 @@ use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "bench-admin-token";
 
+/// Hot-swap lag under load: promotions while clients keep predicting.
+#[derive(Debug, Parser)]
+#[command(name = "hot_swap")]
 struct Options {
+    /// Promotions, alternating between two models (at least 2).
+    #[arg(
+        long,
+        default_value_t = 24,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..)
+    )]
     promotions: usize,
+    /// HTTP clients predicting in a loop.
+    #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// Time from one promotion to the next, in ms.
+    #[arg(long = "spacing-ms", default_value = "300", value_parser = parse_millis)]
     spacing: Duration,
+    /// Run the clients on the service's runtime instead of their own.
+    #[arg(long)]
     shared_runtime: bool,
 }
 
-impl Options {
-    /// Our flags; anything else (cargo passes `--bench`) is ignored.
-    fn parse() -> Self {
-        let mut options = Self {
-            promotions: 24,
-            clients: 32,
-            spacing: Duration::from_millis(300),
-            shared_runtime: false,
-        };
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let mut i = 0;
-        while i < args.len() {
-            let value = || args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
-            match args[i].as_str() {
-                "--promotions" => options.promotions = value().expect("--promotions N") as usize,
-                "--clients" => options.clients = value().expect("--clients N") as usize,
-                "--spacing-ms" => options.spacing = Duration::from_millis(value().expect("--spacing-ms MS")),
-                "--shared-runtime" => {
-                    options.shared_runtime = true;
-                    i += 1;
-                    continue;
-                }
-                _ => {
-                    i += 1;
-                    continue;
-                }
-            }
-            i += 2;
-        }
-        options.promotions = options.promotions.max(2);
-        options
-    }
+fn parse_millis(value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("not a number of milliseconds: {value:?}"))
 }
 
 #[derive(Deserialize)]
@@ -111,71 +98,9 @@ struct Seen {
     first_failure: Option<String>,
 }
 
-/// A scratch database next to `DATABASE_URL`'s, dropped by [`Scratch::drop_now`].
-struct Scratch {
-    admin: PgPool,
-    name: String,
-    options: PgConnectOptions,
-}
-
-impl Scratch {
-    async fn create() -> anyhow::Result<Self> {
-        let url =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let base = PgConnectOptions::from_str(&url)?;
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(base.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("no PostgreSQL answers at {url}: {e}"))?;
-        let name = format!("retrain_bench_swap_{}", std::process::id());
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&admin)
-            .await?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
-        let options = base.database(&name);
-        Ok(Self { admin, name, options })
-    }
-
-    fn url(&self) -> String {
-        self.options.to_url_lossy().to_string()
-    }
-
-    async fn drop_now(self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(err) = sqlx::query(&sql).execute(&self.admin).await {
-            eprintln!("could not drop the scratch database {}: {err}", self.name);
-        }
-    }
-}
-
-/// Stores a second model (base split, depth 3) without promoting it, as the
-/// API tests do.
-async fn second_model(pool: &PgPool) -> anyhow::Result<i32> {
-    let mut tx = pool.begin().await?;
-    let dataset = datasets::current(&mut tx, DEFAULT_DATASET)
-        .await?
-        .expect("bootstrapped");
-    let set = trainset::assemble(&mut tx, &dataset, 0).await?;
-    let id = trainset::record(&mut tx, None, &set.lineage).await?;
-    let params = TreeParams {
-        max_depth: Some(3),
-        ..TreeParams::default()
-    };
-    let model = fit_and_store(&mut tx, set, id, None, &params).await?;
-    tx.commit().await?;
-    Ok(model.version)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    // Nearest rank.
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
-}
-
 fn main() -> anyhow::Result<()> {
-    let options = Options::parse();
+    let options = Options::parse_from(retrain_testkit::bench::args());
+    retrain_testkit::telemetry::init();
     // The service gets a runtime of its own, as `retrain serve` has in its
     // process (one worker thread per core); the clients another, unless
     // --shared-runtime puts them on the service's.
@@ -194,17 +119,18 @@ fn main() -> anyhow::Result<()> {
     let service_handle = service
         .as_ref()
         .map_or_else(|| clients.handle().clone(), |s| s.handle().clone());
-    let scratch = clients.block_on(Scratch::create())?;
+    let scratch = clients.block_on(ScratchDb::create("retrain_bench_swap"))?;
     let result = clients.block_on(run(&options, &scratch, service_handle));
-    clients.block_on(scratch.drop_now());
+    if let Err(err) = clients.block_on(scratch.drop_now()) {
+        eprintln!("could not drop the scratch database: {}", error_chain(&err));
+    }
     result
 }
 
-async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Handle) -> anyhow::Result<()> {
+async fn run(options: &Options, scratch: &ScratchDb, service: tokio::runtime::Handle) -> anyhow::Result<()> {
     let url = scratch.url();
-    let Command::Serve(settings) = Cli::parse_from([
-        "retrain",
-        "serve",
+    // The defaults and these flags, never the shell's RETRAIN_* variables.
+    let settings: retrain_api::settings::ServeSettings = retrain_api::settings::from_flags(&[
         "--role",
         "api",
         "--bind",
@@ -213,11 +139,7 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
         TOKEN,
         "--database-url",
         url.as_str(),
-    ])
-    .command
-    else {
-        unreachable!("a serve command")
-    };
+    ])?;
     // The bench's own connections, for setup.
     let pool = retrain_api::startup::connect(&settings.database).await?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -244,20 +166,16 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
         anyhow::ensure!(Instant::now() < deadline, "the service did not get ready in 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let v2 = second_model(&pool).await?;
+    let v2 = another_model(&pool, 3).await;
     let v1 = 1;
-    let inputs: Arc<Vec<Vec<u8>>> = Arc::new({
-        let mut conn = pool.acquire().await?;
-        let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
-            .await?
-            .expect("bootstrapped");
-        datasets::examples(&mut conn, dataset.id, Split::Pool)
-            .await?
+    let inputs: Arc<Vec<Vec<u8>>> = Arc::new(
+        split_rows(&pool, Split::Pool)
+            .await
             .iter()
             .take(64)
             .map(|e| serde_json::to_vec(&json!({"features": e.features})).expect("json"))
-            .collect()
-    });
+            .collect(),
+    );
 
     println!(
         "hot swap: {} clients predicting, {} promotions alternating v{v2}/v{v1} every {} ms; clients on {} runtime; {} cores shared by clients, service and PostgreSQL",
@@ -269,7 +187,7 @@ async fn run(options: &Options, scratch: &Scratch, service: tokio::runtime::Hand
         } else {
             "their own"
         },
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        retrain_testkit::bench::cores()
     );
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();

@@ -11,23 +11,41 @@
 //!
 //!   cargo bench -p retrain-steps --bench retrain_cycle             # pool 1k 10k 100k 1M
 //!   cargo bench -p retrain-steps --bench retrain_cycle -- 1M 100k  # chosen sizes
+//!   cargo bench -p retrain-steps --bench retrain_cycle -- --help
 //!
 //! `DATABASE_URL` names the server (default
 //! postgres://postgres@127.0.0.1:5432/postgres); each size gets a scratch
-//! database next to its database, dropped at the end. One process, 2 cores
-//! shared with PostgreSQL.
+//! database next to its database (`retrain_testkit::ScratchDb`), dropped at
+//! the end. One process, 2 cores shared with PostgreSQL. `RUST_LOG` shows
+//! the pipeline's logs.
 
+use clap::Parser;
 use retrain_engine::{Engine, NewRun, Registry, StepCommit, Tick, TriggerKind, Worker, WorkerConfig};
 use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap, pipeline};
+use retrain_testkit::ScratchDb;
 use serde_json::json;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::str::FromStr;
+use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A full retrain cycle's wall time and per-step times, by feedback size.
+#[derive(Debug, Parser)]
+#[command(name = "retrain_cycle")]
+struct Options {
+    /// Feedback sizes: `pool` (the default data's pool split, as the demo
+    /// sends) or a row count such as 1000, 10k or 1M [default: pool 1k 10k
+    /// 100k 1M]
+    #[arg(value_parser = parse_size)]
+    sizes: Vec<Size>,
+}
+
+fn parse_size(arg: &str) -> Result<Size, String> {
+    Size::parse(arg).ok_or_else(|| format!("not a size: {arg} (pool, 1k, 10k, 100k, 1M or a number)"))
+}
 
 /// How much feedback a cycle runs over.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,22 +106,6 @@ struct Cycle {
     peak_rss_mib: Option<u64>,
 }
 
-fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
-}
-
-async fn admin_pool(url: &str) -> Result<PgPool, BoxError> {
-    Ok(PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(PgConnectOptions::from_str(url)?)
-        .await
-        .map_err(|e| format!("no PostgreSQL answers at {url}: {e}"))?)
-}
-
 /// Stores the feedback for `size`; returns how many rows.
 async fn store_feedback(pool: &PgPool, size: Size) -> Result<i64, BoxError> {
     let mut conn = pool.acquire().await?;
@@ -158,31 +160,20 @@ async fn store_feedback(pool: &PgPool, size: Size) -> Result<i64, BoxError> {
     }
 }
 
-async fn cycle(base_url: &str, admin: &PgPool, size: Size) -> Result<Cycle, BoxError> {
-    let name = format!(
-        "retrain_bench_cycle_{}_{}",
-        std::process::id(),
-        size.label().to_ascii_lowercase()
-    );
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(admin)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin).await?;
-    let result = cycle_in(base_url, &name, size).await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(admin)
-        .await?;
+/// One cycle in a scratch database of its own, dropped afterwards.
+async fn cycle(size: Size) -> Result<Cycle, BoxError> {
+    let scratch = ScratchDb::migrated("retrain_bench_cycle").await?;
+    let result = cycle_in(&scratch, size).await;
+    scratch.drop_now().await?;
     result
 }
 
-async fn cycle_in(base_url: &str, name: &str, size: Size) -> Result<Cycle, BoxError> {
-    let options = PgConnectOptions::from_str(base_url)?.database(name);
+async fn cycle_in(scratch: &ScratchDb, size: Size) -> Result<Cycle, BoxError> {
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
+        .connect_with(scratch.options())
         .await?;
-    retrain_engine::MIGRATOR.run(&pool).await?;
     let env = PipelineEnv {
         pool: pool.clone(),
         config: Arc::new(PipelineConfig::default()),
@@ -258,7 +249,7 @@ async fn cycle_in(base_url: &str, name: &str, size: Size) -> Result<Cycle, BoxEr
         status: detail.run.status.as_str().to_owned(),
         reason,
         training_rows,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: retrain_testkit::memory::peak_rss_kib().map(|kib| kib / 1024),
     })
 }
 
@@ -290,12 +281,8 @@ fn print_cycle(c: &Cycle) {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    // cargo passes `--bench`; sizes are the other arguments.
-    let mut sizes: Vec<Size> = Vec::new();
-    for arg in std::env::args().skip(1).filter(|a| !a.starts_with("--")) {
-        sizes
-            .push(Size::parse(&arg).ok_or_else(|| format!("not a size: {arg} (pool, 1k, 10k, 100k, 1M or a number)"))?);
-    }
+    let Options { mut sizes } = Options::parse_from(retrain_testkit::bench::args());
+    retrain_testkit::telemetry::init();
     if sizes.is_empty() {
         sizes = vec![
             Size::Pool,
@@ -305,17 +292,14 @@ async fn main() -> Result<(), BoxError> {
             Size::Rows(1_000_000),
         ];
     }
-    let base_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = admin_pool(&base_url).await?;
     println!(
         "retrain cycle: sizes {:?}, release build, {} cores shared with PostgreSQL",
         sizes.iter().map(|s| s.label()).collect::<Vec<_>>(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        retrain_testkit::bench::cores()
     );
     let mut cycles = Vec::new();
     for size in sizes {
-        let c = cycle(&base_url, &admin, size).await?;
+        let c = cycle(size).await?;
         print_cycle(&c);
         cycles.push(c);
     }
@@ -358,6 +342,5 @@ async fn main() -> Result<(), BoxError> {
             );
         }
     }
-    admin.close().await;
     Ok(())
 }

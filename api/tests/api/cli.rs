@@ -2,18 +2,9 @@
 //! operator commands against a running service.
 
 use crate::support::*;
+use retrain_testkit::db::url_of;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::process::Command;
-
-fn url_of(connect: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        connect.get_username(),
-        connect.get_host(),
-        connect.get_port(),
-        connect.get_database().unwrap_or("postgres")
-    )
-}
 
 fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_retrain"));

@@ -157,14 +157,7 @@ fn promtool_accepts_the_configuration_and_the_alert_rule_tests() {
 
 /// Base rows with labels 5 and 6 swapped: a label-flipping attack the gate rejects.
 fn poisoned(base: Vec<Example>, rows: usize) -> Vec<Example> {
-    base.into_iter()
-        .filter(|e| e.label == 5 || e.label == 6)
-        .take(rows)
-        .map(|e| Example {
-            label: if e.label == 5 { 6 } else { 5 },
-            ..e
-        })
-        .collect()
+    retrain_testkit::fixtures::label_flipped(base, rows)
 }
 
 async fn run_to_end(app: &TestApp, reason: &str) -> Value {

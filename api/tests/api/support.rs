@@ -3,10 +3,8 @@
 //! of the shell the tests run from.
 
 use retrain_api::settings::{self, DatabaseSettings, ServeSettings};
-use retrain_steps::fit::fit_and_store;
-use retrain_steps::ml::{Example, Split, TreeParams};
-use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
-use retrain_steps::trainset;
+use retrain_steps::ml::{Example, Split};
+use retrain_testkit::fixtures::{another_model, split_rows};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -145,41 +143,25 @@ impl Drop for TestApp {
 }
 
 pub async fn rows(pool: &PgPool, split: Split) -> Vec<Example> {
-    let mut conn = pool.acquire().await.unwrap();
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET).await.unwrap().unwrap();
-    datasets::examples(&mut conn, dataset.id, split).await.unwrap()
+    split_rows(pool, split).await
 }
 
 /// Stores a second model (trained on the base split, depth 3) without promoting it.
 pub async fn second_model(pool: &PgPool) -> i32 {
-    let mut tx = pool.begin().await.unwrap();
-    let dataset = datasets::current(&mut tx, DEFAULT_DATASET).await.unwrap().unwrap();
-    let set = trainset::assemble(&mut tx, &dataset, 0).await.unwrap();
-    let id = trainset::record(&mut tx, None, &set.lineage).await.unwrap();
-    let params = TreeParams {
-        max_depth: Some(3),
-        ..TreeParams::default()
-    };
-    let model = fit_and_store(&mut tx, set, id, None, &params).await.unwrap();
-    tx.commit().await.unwrap();
-    model.version
+    another_model(pool, 3).await
 }
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    retrain_testkit::db::count(pool, sql).await
 }
 
 /// Polls until `check` holds, or panics after `secs`.
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+pub async fn eventually<F, Fut>(secs: u64, what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    retrain_testkit::eventually(Duration::from_secs(secs), what, check).await;
 }
 
 pub fn features(example: &Example) -> Value {

@@ -4,10 +4,7 @@
 //! port, with its log in a temp file (printed if the test fails). Dropping a
 //! process kills it, so a failing test leaves nothing running.
 
-use retrain_steps::fit::fit_and_store;
-use retrain_steps::ml::{Example, Split, TreeParams};
-use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
-use retrain_steps::trainset;
+use retrain_steps::ml::{Example, Split};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -37,13 +34,7 @@ pub async fn whole_machine() -> RwLockWriteGuard<'static, ()> {
 
 /// The URL a child process connects with.
 pub fn database_url(connect: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        connect.get_username(),
-        connect.get_host(),
-        connect.get_port(),
-        connect.get_database().unwrap_or("postgres")
-    )
+    retrain_testkit::db::url_of(connect)
 }
 
 /// The test's own pool; short waits, so a test fails instead of hanging.
@@ -217,12 +208,7 @@ impl Process {
 
     /// Resident memory in KiB (Linux).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        retrain_testkit::memory::rss_kib(self.pid()).unwrap_or(0)
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -317,27 +303,12 @@ pub const PASSING_GATE: [(&str, &str); 3] = [
 
 /// Rows of a split of the stored data set (bootstrapped by the service).
 pub async fn split_rows(pool: &PgPool, split: Split) -> Vec<Example> {
-    let mut conn = pool.acquire().await.unwrap();
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
-        .await
-        .unwrap()
-        .expect("bootstrapped");
-    datasets::examples(&mut conn, dataset.id, split).await.unwrap()
+    retrain_testkit::fixtures::split_rows(pool, split).await
 }
 
 /// Stores another model (not promoted); returns its version.
 pub async fn another_model(pool: &PgPool, max_depth: usize) -> i64 {
-    let mut tx = pool.begin().await.unwrap();
-    let dataset = datasets::current(&mut tx, DEFAULT_DATASET).await.unwrap().unwrap();
-    let set = trainset::assemble(&mut tx, &dataset, 0).await.unwrap();
-    let id = trainset::record(&mut tx, None, &set.lineage).await.unwrap();
-    let params = TreeParams {
-        max_depth: Some(max_depth),
-        ..TreeParams::default()
-    };
-    let model = fit_and_store(&mut tx, set, id, None, &params).await.unwrap();
-    tx.commit().await.unwrap();
-    i64::from(model.version)
+    i64::from(retrain_testkit::fixtures::another_model(pool, max_depth).await)
 }
 
 pub async fn scalar_i64(pool: &PgPool, sql: &str, run: Uuid) -> i64 {
@@ -366,19 +337,12 @@ pub async fn finished(pool: &PgPool, run: Uuid, secs: u64) -> String {
 }
 
 /// Polls until `check` holds, or panics after `secs`.
-pub async fn eventually<F, Fut>(secs: f64, what: &str, mut check: F)
+pub async fn eventually<F, Fut>(secs: f64, what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    retrain_testkit::eventually(Duration::from_secs_f64(secs), what, check).await;
 }
 
 /// Every (run, step, attempt) started exactly once (one `pending -> running`

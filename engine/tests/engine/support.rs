@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use retrain_engine::{
-    Engine, NewRun, Pipeline, Registry, RetryPolicy, Run, RunStatus, Step, StepContext, StepError, StepOutcome, Tick,
+    Engine, NewRun, Pipeline, Registry, RetryPolicy, Run, RunStatus, Step, StepContext, StepError, StepOutcome,
     TriggerKind, Worker, WorkerConfig,
 };
 use serde_json::{Value, json};
@@ -131,6 +131,7 @@ pub fn echo_pipeline(name: &str, steps: usize, journal: &Journal) -> Pipeline {
 }
 
 pub fn engine(pool: &PgPool, pipelines: Vec<Pipeline>) -> Engine {
+    retrain_testkit::telemetry::init();
     let registry = pipelines.into_iter().fold(Registry::new(), Registry::register);
     Engine::new(pool.clone(), registry)
 }
@@ -178,21 +179,7 @@ pub async fn ended(engine: &Engine, run_id: Uuid) -> Run {
 /// Ticks until the run ends (sleeping briefly when nothing is due), or panics
 /// after 20 s.
 pub async fn drive_to_end(worker: &Worker, engine: &Engine, run_id: Uuid) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let run = engine.get_run(run_id).await.unwrap().run;
-        if !run.status.is_active() {
-            return run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run_id} still {} after 20 s",
-            run.status
-        );
-        if worker.tick().await.unwrap() == Tick::Idle {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    retrain_testkit::drive_to_end(worker, engine, run_id, Duration::from_secs(20)).await
 }
 
 /// (step or "run", from, to) for each event of the run, in order.

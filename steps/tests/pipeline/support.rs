@@ -3,7 +3,6 @@
 
 use retrain_engine::{Engine, NewRun, Registry, Run, StepContext, Tick, TriggerKind, Worker, WorkerConfig};
 use retrain_steps::ml::{Example, GateConfig, Split};
-use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap};
 use serde_json::json;
@@ -14,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub fn env(pool: &PgPool) -> PipelineEnv {
+    retrain_testkit::telemetry::init();
     PipelineEnv {
         pool: pool.clone(),
         config: Arc::new(PipelineConfig::default()),
@@ -52,23 +52,11 @@ pub async fn trigger(engine: &Engine) -> Run {
 
 /// Drives the run to its end with ticks (waiting out backoffs), 60 s at most.
 pub async fn finish(worker: &Worker, engine: &Engine, run_id: Uuid) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let run = engine.get_run(run_id).await.unwrap().run;
-        if !run.status.is_active() {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "run still {}", run.status);
-        if worker.tick().await.unwrap() == Tick::Idle {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    retrain_testkit::drive_to_end(worker, engine, run_id, Duration::from_secs(60)).await
 }
 
 pub async fn split_rows(pool: &PgPool, split: Split) -> Vec<Example> {
-    let mut conn = pool.acquire().await.unwrap();
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET).await.unwrap().unwrap();
-    datasets::examples(&mut conn, dataset.id, split).await.unwrap()
+    retrain_testkit::fixtures::split_rows(pool, split).await
 }
 
 pub async fn send_feedback(pool: &PgPool, rows: &[Example], source: &str) -> Vec<i64> {
@@ -90,20 +78,11 @@ pub async fn send_feedback(pool: &PgPool, rows: &[Example], source: &str) -> Vec
 /// Base rows whose labels 5 and 6 are swapped: a label-flipping attack on the
 /// two majority classes.
 pub async fn poison(pool: &PgPool, rows: usize) -> Vec<Example> {
-    split_rows(pool, Split::Base)
-        .await
-        .into_iter()
-        .filter(|e| e.label == 5 || e.label == 6)
-        .take(rows)
-        .map(|e| Example {
-            label: if e.label == 5 { 6 } else { 5 },
-            ..e
-        })
-        .collect()
+    retrain_testkit::fixtures::label_flipped(split_rows(pool, Split::Base).await, rows)
 }
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    retrain_testkit::db::count(pool, sql).await
 }
 
 /// How many distinct inputs the rows hold (later duplicates supersede earlier ones).

@@ -1,0 +1,65 @@
+//! Fixtures over the pipeline's stored data, for tests and benches of the
+//! crates that depend on retrain-steps: a database already bootstrapped
+//! (by `bootstrap` or by the service) holds the default data split and a
+//! first model.
+
+use retrain_steps::fit::fit_and_store;
+use retrain_steps::ml::{Example, Split, TreeParams};
+use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
+use retrain_steps::trainset;
+use sqlx::PgPool;
+
+/// The rows of one split of the current default data set.
+///
+/// # Panics
+/// If the database is not bootstrapped or cannot be read.
+pub async fn split_rows(pool: &PgPool, split: Split) -> Vec<Example> {
+    let mut conn = pool.acquire().await.expect("a connection");
+    let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
+        .await
+        .expect("the data set is readable")
+        .expect("the database is bootstrapped");
+    datasets::examples(&mut conn, dataset.id, split)
+        .await
+        .expect("the split is readable")
+}
+
+/// `rows` of `base` whose labels 5 and 6 are swapped: a label-flipping
+/// attack on the two majority classes, which the gate must reject.
+pub fn label_flipped(base: Vec<Example>, rows: usize) -> Vec<Example> {
+    base.into_iter()
+        .filter(|e| e.label == 5 || e.label == 6)
+        .take(rows)
+        .map(|e| Example {
+            label: if e.label == 5 { 6 } else { 5 },
+            ..e
+        })
+        .collect()
+}
+
+/// Trains a tree of at most `max_depth` on the base split and stores it,
+/// without promoting it; returns its version. A second model to promote,
+/// roll back to, or swap in.
+///
+/// # Panics
+/// If the database is not bootstrapped or the model cannot be stored.
+pub async fn another_model(pool: &PgPool, max_depth: usize) -> i32 {
+    let mut tx = pool.begin().await.expect("a transaction");
+    let dataset = datasets::current(&mut tx, DEFAULT_DATASET)
+        .await
+        .expect("the data set is readable")
+        .expect("the database is bootstrapped");
+    let set = trainset::assemble(&mut tx, &dataset, 0).await.expect("a training set");
+    let id = trainset::record(&mut tx, None, &set.lineage)
+        .await
+        .expect("the training set is recorded");
+    let params = TreeParams {
+        max_depth: Some(max_depth),
+        ..TreeParams::default()
+    };
+    let model = fit_and_store(&mut tx, set, id, None, &params)
+        .await
+        .expect("the model is stored");
+    tx.commit().await.expect("commit");
+    model.version
+}
