@@ -2,6 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`, with a stable
 //! machine-readable code. Internal details are logged, never sent.
 
+use crate::routes::request_id;
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -73,7 +74,7 @@ impl ApiError {
             chain.push_str(&cause.to_string());
             source = cause.source();
         }
-        tracing::error!(error = %chain, "internal error");
+        tracing::error!(request_id = %request_id::current(), error = %chain, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -85,9 +86,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request failed");
+            tracing::warn!(request_id = %request_id::current(), status = %self.status, code = self.code,
+                message = %self.message, "request failed");
         } else {
-            tracing::debug!(status = %self.status, code = self.code, message = %self.message, "request refused");
+            tracing::debug!(request_id = %request_id::current(), status = %self.status, code = self.code,
+                message = %self.message, "request refused");
         }
         let body = ErrorBody {
             error: ErrorDetail {
@@ -157,11 +160,11 @@ impl ApiError {
     /// answer 503 with Retry-After so clients back off and retry.
     pub fn from_database_error(err: &sqlx::Error) -> ApiError {
         if is_database_away(err) {
-            tracing::warn!(error = %err, "database unavailable");
+            tracing::warn!(request_id = %request_id::current(), error = %err, "database unavailable");
             return ApiError::unavailable("the database is unavailable; retry shortly");
         }
         if is_server_timeout(err) {
-            tracing::warn!(error = %err, "database statement timed out");
+            tracing::warn!(request_id = %request_id::current(), error = %err, "database statement timed out");
             return ApiError::unavailable("the database is busy; retry shortly");
         }
         ApiError::internal(err)

@@ -1,16 +1,20 @@
 //! Request ids and request spans: every request gets an id (the client's
 //! `x-request-id` if it is sane, else a new UUID), every response carries it
-//! back in `x-request-id`, and everything logged while the request is handled
-//! (an error's log line above all) is inside a `request` span that names it,
-//! so a client's report and the server's log meet on one string.
+//! back in `x-request-id`, and every log line written while the request is
+//! handled (an error's above all) names it, so a client's report and the
+//! server's log meet on one string.
+//!
+//! The id reaches log lines through a task-local ([`current`]), not through
+//! a span: an INFO span per request cost about 15 % of `/predict`
+//! throughput at 64 connections (BENCHMARKS.md, "Request ids"). The
+//! per-request span of tower-http's `TraceLayer` (method, path, id) is
+//! therefore at DEBUG: on with `RUST_LOG=debug`, free otherwise.
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -19,22 +23,30 @@ pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest client id kept, in bytes.
 pub const MAX_LEN: usize = 200;
 
-/// Wraps `router` so every request has an id and a span, and every response
-/// the id. Outermost, so answers made by other layers (the deadline's 503)
-/// carry it too.
+tokio::task_local! {
+    static REQUEST_ID: HeaderValue;
+}
+
+/// The id of the request being handled on this task, for log lines; empty
+/// outside a request.
+pub fn current() -> String {
+    REQUEST_ID
+        .try_with(|id| id.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+/// Wraps `router` so every request has an id (and, at DEBUG, a span), and
+/// every response the id. Outermost, so answers made by other layers (the
+/// deadline's 503) carry it too.
 pub fn traced<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.layer(
-        ServiceBuilder::new()
-            .layer(middleware::from_fn(drop_insane_id))
-            .layer(SetRequestIdLayer::new(HEADER, MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::new(HEADER))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(request_span)
-                    // Failures are logged once, by `ApiError`, inside the span.
-                    .on_failure(()),
-            ),
-    )
+    router
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // Failures are logged once, by `ApiError`, with the id.
+                .on_failure(()),
+        )
+        .layer(middleware::from_fn(with_request_id))
 }
 
 /// A client id is kept if it is 1 to [`MAX_LEN`] ASCII letters, digits or
@@ -44,33 +56,26 @@ pub fn is_sane(id: &[u8]) -> bool {
     (1..=MAX_LEN).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=".contains(b))
 }
 
-/// Removes a client id that is not sane, or sent more than once, so that a
-/// new one is made in its place.
-async fn drop_insane_id(mut request: Request, next: Next) -> Response {
+/// Keeps the client's id if it is sane and sent once, else makes one; runs
+/// the request with the id in scope for log lines, and answers with it.
+async fn with_request_id(mut request: Request, next: Next) -> Response {
     let mut ids = request.headers().get_all(&HEADER).iter();
-    let keep = match (ids.next(), ids.next()) {
-        (Some(id), None) => is_sane(id.as_bytes()),
-        (None, _) => true,
-        (Some(_), Some(_)) => false,
+    let kept = match (ids.next(), ids.next()) {
+        (Some(id), None) if is_sane(id.as_bytes()) => Some(id.clone()),
+        _ => None,
     };
-    if !keep {
-        request.headers_mut().remove(&HEADER);
-    }
-    next.run(request).await
+    let id = kept.unwrap_or_else(|| {
+        let made = uuid::Uuid::new_v4().hyphenated().to_string();
+        HeaderValue::from_str(&made).expect("a UUID is a valid header value")
+    });
+    request.headers_mut().insert(HEADER, id.clone());
+    let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    response.headers_mut().insert(HEADER, id);
+    response
 }
 
 fn request_span<B>(request: &axum::http::Request<B>) -> Span {
-    let id = request
-        .headers()
-        .get(&HEADER)
-        .and_then(|id| id.to_str().ok())
-        .unwrap_or_default();
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = %id,
-    )
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 #[cfg(test)]
