@@ -11,19 +11,18 @@ use tokio_util::sync::CancellationToken;
 /// A worker whose heartbeat comes rarely, so that in these tests only the
 /// test's own moves (a cancel, a shutdown) reach the running step.
 fn slow_heartbeat_worker(engine: &Engine, label: &str) -> Worker {
-    let mut config = WorkerConfig::new(label);
-    config.lease = Duration::from_secs(30);
-    config.heartbeat = Duration::from_secs(10);
-    config.poll_interval = Duration::from_millis(20);
-    config.shutdown_grace = Duration::from_millis(100);
-    Worker::new(engine.clone(), config)
+    worker_leasing(engine, label, Duration::from_secs(30), Duration::from_secs(10))
 }
 
 /// A worker with a short lease, so that killing it is soon noticed.
 fn short_lease_worker(engine: &Engine, label: &str) -> Worker {
+    worker_leasing(engine, label, Duration::from_secs(1), Duration::from_millis(200))
+}
+
+fn worker_leasing(engine: &Engine, label: &str, lease: Duration, heartbeat: Duration) -> Worker {
     let mut config = WorkerConfig::new(label);
-    config.lease = Duration::from_secs(1);
-    config.heartbeat = Duration::from_millis(200);
+    config.lease = lease;
+    config.heartbeat = heartbeat;
     config.poll_interval = Duration::from_millis(20);
     config.shutdown_grace = Duration::from_millis(100);
     Worker::new(engine.clone(), config)
