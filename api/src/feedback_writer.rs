@@ -5,6 +5,7 @@
 //! ever lost.
 
 use crate::error::ApiError;
+use crate::held_connection::HeldConnection;
 use crate::idempotency::{Claim, KeyedFeedbackWriter, Stored};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use sqlx::PgPool;
@@ -88,6 +89,7 @@ async fn write_batches(
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut conn = HeldConnection::new(pool);
     loop {
         batch.clear();
         let received = {
@@ -107,7 +109,7 @@ async fn write_batches(
         let (rows, replies): (Vec<NewFeedback>, Vec<Reply>) = batch.drain(..).unzip();
         let mut stored = Vec::with_capacity(rows.len());
         for group in rows.chunk_by(|a, b| a.features.len() == b.features.len()) {
-            stored.push(insert(&pool, group).await);
+            stored.push(insert(&mut conn, group).await);
         }
         let away = stored
             .iter()
@@ -143,7 +145,13 @@ fn refuse_queued(receiver: &tokio::sync::Mutex<mpsc::Receiver<(NewFeedback, Repl
     }
 }
 
-async fn insert(pool: &PgPool, rows: &[NewFeedback]) -> Result<Vec<i64>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    feedback::insert_many(&mut conn, rows).await
+async fn insert(conn: &mut HeldConnection, rows: &[NewFeedback]) -> Result<Vec<i64>, sqlx::Error> {
+    let result = match conn.get().await {
+        Ok(held) => feedback::insert_many(held, rows).await,
+        Err(err) => Err(err),
+    };
+    if result.is_err() {
+        conn.discard();
+    }
+    result
 }

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod error;
 pub mod facts;
 pub mod feedback_writer;
+pub mod held_connection;
 pub mod idempotency;
 pub mod metrics;
 pub mod operator;

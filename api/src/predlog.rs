@@ -2,9 +2,10 @@
 //! batches by a background task, so logging never blocks or fails a
 //! prediction. Rows that cannot be queued or written are counted by reason.
 
+use crate::held_connection::HeldConnection;
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -94,6 +95,7 @@ impl PredictionLog {
 
 async fn write_batches(pool: PgPool, metrics: Metrics, mut receiver: mpsc::Receiver<Message>, stop: CancellationToken) {
     let mut messages = Vec::with_capacity(BATCH);
+    let mut conn = HeldConnection::new(pool);
     loop {
         messages.clear();
         let received = tokio::select! {
@@ -116,7 +118,7 @@ async fn write_batches(pool: PgPool, metrics: Metrics, mut receiver: mpsc::Recei
         }
         // One statement per run of equal widths (a model change may change the width).
         for group in rows.chunk_by(|a, b| a.features.len() == b.features.len()) {
-            write_with_retries(&pool, &metrics, group).await;
+            write_with_retries(&mut conn, &metrics, group).await;
         }
         for done in flushes {
             let _ = done.send(());
@@ -128,10 +130,17 @@ async fn write_batches(pool: PgPool, metrics: Metrics, mut receiver: mpsc::Recei
 }
 
 /// Tries a batch a few times (the database may be restarting), then counts it lost.
-async fn write_with_retries(pool: &PgPool, metrics: &Metrics, rows: &[LoggedPrediction]) {
+async fn write_with_retries(conn: &mut HeldConnection, metrics: &Metrics, rows: &[LoggedPrediction]) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=5 {
-        match insert(pool, rows, attempt > 1).await {
+        let written = match conn.get().await {
+            Ok(held) => insert(held, rows, attempt > 1).await,
+            Err(err) => Err(err),
+        };
+        if written.is_err() {
+            conn.discard();
+        }
+        match written {
             Ok(()) => {
                 metrics.prediction_log_written.inc_by(rows.len() as u64);
                 return;
@@ -166,7 +175,7 @@ const INSERT_MISSING: &str = "INSERT INTO predictions (id, model_version, featur
 /// Writes a batch. Its ids are fresh, so a first attempt cannot conflict and
 /// skips the cost of ON CONFLICT (about a fifth of PostgreSQL's work per
 /// row); a retry may find rows of an attempt that committed after all.
-async fn insert(pool: &PgPool, rows: &[LoggedPrediction], retry: bool) -> Result<(), sqlx::Error> {
+async fn insert(conn: &mut PgConnection, rows: &[LoggedPrediction], retry: bool) -> Result<(), sqlx::Error> {
     let width = rows[0].features.len() as i32;
     let flat: Vec<f64> = rows.iter().flat_map(|r| r.features.iter().copied()).collect();
     sqlx::query(if retry { INSERT_MISSING } else { INSERT })
@@ -177,7 +186,7 @@ async fn insert(pool: &PgPool, rows: &[LoggedPrediction], retry: bool) -> Result
         .bind(rows.iter().map(|r| r.label).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.confidence).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(())
 }
