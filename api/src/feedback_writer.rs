@@ -109,7 +109,7 @@ async fn write_batches(
         let (rows, replies): (Vec<NewFeedback>, Vec<Reply>) = batch.drain(..).unzip();
         let mut stored = Vec::with_capacity(rows.len());
         for group in rows.chunk_by(|a, b| a.features.len() == b.features.len()) {
-            stored.push(insert(&mut conn, group).await);
+            stored.push(conn.run(async |c| feedback::insert_many(c, group).await).await);
         }
         let away = stored
             .iter()
@@ -143,15 +143,4 @@ fn refuse_queued(receiver: &tokio::sync::Mutex<mpsc::Receiver<(NewFeedback, Repl
     while let Ok((_, reply)) = receiver.try_recv() {
         let _ = reply.send(Err(ApiError::unavailable("the database is unavailable; retry shortly")));
     }
-}
-
-async fn insert(conn: &mut HeldConnection, rows: &[NewFeedback]) -> Result<Vec<i64>, sqlx::Error> {
-    let result = match conn.get().await {
-        Ok(held) => feedback::insert_many(held, rows).await,
-        Err(err) => Err(err),
-    };
-    if result.is_err() {
-        conn.discard();
-    }
-    result
 }

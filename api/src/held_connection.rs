@@ -25,20 +25,24 @@ impl HeldConnection {
         Self { pool, conn: None }
     }
 
-    /// The kept connection, taking one from the pool if none is kept.
+    /// Runs `work` on the kept connection, taking one from the pool if none
+    /// is kept; after an error the connection is given up, so a broken one
+    /// is never used again and the next call takes a fresh one.
     ///
     /// # Errors
-    /// The pool's: no connection within its wait.
-    pub async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+    /// The pool's (no connection within its wait), or `work`'s.
+    pub async fn run<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
         if self.conn.is_none() {
             self.conn = Some(self.pool.acquire().await?);
         }
-        Ok(self.conn.as_deref_mut().expect("taken just above"))
-    }
-
-    /// Gives the connection up after an error, so a broken one is never
-    /// used again; the next [`Self::get`] takes a fresh one.
-    pub fn discard(&mut self) {
-        self.conn = None;
+        let conn = self.conn.as_deref_mut().expect("taken just above");
+        let result = work(conn).await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
     }
 }

@@ -133,14 +133,7 @@ async fn write_batches(pool: PgPool, metrics: Metrics, mut receiver: mpsc::Recei
 async fn write_with_retries(conn: &mut HeldConnection, metrics: &Metrics, rows: &[LoggedPrediction]) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=5 {
-        let written = match conn.get().await {
-            Ok(held) => insert(held, rows, attempt > 1).await,
-            Err(err) => Err(err),
-        };
-        if written.is_err() {
-            conn.discard();
-        }
-        match written {
+        match conn.run(async |c| insert(c, rows, attempt > 1).await).await {
             Ok(()) => {
                 metrics.prediction_log_written.inc_by(rows.len() as u64);
                 return;

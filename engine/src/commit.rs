@@ -247,15 +247,6 @@ async fn cancel_run(conn: &mut PgConnection, step: &LockedStep, actor: &str) -> 
         reason: Some("cancel requested; stopped at the step boundary"),
         detail: None,
     };
-    transition::finish_run(
-        conn,
-        step.run_id,
-        step.run_status,
-        RunStatus::Cancelled,
-        Some(StepStatus::Cancelled),
-        &outcome,
-        why,
-    )
-    .await?;
+    transition::cancel_run(conn, step.run_id, step.run_status, &outcome, why).await?;
     Ok(StepCommit::RunFinished(RunStatus::Cancelled))
 }

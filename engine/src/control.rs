@@ -4,7 +4,7 @@
 use crate::error::EngineError;
 use crate::record::Run;
 use crate::runs::{Engine, RUN_COLUMNS};
-use crate::status::{RunStatus, StepStatus};
+use crate::status::RunStatus;
 use crate::transition::{self, Because};
 use serde_json::json;
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -69,16 +69,7 @@ impl Engine {
             Cancelled::Requested(reload(&mut tx, id).await?)
         } else {
             let outcome = json!({"cancelled_by": actor});
-            transition::finish_run(
-                &mut tx,
-                id,
-                run.status,
-                RunStatus::Cancelled,
-                Some(StepStatus::Cancelled),
-                &outcome,
-                why,
-            )
-            .await?;
+            transition::cancel_run(&mut tx, id, run.status, &outcome, why).await?;
             Cancelled::Now(reload(&mut tx, id).await?)
         };
         tx.commit().await?;

@@ -8,7 +8,7 @@
 
 use crate::commit::{self, LOCKED_STEP_SELECT, LockedStep, RetryTiming};
 use crate::error::StepError;
-use crate::status::{RunStatus, StepStatus};
+use crate::status::RunStatus;
 use crate::transition::{self, Because};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -89,16 +89,7 @@ async fn cancel_stranded(conn: &mut PgConnection, pipelines: &[String], worker: 
             detail: None,
         };
         let outcome = json!({"stopped_before_step": step});
-        transition::finish_run(
-            &mut *conn,
-            run.id,
-            run.status,
-            RunStatus::Cancelled,
-            Some(StepStatus::Cancelled),
-            &outcome,
-            why,
-        )
-        .await?;
+        transition::cancel_run(&mut *conn, run.id, run.status, &outcome, why).await?;
         tracing::warn!(run_id = %run.id, step, "cancel-requested run had no step running; cancelled it");
     }
     Ok(())

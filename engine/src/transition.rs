@@ -73,6 +73,27 @@ pub(crate) async fn advance(conn: &mut PgConnection, run_id: Uuid) -> Result<(),
     Ok(())
 }
 
+/// Ends a run `cancelled`, with its pending steps: the one way an operator's
+/// cancel, a cancel at a step boundary and the sweep of stranded runs end it.
+pub(crate) async fn cancel_run(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    from: RunStatus,
+    outcome: &Value,
+    why: Because<'_>,
+) -> Result<(), sqlx::Error> {
+    finish_run(
+        conn,
+        run_id,
+        from,
+        RunStatus::Cancelled,
+        Some(StepStatus::Cancelled),
+        outcome,
+        why,
+    )
+    .await
+}
+
 /// Ends a run in a terminal state. Its steps still pending become `rest`
 /// (skipped or cancelled), each with an event; with `rest = None` they stay
 /// pending, as for a failed run that an operator may retry.

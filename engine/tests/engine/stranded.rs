@@ -8,6 +8,13 @@ use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Step "a" held at `gate`, then step "b" that records its calls in `journal`.
+fn held_then_echo(gate: &Gate, journal: &Journal) -> Pipeline {
+    Pipeline::new("p")
+        .step("a", fast_retry(3), gate.clone())
+        .step("b", fast_retry(3), Echo(journal.clone()))
+}
+
 /// A worker whose heartbeat comes rarely, so that in these tests only the
 /// test's own moves (a cancel, a shutdown) reach the running step.
 fn slow_heartbeat_worker(engine: &Engine, label: &str) -> Worker {
@@ -74,10 +81,7 @@ async fn a_cancel_requested_run_released_at_shutdown_ends_cancelled(pool: PgPool
     for on_signal in [OnSignal::Stop, OnSignal::Ignore] {
         let gate = Gate::new(on_signal);
         let journal = journal();
-        let pipeline =
-            Pipeline::new("p")
-                .step("a", fast_retry(3), gate.clone())
-                .step("b", fast_retry(3), Echo(journal.clone()));
+        let pipeline = held_then_echo(&gate, &journal);
         let engine = engine(&pool, vec![pipeline]);
         let run = create_new(&engine).await;
         let shutdown = CancellationToken::new();
@@ -103,10 +107,7 @@ async fn a_cancel_requested_run_whose_worker_died_ends_cancelled_when_its_lease_
     // The step ignores its signal, so only the lease's expiry can end it.
     let gate = Gate::new(OnSignal::Ignore);
     let journal = journal();
-    let pipeline =
-        Pipeline::new("p")
-            .step("a", fast_retry(3), gate.clone())
-            .step("b", fast_retry(3), Echo(journal.clone()));
+    let pipeline = held_then_echo(&gate, &journal);
     let engine = engine(&pool, vec![pipeline]);
     let run = create_new(&engine).await;
     let dying = short_lease_worker(&engine, "dying");

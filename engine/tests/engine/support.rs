@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -161,19 +161,11 @@ pub async fn create(engine: &Engine, pipeline: &str) -> Run {
 
 /// Waits (polling) until the run ends, or panics after 20 s.
 pub async fn ended(engine: &Engine, run_id: Uuid) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let run = engine.get_run(run_id).await.unwrap().run;
-        if !run.status.is_active() {
-            return run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run_id} still {} after 20 s",
-            run.status
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    retrain_testkit::eventually(Duration::from_secs(20), &format!("run {run_id} ends"), || async {
+        !engine.get_run(run_id).await.unwrap().run.status.is_active()
+    })
+    .await;
+    engine.get_run(run_id).await.unwrap().run
 }
 
 /// Ticks until the run ends (sleeping briefly when nothing is due), or panics
