@@ -8,15 +8,21 @@
 //! a span: an INFO span per request cost about 15 % of `/predict`
 //! throughput at 64 connections (BENCHMARKS.md, "Request ids"). The
 //! per-request span of tower-http's `TraceLayer` (method, path, id) is
-//! therefore at DEBUG: on with `RUST_LOG=debug`, free otherwise.
+//! therefore at DEBUG, and only there when DEBUG is on as the router is
+//! built (`RUST_LOG=debug`): otherwise it costs nothing.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::{self, Next};
 use axum::response::Response;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 use tower_http::trace::TraceLayer;
-use tracing::Span;
+use tracing::{Level, Span};
 
 /// The header carrying the id, both ways.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,18 +41,23 @@ pub fn current() -> String {
         .unwrap_or_default()
 }
 
-/// Wraps `router` so every request has an id (and, at DEBUG, a span), and
-/// every response the id. Outermost, so answers made by other layers (the
-/// deadline's 503) carry it too.
+/// Wraps `router` so every request has an id and every response carries it.
+/// Outermost, so answers made by other layers (the deadline's 503) carry it
+/// too. The per-request span is added only when DEBUG is on for this module
+/// as the router is built: even disabled, tower-http's `TraceLayer` wraps
+/// every body and calls its hooks (BENCHMARKS.md, "Request ids").
 pub fn traced<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router
-        .layer(
+    let router = if tracing::enabled!(Level::DEBUG) {
+        router.layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 // Failures are logged once, by `ApiError`, with the id.
                 .on_failure(()),
         )
-        .layer(middleware::from_fn(with_request_id))
+    } else {
+        router
+    };
+    router.layer(RequestIdLayer)
 }
 
 /// A client id is kept if it is 1 to [`MAX_LEN`] ASCII letters, digits or
@@ -56,22 +67,84 @@ pub fn is_sane(id: &[u8]) -> bool {
     (1..=MAX_LEN).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=".contains(b))
 }
 
-/// Keeps the client's id if it is sane and sent once, else makes one; runs
-/// the request with the id in scope for log lines, and answers with it.
-async fn with_request_id(mut request: Request, next: Next) -> Response {
+/// The client's id if it is sane and sent once, else a new UUID.
+fn request_id(request: &Request) -> HeaderValue {
     let mut ids = request.headers().get_all(&HEADER).iter();
-    let kept = match (ids.next(), ids.next()) {
-        (Some(id), None) if is_sane(id.as_bytes()) => Some(id.clone()),
-        _ => None,
-    };
-    let id = kept.unwrap_or_else(|| {
-        let made = uuid::Uuid::new_v4().hyphenated().to_string();
-        HeaderValue::from_str(&made).expect("a UUID is a valid header value")
-    });
-    request.headers_mut().insert(HEADER, id.clone());
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
-    response.headers_mut().insert(HEADER, id);
-    response
+    match (ids.next(), ids.next()) {
+        (Some(id), None) if is_sane(id.as_bytes()) => id.clone(),
+        _ => {
+            let made = uuid::Uuid::new_v4().hyphenated().to_string();
+            HeaderValue::from_str(&made).expect("a UUID is a valid header value")
+        }
+    }
+}
+
+/// Gives each request its id: a hand-written layer rather than
+/// `middleware::from_fn`, which boxes the inner service's future and clones
+/// the service on every request.
+#[derive(Clone, Copy)]
+struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = WithRequestId<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WithRequestId { inner }
+    }
+}
+
+#[derive(Clone)]
+struct WithRequestId<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for WithRequestId<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Answered<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    /// Runs the request with the id in scope for log lines and in its
+    /// headers for handlers, and answers with it.
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = request_id(&request);
+        request.headers_mut().insert(HEADER, id.clone());
+        Answered {
+            inner: REQUEST_ID.scope(id.clone(), self.inner.call(request)),
+            id: Some(id),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner answer, with the request id added to its headers.
+    struct Answered<F> {
+        #[pin]
+        inner: TaskLocalFuture<HeaderValue, F>,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, E> Future for Answered<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut answer = ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(id)) = (&mut answer, this.id.take()) {
+            response.headers_mut().insert(HEADER, id);
+        }
+        Poll::Ready(answer)
+    }
 }
 
 fn request_span<B>(request: &axum::http::Request<B>) -> Span {

@@ -75,6 +75,7 @@ pub async fn trigger(
     }
     let new = NewRun {
         pipeline: PIPELINE,
+        subject: "",
         trigger: TriggerKind::Manual,
         params: json!({"reason": request.reason}),
         requested_by: &admin.actor,
@@ -123,7 +124,7 @@ pub async fn list(
             "limit must be between 1 and 500",
         ));
     }
-    Ok(Json(state.engine.list_runs(query.status, limit).await?))
+    Ok(Json(state.engine.list_runs(query.status, None, limit).await?))
 }
 
 /// A run with its steps and its event history.
