@@ -93,7 +93,7 @@ impl Engine {
                 action: "retry",
             });
         }
-        if let Some(active) = self.active_run(&run.pipeline).await? {
+        if let Some(active) = self.active_run(&run.pipeline, &run.subject).await? {
             return Err(EngineError::ActiveRunExists {
                 pipeline: run.pipeline,
                 active: active.id,
@@ -123,7 +123,7 @@ impl Engine {
         match requeue {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 // Another run became active after our check.
-                let active = self.active_run(&run.pipeline).await?;
+                let active = self.active_run(&run.pipeline, &run.subject).await?;
                 return Err(EngineError::ActiveRunExists {
                     pipeline: run.pipeline,
                     active: active.map(|r| r.id).unwrap_or_default(),

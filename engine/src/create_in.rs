@@ -36,9 +36,9 @@ impl Engine {
         // One statement: the run, its steps and its first event commit together.
         let insert = format!(
             "WITH run AS (
-                INSERT INTO runs (id, pipeline, trigger, params, requested_by)
-                VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (pipeline) WHERE status IN ('queued', 'running') DO NOTHING
+                INSERT INTO runs (id, pipeline, subject, trigger, params, requested_by)
+                VALUES ($1, $2, $12, $3, $4, $5)
+                ON CONFLICT (pipeline, subject) WHERE status IN ('queued', 'running') DO NOTHING
                 RETURNING {RUN_COLUMNS}
             ), steps AS (
                 INSERT INTO steps (run_id, position, name, max_attempts, backoff_initial_ms,
@@ -66,12 +66,13 @@ impl Engine {
                 .bind(&multiplier)
                 .bind(&cap_ms)
                 .bind(&reason)
+                .bind(new.subject)
                 .fetch_optional(&mut *conn)
                 .await?;
             if let Some(run) = inserted {
                 return Ok(Created::New(run));
             }
-            if let Some(active) = active_run_in(conn, new.pipeline).await? {
+            if let Some(active) = active_run_in(conn, new.pipeline, new.subject).await? {
                 return Ok(Created::AlreadyActive(active));
             }
             // The active run finished between the two statements: try again.
@@ -79,8 +80,14 @@ impl Engine {
     }
 }
 
-/// The pipeline's queued or running run on `conn`, if any.
-pub(crate) async fn active_run_in(conn: &mut PgConnection, pipeline: &str) -> Result<Option<Run>, EngineError> {
-    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE pipeline = $1 AND status IN ('queued', 'running')");
-    Ok(sqlx::query_as(&sql).bind(pipeline).fetch_optional(conn).await?)
+/// The queued or running run of a pipeline for a subject on `conn`, if any.
+pub(crate) async fn active_run_in(
+    conn: &mut PgConnection,
+    pipeline: &str,
+    subject: &str,
+) -> Result<Option<Run>, EngineError> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE pipeline = $1 AND subject = $2 AND status IN ('queued', 'running')"
+    );
+    Ok(sqlx::query_as(&sql).bind(pipeline).bind(subject).fetch_optional(conn).await?)
 }

@@ -12,6 +12,8 @@ use uuid::Uuid;
 pub struct Run {
     pub id: Uuid,
     pub pipeline: String,
+    /// What the run acts on; `""` for pipelines without subjects.
+    pub subject: String,
     pub status: RunStatus,
     pub trigger: TriggerKind,
     pub params: Value,

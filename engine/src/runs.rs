@@ -12,13 +12,16 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// The columns of `runs`, in `Run`'s order.
-pub(crate) const RUN_COLUMNS: &str = "id, pipeline, status, trigger, params, requested_by, \
+pub(crate) const RUN_COLUMNS: &str = "id, pipeline, subject, status, trigger, params, requested_by, \
     current_step, cancel_requested_at, outcome, created_at, started_at, finished_at, updated_at";
 
 /// A run to create.
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
     pub pipeline: &'a str,
+    /// What the run acts on (the retrain pipeline's model name); `""` for
+    /// pipelines without subjects. One run per pipeline and subject is active.
+    pub subject: &'a str,
     pub trigger: TriggerKind,
     pub params: Value,
     /// Who asked: an API caller, `scheduler`, `threshold-check`.
@@ -59,12 +62,12 @@ impl Engine {
         self.create_run_in(&mut conn, new).await
     }
 
-    /// The pipeline's queued or running run, if any.
+    /// The queued or running run of a pipeline for a subject, if any.
     ///
     /// # Errors
     /// `Database`.
-    pub async fn active_run(&self, pipeline: &str) -> Result<Option<Run>, EngineError> {
-        active_run_in(&mut *self.pool.acquire().await?, pipeline).await
+    pub async fn active_run(&self, pipeline: &str, subject: &str) -> Result<Option<Run>, EngineError> {
+        active_run_in(&mut *self.pool.acquire().await?, pipeline, subject).await
     }
 
     /// A run with its steps and its event history.
@@ -105,17 +108,25 @@ impl Engine {
         .await?)
     }
 
-    /// The newest runs first, optionally only those in one status.
+    /// The newest runs first, optionally only those in one status and of
+    /// one subject.
     ///
     /// # Errors
     /// `Database`.
-    pub async fn list_runs(&self, status: Option<RunStatus>, limit: i64) -> Result<Vec<Run>, EngineError> {
+    pub async fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        subject: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Run>, EngineError> {
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE $1::run_status IS NULL OR status = $1
-             ORDER BY created_at DESC, id LIMIT $2"
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE ($1::run_status IS NULL OR status = $1) AND ($2::text IS NULL OR subject = $2)
+             ORDER BY created_at DESC, id LIMIT $3"
         );
         Ok(sqlx::query_as(&sql)
             .bind(status)
+            .bind(subject)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?)

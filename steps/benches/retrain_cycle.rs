@@ -189,6 +189,7 @@ async fn cycle_in(scratch: &ScratchDb, size: Size) -> Result<Cycle, BoxError> {
     let run = engine
         .create_run(NewRun {
             pipeline: retrain_steps::PIPELINE,
+            subject: "",
             trigger: TriggerKind::Manual,
             params: json!({}),
             requested_by: "retrain-cycle-bench",

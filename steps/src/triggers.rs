@@ -49,6 +49,7 @@ pub async fn check_threshold(engine: &Engine, threshold: i64) -> Result<Option<C
     let created = engine
         .create_run(NewRun {
             pipeline: PIPELINE,
+            subject: "",
             trigger: TriggerKind::Threshold,
             params: json!({"waiting_feedback": waiting, "threshold": threshold}),
             requested_by: "threshold-check",
@@ -65,6 +66,7 @@ pub async fn scheduled_run(engine: &Engine) -> Result<Created, EngineError> {
     engine
         .create_run(NewRun {
             pipeline: PIPELINE,
+            subject: "",
             trigger: TriggerKind::Schedule,
             params: json!({}),
             requested_by: "scheduler",

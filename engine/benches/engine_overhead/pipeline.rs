@@ -35,6 +35,7 @@ pub fn registry(names: impl IntoIterator<Item = String>) -> Registry {
 pub fn new_run(pipeline: &str) -> NewRun<'_> {
     NewRun {
         pipeline,
+        subject: "",
         trigger: TriggerKind::Manual,
         params: json!({}),
         requested_by: "bench",

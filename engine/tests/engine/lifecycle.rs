@@ -115,6 +115,7 @@ async fn creating_a_run_while_one_is_active_returns_the_active_run(pool: PgPool)
             engine
                 .create_run(NewRun {
                     pipeline: "p",
+                    subject: "",
                     trigger: TriggerKind::Threshold,
                     params: json!({}),
                     requested_by: "threshold-check",
@@ -136,6 +137,7 @@ async fn creating_a_run_while_one_is_active_returns_the_active_run(pool: PgPool)
     let second = engine
         .create_run(NewRun {
             pipeline: "p",
+            subject: "",
             trigger: TriggerKind::Manual,
             params: json!({}),
             requested_by: "tester",
@@ -151,11 +153,40 @@ async fn creating_a_run_while_one_is_active_returns_the_active_run(pool: PgPool)
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn one_run_is_active_per_subject_and_subjects_run_side_by_side(pool: PgPool) {
+    let journal = journal();
+    let engine = engine(&pool, vec![echo_pipeline("p", 1, &journal)]);
+    let new_run = |subject| NewRun {
+        pipeline: "p",
+        subject,
+        trigger: TriggerKind::Manual,
+        params: json!({}),
+        requested_by: "tester",
+    };
+    let wine = engine.create_run(new_run("wine")).await.unwrap();
+    let tickets = engine.create_run(new_run("tickets")).await.unwrap();
+    assert!(wine.is_new() && tickets.is_new(), "two subjects each get a run");
+    assert_ne!(wine.run().id, tickets.run().id);
+    assert_eq!(tickets.run().subject, "tickets");
+
+    let again = engine.create_run(new_run("wine")).await.unwrap();
+    assert!(!again.is_new(), "a second trigger for one subject joins its active run");
+    assert_eq!(again.run().id, wine.run().id);
+    assert_eq!(
+        engine.active_run("p", "tickets").await.unwrap().map(|r| r.id),
+        Some(tickets.run().id)
+    );
+    let listed = engine.list_runs(None, Some("wine"), 10).await.unwrap();
+    assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![wine.run().id]);
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn an_unknown_pipeline_is_refused(pool: PgPool) {
     let engine = engine(&pool, vec![]);
     let err = engine
         .create_run(NewRun {
             pipeline: "nope",
+            subject: "",
             trigger: TriggerKind::Manual,
             params: json!({}),
             requested_by: "tester",

@@ -40,6 +40,7 @@ async fn create_new(engine: &Engine) -> Run {
     let created = engine
         .create_run(retrain_engine::NewRun {
             pipeline: "p",
+            subject: "",
             trigger: retrain_engine::TriggerKind::Manual,
             params: serde_json::json!({}),
             requested_by: "tester",

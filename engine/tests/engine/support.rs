@@ -149,6 +149,7 @@ pub async fn create(engine: &Engine, pipeline: &str) -> Run {
     engine
         .create_run(NewRun {
             pipeline,
+            subject: "",
             trigger: TriggerKind::Manual,
             params: json!({"why": "test"}),
             requested_by: "tester",

@@ -40,6 +40,7 @@ pub async fn trigger(engine: &Engine) -> Run {
     engine
         .create_run(NewRun {
             pipeline: retrain_steps::PIPELINE,
+            subject: "",
             trigger: TriggerKind::Manual,
             params: json!({}),
             requested_by: "tester",
