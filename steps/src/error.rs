@@ -13,9 +13,15 @@ pub enum StepsError {
     /// Training, loading or running a model failed.
     #[error("model error: {0}")]
     Model(#[from] ModelError),
-    /// No model has that version.
+    /// No model has that name.
+    #[error("no model is named {0:?}")]
+    UnknownModel(String),
+    /// A model with that name exists already.
+    #[error("a model named {0:?} exists already")]
+    ModelExists(String),
+    /// The model has no such version.
     #[error("model version {0} not found")]
-    ModelNotFound(i32),
+    VersionNotFound(i32),
     /// The model asked for is already the champion.
     #[error("model version {0} is already the champion")]
     AlreadyChampion(i32),

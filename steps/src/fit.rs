@@ -1,9 +1,10 @@
-//! Fitting a model on a training set and storing it in the registry: the one
-//! path for bootstrap's first model and every run's candidate.
+//! Fitting a model's learner on a training set and storing the result as
+//! the model's next version: the one path for every model's first version
+//! and every run's candidate.
 
 use crate::error::StepsError;
-use crate::ml::{Model, TreeParams, evaluate};
-use crate::store::models::{self, ModelRecord, NewModel};
+use crate::ml::{Learner, evaluate};
+use crate::store::versions::{self, NewVersion, VersionRecord};
 use crate::trainset::TrainingSet;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
@@ -11,58 +12,52 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Fits a tree on the set (off the async threads) and stores it with its
-/// training figures under the next version.
+/// What to fit and where it belongs.
+#[derive(Debug, Clone)]
+pub struct FitRequest<'a> {
+    pub model_id: i32,
+    pub learner: &'a Learner,
+    pub training_set_id: i64,
+    pub run_id: Option<Uuid>,
+}
+
+/// Fits the learner on the set (off the async threads) and stores the
+/// result with its training figures under the model's next version. Gives
+/// up as soon as `cancel` fires: the fit on the blocking thread checks it
+/// between its units of work, and nothing is stored.
 ///
 /// # Errors
-/// `Model` if training fails; `Database`.
+/// `Model(Stopped)` if cancelled; `Model` if training fails; `Database`.
 pub async fn fit_and_store(
     conn: &mut PgConnection,
     set: TrainingSet,
-    training_set_id: i64,
-    run_id: Option<Uuid>,
-    params: &TreeParams,
-) -> Result<ModelRecord, StepsError> {
-    fit_and_store_until(conn, set, training_set_id, run_id, params, CancellationToken::new()).await
-}
-
-/// [`fit_and_store`] that gives up as soon as `cancel` fires: the fit on
-/// the blocking thread checks it between its units of work, and nothing is
-/// stored.
-///
-/// # Errors
-/// `Model(Stopped)` if cancelled; as [`fit_and_store`] otherwise.
-pub async fn fit_and_store_until(
-    conn: &mut PgConnection,
-    set: TrainingSet,
-    training_set_id: i64,
-    run_id: Option<Uuid>,
-    params: &TreeParams,
+    request: FitRequest<'_>,
     cancel: CancellationToken,
-) -> Result<ModelRecord, StepsError> {
-    let params_for_fit = params.clone();
+) -> Result<VersionRecord, StepsError> {
+    let learner = request.learner.clone();
     let rows = set.examples.len();
-    let (model, training_ms, train_metrics) = tokio::task::spawn_blocking(move || {
+    let (classifier, training_ms, train_metrics) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let model = Model::train_until(&set.examples, &params_for_fit, &|| cancel.is_cancelled())?;
+        let classifier = learner.fit_until(&set.examples, &|| cancel.is_cancelled())?;
         let training_ms = started.elapsed().as_millis() as i32;
-        let (metrics, _) = evaluate(&model, &set.examples)?;
-        Ok::<_, StepsError>((model, training_ms, metrics))
+        let (metrics, _) = evaluate(&classifier, &set.examples)?;
+        Ok::<_, StepsError>((classifier, training_ms, metrics))
     })
     .await
     .map_err(|e| StepsError::Inconsistent(format!("training task failed: {e}")))??;
-    // The version is numbered under a table lock, which needs a transaction:
-    // opened only now, so no session sits idle in a transaction (holding
-    // the lock) while the fit runs. Inside a caller's transaction this is a
-    // savepoint.
+    // The version is numbered under the model's row lock, which needs a
+    // transaction: opened only now, so no session sits idle in a
+    // transaction (holding the lock) while the fit runs. Inside a caller's
+    // transaction this is a savepoint.
     let mut tx = conn.begin().await?;
-    let record = models::insert(
+    let record = versions::insert(
         &mut tx,
-        NewModel {
-            model: &model,
-            hyperparams: serde_json::to_value(params).unwrap_or_default(),
-            training_set_id,
-            run_id,
+        NewVersion {
+            model_id: request.model_id,
+            classifier: &classifier,
+            hyperparams: request.learner.settings(),
+            training_set_id: request.training_set_id,
+            run_id: request.run_id,
             training_ms,
             training_metrics: json!({
                 "rows": rows,

@@ -1,19 +1,19 @@
-//! The training set: base examples plus all feedback up to a watermark, where
-//! a later row for the same input overrides earlier ones (feedback beats the
-//! base data, the latest feedback beats older feedback). Unusable or
-//! quarantined feedback is dropped and counted by reason. The lineage says
-//! exactly what went in.
+//! The training set: a model's base examples plus all its feedback up to a
+//! watermark, where a later row for the same input overrides earlier ones
+//! (feedback beats the base data, the latest feedback beats older feedback).
+//! Unusable or quarantined feedback, and feedback whose input is a golden
+//! row's (it would leak the golden set into training), is dropped and
+//! counted by reason. The lineage says exactly what went in.
 
+use crate::data::{InputHash, input_hash};
 use crate::error::StepsError;
-use crate::ml::Example;
-use crate::ml::Split;
+use crate::ml::{Example, Input, Split};
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, FeedbackExample};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
 use uuid::Uuid;
 
 /// What a training set is made of.
@@ -42,38 +42,21 @@ pub struct TrainingSet {
     pub lineage: Lineage,
 }
 
-/// Why a feedback row could not be used as it is.
+/// Why a feedback row could not be used as it is: an input the model
+/// cannot read, or a class the data set does not have.
 fn screen(dataset: &Dataset, example: &Example) -> Option<&'static str> {
-    if example.features.len() != dataset.n_features as usize {
-        Some("wrong_feature_count")
-    } else if example.features.iter().any(|x| !x.is_finite()) {
-        Some("non_finite_feature")
-    } else if !dataset.labels.contains(&example.label) {
-        Some("unknown_label")
-    } else {
-        None
-    }
-}
-
-/// Identity of an input: its exact feature bits (so -0.0 and 0.0 differ, and
-/// a NaN equals itself). Borrows the features: no key is allocated.
-#[derive(Clone, Copy)]
-struct Key<'a>(&'a [f64]);
-
-impl PartialEq for Key<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.0.iter().zip(other.0).all(|(a, b)| a.to_bits() == b.to_bits())
-    }
-}
-
-impl Eq for Key<'_> {}
-
-impl Hash for Key<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_usize(self.0.len());
-        for x in self.0 {
-            state.write_u64(x.to_bits());
-        }
+    match &example.input {
+        Input::Tabular(features) if dataset.n_features == 0 => Some(if features.is_empty() {
+            "wrong_feature_count"
+        } else {
+            "wrong_input_kind"
+        }),
+        Input::Text(_) if dataset.n_features > 0 => Some("wrong_input_kind"),
+        Input::Tabular(features) if features.len() != dataset.n_features as usize => Some("wrong_feature_count"),
+        Input::Tabular(features) if features.iter().any(|x| !x.is_finite()) => Some("non_finite_feature"),
+        Input::Text(text) if text.trim().is_empty() => Some("empty_text"),
+        _ if !dataset.labels.contains(&example.label) => Some("unknown_label"),
+        _ => None,
     }
 }
 
@@ -81,19 +64,22 @@ impl Hash for Key<'_> {
 ///
 /// A row stays unless a later usable feedback row has the same input: then
 /// it is dropped as `base_overridden_by_feedback` (a base row) or
-/// `feedback_superseded` (an earlier feedback row). Rows keep their order,
-/// base first. Built for a million feedback rows: one hash set over the
-/// usable feedback, keyed by borrowed features, one hash per row.
+/// `feedback_superseded` (an earlier feedback row). Feedback whose input
+/// is in `golden` (hashes of the golden rows' normalized inputs) is dropped
+/// as `golden_input`. Inputs are the same when their normalized forms are
+/// ([`input_hash`]). Rows keep their order, base first. Built for a million
+/// feedback rows: one hash set over the usable feedback, one hash per row.
 pub fn merge(
     dataset: &Dataset,
     base: Vec<Example>,
     feedback: Vec<FeedbackExample>,
     watermark: i64,
     quarantine_rules: Vec<i64>,
+    golden: &HashSet<InputHash>,
 ) -> TrainingSet {
     let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut usable: Vec<Example> = Vec::with_capacity(feedback.len());
+    let mut usable: Vec<(Example, InputHash)> = Vec::with_capacity(feedback.len());
     for FeedbackExample {
         example, quarantined, ..
     } in feedback
@@ -103,18 +89,27 @@ pub fn merge(
         } else if let Some(reason) = screen(dataset, &example) {
             *dropped.entry(reason).or_default() += 1;
         } else {
-            usable.push(example);
+            let hash = input_hash(&example.input);
+            if golden.contains(&hash) {
+                *dropped.entry("golden_input").or_default() += 1;
+            } else {
+                usable.push((example, hash));
+            }
         }
     }
     // Which rows stay: those with no later feedback row for the same input.
     // Walking the feedback from the newest, an input's first sight keeps it.
     let (keep_base, keep_feedback) = {
-        let mut seen: HashSet<Key<'_>> = HashSet::with_capacity(usable.len());
+        let mut seen: HashSet<InputHash> = HashSet::with_capacity(usable.len());
         let mut keep_feedback = vec![false; usable.len()];
-        for (i, example) in usable.iter().enumerate().rev() {
-            keep_feedback[i] = seen.insert(Key(&example.features));
+        for (i, (_, hash)) in usable.iter().enumerate().rev() {
+            keep_feedback[i] = seen.insert(*hash);
         }
-        let keep_base: Vec<bool> = base.iter().map(|e| !seen.contains(&Key(&e.features))).collect();
+        let keep_base: Vec<bool> = if seen.is_empty() {
+            vec![true; base.len()]
+        } else {
+            base.iter().map(|e| !seen.contains(&input_hash(&e.input))).collect()
+        };
         (keep_base, keep_feedback)
     };
     let base_rows = keep_base.iter().filter(|k| **k).count();
@@ -135,7 +130,7 @@ pub fn merge(
         usable
             .into_iter()
             .zip(keep_feedback)
-            .filter_map(|(e, keep)| keep.then_some(e)),
+            .filter_map(|((e, _), keep)| keep.then_some(e)),
     );
     let lineage = Lineage {
         dataset_id: dataset.id,
@@ -151,16 +146,35 @@ pub fn merge(
     TrainingSet { examples, lineage }
 }
 
-/// sha256 over every row's features then label, little-endian, streamed.
+/// sha256 over every row's input then label, streamed: features as f64
+/// little-endian, a text as its length (u64 LE) and UTF-8 bytes; a label
+/// that is a decimal integer as that i64 LE (as earlier releases, whose
+/// labels were integers, hashed it, so their recorded sets still rebuild),
+/// any other as 0xFF, its length and bytes.
 fn content_hash(examples: &[Example]) -> String {
     const CHUNK: usize = 64 * 1024;
     let mut hasher = Sha256::new();
     let mut bytes = Vec::with_capacity(CHUNK + 256);
     for example in examples {
-        for x in &example.features {
-            bytes.extend_from_slice(&x.to_le_bytes());
+        match &example.input {
+            Input::Tabular(features) => {
+                for x in features {
+                    bytes.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            Input::Text(text) => {
+                bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(text.as_bytes());
+            }
         }
-        bytes.extend_from_slice(&i64::from(example.label).to_le_bytes());
+        match example.label.parse::<i64>() {
+            Ok(integer) if integer.to_string() == example.label => bytes.extend_from_slice(&integer.to_le_bytes()),
+            _ => {
+                bytes.push(0xFF);
+                bytes.extend_from_slice(&(example.label.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(example.label.as_bytes());
+            }
+        }
         if bytes.len() >= CHUNK {
             hasher.update(&bytes);
             bytes.clear();
@@ -170,10 +184,10 @@ fn content_hash(examples: &[Example]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Reads the base split and the feedback up to `watermark` and merges them
-/// under the quarantine rules stored now.
+/// Reads the base split and the model's feedback up to `watermark` and
+/// merges them under the model's quarantine rules stored now.
 pub async fn assemble(conn: &mut PgConnection, dataset: &Dataset, watermark: i64) -> Result<TrainingSet, sqlx::Error> {
-    let rules = feedback::quarantine_rules(conn).await?;
+    let rules = feedback::quarantine_rules(conn, dataset.model_id).await?;
     build(conn, dataset, watermark, rules).await
 }
 
@@ -184,8 +198,13 @@ async fn build(
     rules: Vec<i64>,
 ) -> Result<TrainingSet, sqlx::Error> {
     let base = datasets::examples(conn, dataset.id, Split::Base).await?;
-    let feedback = feedback::up_to(conn, watermark, &rules).await?;
-    Ok(merge(dataset, base, feedback, watermark, rules))
+    let golden: HashSet<InputHash> = datasets::examples(conn, dataset.id, Split::Golden)
+        .await?
+        .iter()
+        .map(|e| input_hash(&e.input))
+        .collect();
+    let feedback = feedback::up_to(conn, dataset.model_id, watermark, &rules).await?;
+    Ok(merge(dataset, base, feedback, watermark, rules, &golden))
 }
 
 /// Stores a training set's lineage; for a run, once (a repeat returns the first).
@@ -193,8 +212,8 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
     let dropped = serde_json::to_value(&lineage.dropped).unwrap_or_default();
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO training_sets (run_id, dataset_id, feedback_from, feedback_to, base_rows,
-                                    feedback_rows, total_rows, dropped, content_sha256, quarantine_rules)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                    feedback_rows, total_rows, dropped, content_sha256, quarantine_rules, model_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, model_id FROM datasets WHERE id = $2
          ON CONFLICT (run_id) DO NOTHING RETURNING id",
     )
     .bind(run_id)
@@ -248,9 +267,10 @@ pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_
 pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<TrainingSet, StepsError> {
     let (dataset_id, watermark, rules, recorded_sha256): (i32, i64, Vec<i64>, String) = sqlx::query_as(
         "SELECT dataset_id, feedback_to,
-                coalesce(quarantine_rules, ARRAY(SELECT id FROM feedback_quarantines ORDER BY id)),
+                coalesce(quarantine_rules,
+                         ARRAY(SELECT q.id FROM feedback_quarantines q WHERE q.model_id = ts.model_id ORDER BY q.id)),
                 content_sha256
-         FROM training_sets WHERE id = $1",
+         FROM training_sets ts WHERE id = $1",
     )
     .bind(id)
     .fetch_one(&mut *conn)
@@ -273,19 +293,21 @@ mod tests {
     fn dataset() -> Dataset {
         Dataset {
             id: 1,
+            model_id: 1,
             name: "d".into(),
             version: 1,
             n_features: 2,
             feature_names: vec!["x".into(), "y".into()],
-            labels: vec![0, 1],
+            labels: vec!["0".into(), "1".into()],
         }
     }
 
     fn ex(x: f64, label: i32) -> Example {
-        Example {
-            features: vec![x, 0.5],
-            label,
-        }
+        Example::tabular(vec![x, 0.5], label.to_string())
+    }
+
+    fn none() -> HashSet<InputHash> {
+        HashSet::new()
     }
 
     fn fb(id: i64, example: Example) -> FeedbackExample {
@@ -303,32 +325,31 @@ mod tests {
             fb(10, ex(2.0, 1)), // overrides both base rows for 2.0
             fb(11, ex(4.0, 0)), // new input
             fb(12, ex(4.0, 1)), // supersedes feedback 11
-            fb(
-                13,
-                Example {
-                    features: vec![1.0],
-                    label: 0,
-                },
-            ), // wrong width
+            fb(13, Example::tabular(vec![1.0], "0")), // wrong width
             fb(14, ex(f64::NAN, 0)), // not finite
             fb(15, ex(5.0, 7)), // unknown label
             FeedbackExample {
                 quarantined: true,
                 ..fb(16, ex(1.0, 1))
             }, // quarantined: no effect
+            fb(17, Example::text("a text", "0")), // a text for a tabular model
+            fb(18, ex(9.0, 0)),                    // a golden row's input
         ];
-        let set = merge(&dataset(), base, feedback, 16, vec![]);
+        let golden: HashSet<InputHash> = [input_hash(&ex(9.0, 1).input)].into_iter().collect();
+        let set = merge(&dataset(), base, feedback, 18, vec![], &golden);
         assert_eq!(set.examples, vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]);
         let l = &set.lineage;
         assert_eq!((l.base_rows, l.feedback_rows, l.total_rows), (2, 2, 4));
-        assert_eq!((l.feedback_from, l.feedback_to), (10, 16));
+        assert_eq!((l.feedback_from, l.feedback_to), (10, 18));
         let expected: BTreeMap<&str, usize> = [
             ("base_overridden_by_feedback", 2),
             ("feedback_superseded", 1),
+            ("golden_input", 1),
             ("non_finite_feature", 1),
             ("quarantined", 1),
             ("unknown_label", 1),
             ("wrong_feature_count", 1),
+            ("wrong_input_kind", 1),
         ]
         .into_iter()
         .collect();
@@ -337,9 +358,9 @@ mod tests {
 
     #[test]
     fn the_same_rows_give_the_same_hash_and_different_rows_another() {
-        let a = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![]);
-        let b = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![]);
-        let c = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 0))], 1, vec![]);
+        let a = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![], &none());
+        let b = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![], &none());
+        let c = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 0))], 1, vec![], &none());
         assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
         assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
     }
@@ -350,17 +371,17 @@ mod tests {
         let rows: Vec<Example> = (0..10_000).map(|i| ex(f64::from(i) / 7.0, i % 2)).collect();
         let mut bytes = Vec::new();
         for e in &rows {
-            for x in &e.features {
+            for x in e.input.features().unwrap() {
                 bytes.extend_from_slice(&x.to_le_bytes());
             }
-            bytes.extend_from_slice(&i64::from(e.label).to_le_bytes());
+            bytes.extend_from_slice(&e.label.parse::<i64>().unwrap().to_le_bytes());
         }
         assert_eq!(content_hash(&rows), crate::ml::sha256_hex(&bytes));
     }
 
     #[test]
     fn without_feedback_the_range_is_empty() {
-        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0, vec![]);
+        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0, vec![], &none());
         assert_eq!((set.lineage.feedback_from, set.lineage.feedback_to), (1, 0));
         assert_eq!(set.lineage.total_rows, 1);
     }

@@ -1,9 +1,11 @@
 //! What starts a retrain run besides an operator: the threshold check (enough
-//! new feedback waits) and an optional cron schedule, both on
-//! tokio-cron-scheduler. Duplicate triggers are harmless: the engine returns
-//! the active run instead of creating a second.
+//! new feedback of a model waits) and an optional cron schedule (a run of
+//! every model), both on tokio-cron-scheduler. Duplicate triggers are
+//! harmless: the engine returns the model's active run instead of creating
+//! a second.
 
-use crate::pipeline::PIPELINE;
+use crate::pipeline::{PIPELINE, run_params};
+use crate::store::models::{self, ModelSpec};
 use crate::store::feedback;
 use retrain_engine::{Created, Engine, EngineError, NewRun, TriggerKind};
 use serde_json::json;
@@ -34,44 +36,73 @@ impl Default for TriggerConfig {
     }
 }
 
-/// Creates a threshold-triggered run if at least `threshold` feedback rows
+/// Creates a threshold-triggered run of the model if at least its
+/// threshold (`default_threshold` unless it has its own) of feedback rows
 /// wait; `None` if fewer do.
 ///
 /// # Errors
 /// `Database`.
-pub async fn check_threshold(engine: &Engine, threshold: i64) -> Result<Option<Created>, EngineError> {
+pub async fn check_threshold(
+    engine: &Engine,
+    model: &ModelSpec,
+    default_threshold: i64,
+) -> Result<Option<Created>, EngineError> {
+    let threshold = model.threshold_or(default_threshold);
     let mut conn = engine.pool().acquire().await?;
-    let waiting = feedback::waiting(&mut conn).await?;
+    let waiting = feedback::waiting(&mut conn, model.id).await?;
     drop(conn);
     if waiting < threshold {
         return Ok(None);
     }
+    let mut params = run_params(&model.name);
+    params["waiting_feedback"] = json!(waiting);
+    params["threshold"] = json!(threshold);
     let created = engine
         .create_run(NewRun {
             pipeline: PIPELINE,
-            subject: "",
+            subject: &model.name,
             trigger: TriggerKind::Threshold,
-            params: json!({"waiting_feedback": waiting, "threshold": threshold}),
+            params,
             requested_by: "threshold-check",
         })
         .await?;
     Ok(Some(created))
 }
 
-/// Creates a scheduled run (or finds the active one).
+/// [`check_threshold`] for every model; the runs it created or found.
 ///
 /// # Errors
 /// `Database`.
-pub async fn scheduled_run(engine: &Engine) -> Result<Created, EngineError> {
-    engine
-        .create_run(NewRun {
-            pipeline: PIPELINE,
-            subject: "",
-            trigger: TriggerKind::Schedule,
-            params: json!({}),
-            requested_by: "scheduler",
-        })
-        .await
+pub async fn check_thresholds(engine: &Engine, default_threshold: i64) -> Result<Vec<Created>, EngineError> {
+    let all = models::list(&mut *engine.pool().acquire().await?).await?;
+    let mut created = Vec::new();
+    for model in &all {
+        created.extend(check_threshold(engine, model, default_threshold).await?);
+    }
+    Ok(created)
+}
+
+/// Creates a scheduled run of every model (or finds its active one).
+///
+/// # Errors
+/// `Database`.
+pub async fn scheduled_runs(engine: &Engine) -> Result<Vec<Created>, EngineError> {
+    let all = models::list(&mut *engine.pool().acquire().await?).await?;
+    let mut created = Vec::new();
+    for model in &all {
+        created.push(
+            engine
+                .create_run(NewRun {
+                    pipeline: PIPELINE,
+                    subject: &model.name,
+                    trigger: TriggerKind::Schedule,
+                    params: run_params(&model.name),
+                    requested_by: "scheduler",
+                })
+                .await?,
+        );
+    }
+    Ok(created)
 }
 
 /// Starts the scheduler with the threshold check and, if configured, the
@@ -88,10 +119,10 @@ pub async fn start(engine: Engine, config: TriggerConfig) -> Result<JobScheduler
     let first = Job::new_one_shot_async(config.first_check_after, move |_id, scheduler| {
         let engine = check_engine.clone();
         Box::pin(async move {
-            log_threshold(check_threshold(&engine, threshold).await);
+            log_threshold(check_thresholds(&engine, threshold).await);
             let repeated = Job::new_repeated_async(every, move |_id, _scheduler| {
                 let engine = engine.clone();
-                Box::pin(async move { log_threshold(check_threshold(&engine, threshold).await) })
+                Box::pin(async move { log_threshold(check_thresholds(&engine, threshold).await) })
             });
             let added = match repeated {
                 Ok(job) => scheduler.add(job).await.map(drop),
@@ -109,9 +140,13 @@ pub async fn start(engine: Engine, config: TriggerConfig) -> Result<JobScheduler
             .add(Job::new_async(cron.as_str(), move |_id, _scheduler| {
                 let engine = engine.clone();
                 Box::pin(async move {
-                    match scheduled_run(&engine).await {
-                        Ok(created) => tracing::info!(run_id = %created.run().id, new = created.is_new(),
-                            "scheduled retrain"),
+                    match scheduled_runs(&engine).await {
+                        Ok(created) => {
+                            for created in created {
+                                tracing::info!(run_id = %created.run().id, model = %created.run().subject,
+                                    new = created.is_new(), "scheduled retrain");
+                            }
+                        }
                         Err(err) => tracing::warn!(error = %err, "scheduled retrain failed to start"),
                     }
                 })
@@ -122,11 +157,15 @@ pub async fn start(engine: Engine, config: TriggerConfig) -> Result<JobScheduler
     Ok(scheduler)
 }
 
-fn log_threshold(result: Result<Option<Created>, EngineError>) {
+fn log_threshold(result: Result<Vec<Created>, EngineError>) {
     match result {
-        Ok(Some(created)) => tracing::info!(run_id = %created.run().id, new = created.is_new(),
-            "threshold reached: retrain"),
-        Ok(None) => tracing::debug!("threshold not reached"),
+        Ok(created) if created.is_empty() => tracing::debug!("no model reached its threshold"),
+        Ok(created) => {
+            for created in created {
+                tracing::info!(run_id = %created.run().id, model = %created.run().subject,
+                    new = created.is_new(), "threshold reached: retrain");
+            }
+        }
         Err(err) => tracing::warn!(error = %err, "threshold check failed"),
     }
 }

@@ -18,6 +18,7 @@ mod normalize;
 mod source;
 mod split;
 
+pub use crate::ml::Input;
 pub use error::ImportError;
 pub use normalize::{InputHash, input_hash, normalize_text};
 pub use split::{ClassCount, Golden, GoldenShare, Part, SplitSummary, Splitter};
@@ -84,15 +85,6 @@ impl ImportSpec {
             max_bytes: DEFAULT_MAX_BYTES,
         }
     }
-}
-
-/// A model's input, as a row of a file or a request gives it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Input {
-    /// Finite feature values, in the model's column order.
-    Tabular(Vec<f64>),
-    /// Non-empty text, as written.
-    Text(String),
 }
 
 /// One imported row: its input and its class name.

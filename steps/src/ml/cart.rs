@@ -26,14 +26,14 @@
 //!   from a smaller tree.
 
 use super::tree::{FlatTree, Node, TreeParams};
-use super::{Example, ModelError};
+use super::ModelError;
 
 /// Consecutive values of a node closer than this count as equal: no
 /// threshold goes between them (linfa-trees' tolerance).
 const MIN_GAP: f64 = 1e-5;
 
-/// Grows a Gini tree on `examples` with class indices `targets` (each below
-/// `n_classes`, one per example). `stop` is asked between features while
+/// Grows a Gini tree on the feature rows `examples` with class indices
+/// `targets` (each below `n_classes`, one per row). `stop` is asked between features while
 /// sorting and between nodes while growing: the fit runs on a blocking
 /// thread that nothing else can interrupt, so a cancelled run stops here.
 ///
@@ -42,7 +42,7 @@ const MIN_GAP: f64 = 1e-5;
 ///
 /// Errors: [`ModelError::InvalidParams`], [`ModelError::Stopped`].
 pub(super) fn train(
-    examples: &[Example],
+    examples: &[&[f64]],
     targets: &[usize],
     n_classes: usize,
     params: &TreeParams,
@@ -104,14 +104,14 @@ struct Grower<'a> {
 
 impl<'a> Grower<'a> {
     fn new(
-        examples: &[Example],
+        examples: &[&[f64]],
         targets: &'a [usize],
         n_classes: usize,
         params: &'a TreeParams,
         stop: &dyn Fn() -> bool,
     ) -> Result<Self, ModelError> {
         let rows = examples.len();
-        let n_features = examples[0].features.len();
+        let n_features = examples[0].len();
         let mut sorted = Vec::with_capacity(n_features * rows);
         for feature in 0..n_features {
             if stop() {
@@ -119,7 +119,7 @@ impl<'a> Grower<'a> {
             }
             let start = sorted.len();
             sorted.extend(examples.iter().enumerate().map(|(row, e)| Entry {
-                value: e.features[feature],
+                value: e[feature],
                 row,
             }));
             // A total order (rows are unique), so the result is a function

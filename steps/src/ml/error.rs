@@ -65,6 +65,15 @@ pub enum ModelError {
         /// The version found in the artifact.
         found: u32,
     },
+    /// The input or example is of the other kind than the model reads (text
+    /// to a tabular model or the reverse).
+    #[error("this model reads {expected} input, not {found}")]
+    WrongInput {
+        /// The kind the model reads.
+        expected: super::InputKind,
+        /// The kind given.
+        found: super::InputKind,
+    },
     /// The artifact decodes but describes an impossible model.
     #[error("corrupt artifact: {0}")]
     Corrupt(String),

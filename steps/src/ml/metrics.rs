@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Example, Model, ModelError};
+use super::{Classifier, Example, ModelError};
 
 /// How a model did on one class.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ pub struct ClassMetrics {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Confusion {
     /// Row and column labels, ascending.
-    pub labels: Vec<i32>,
+    pub labels: Vec<String>,
     /// `counts[row][col]`: examples of true label `labels[row]` predicted as
     /// `labels[col]`.
     pub counts: Vec<Vec<u64>>,
@@ -47,7 +47,7 @@ pub struct Metrics {
     /// of 0 (scikit-learn's `f1_score(average="macro")` over the same labels).
     pub macro_f1: f64,
     /// Scores per class.
-    pub per_class: BTreeMap<i32, ClassMetrics>,
+    pub per_class: BTreeMap<String, ClassMetrics>,
     /// Confusion matrix over the same classes.
     pub confusion: Confusion,
 }
@@ -56,37 +56,39 @@ pub struct Metrics {
 /// example, whether the model was right (for paired comparisons).
 ///
 /// Errors: [`ModelError::Empty`] for no examples, and the errors of
-/// [`Model::predict`] for an example the model cannot take.
-pub fn evaluate(model: &Model, examples: &[Example]) -> Result<(Metrics, Vec<bool>), ModelError> {
+/// [`Classifier::predict`] for an example the model cannot take.
+pub fn evaluate(model: &Classifier, examples: &[Example]) -> Result<(Metrics, Vec<bool>), ModelError> {
     if examples.is_empty() {
         return Err(ModelError::Empty);
     }
     let pairs = examples
         .iter()
-        .map(|e| Ok((e.label, model.predict(&e.features)?.label)))
-        .collect::<Result<Vec<_>, ModelError>>()?;
+        .map(|e| Ok((e.label.as_str(), model.predict(&e.input)?.label)))
+        .collect::<Result<Vec<(&str, String)>, ModelError>>()?;
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(truth, predicted)| (*truth, predicted.as_str())).collect();
     let correct = pairs.iter().map(|(truth, predicted)| truth == predicted).collect();
     Ok((tally(&pairs), correct))
 }
 
 /// Scores (true label, predicted label) pairs.
-fn tally(pairs: &[(i32, i32)]) -> Metrics {
-    let labels: Vec<i32> = pairs
+fn tally(pairs: &[(&str, &str)]) -> Metrics {
+    let labels: Vec<String> = pairs
         .iter()
         .flat_map(|&(truth, predicted)| [truth, predicted])
         .collect::<BTreeSet<_>>()
         .into_iter()
+        .map(str::to_owned)
         .collect();
-    let position = |label: i32| labels.partition_point(|&l| l < label);
+    let position = |label: &str| labels.partition_point(|l| l.as_str() < label);
     let mut counts = vec![vec![0u64; labels.len()]; labels.len()];
     for &(truth, predicted) in pairs {
         counts[position(truth)][position(predicted)] += 1;
     }
 
-    let per_class: BTreeMap<i32, ClassMetrics> = labels
+    let per_class: BTreeMap<String, ClassMetrics> = labels
         .iter()
         .enumerate()
-        .map(|(i, &label)| {
+        .map(|(i, label)| {
             let right = counts[i][i];
             let support: u64 = counts[i].iter().sum();
             let predicted: u64 = counts.iter().map(|row| row[i]).sum();
@@ -99,7 +101,7 @@ fn tally(pairs: &[(i32, i32)]) -> Metrics {
             };
             let support = usize::try_from(support).expect("support counts fit in usize");
             (
-                label,
+                label.clone(),
                 ClassMetrics {
                     support,
                     recall,

@@ -1,15 +1,18 @@
 //! Machine learning without I/O: the data split, models and their artifacts,
 //! evaluation metrics and the validation gate.
 //!
-//! The flow of a retrain: [`winequality::split`] (or feedback) gives
-//! [`Example`]s, [`Model::train`] grows a decision tree deterministically (`cart`),
-//! [`Model::to_bytes`] makes the artifact, [`evaluate`] scores champion and
-//! candidate on the golden set, [`compare`] pairs their answers and [`judge`]
-//! decides. [`text`] is the text classifier, a self-contained artifact too.
+//! The flow of a retrain: [`winequality::split`], a user's data set or
+//! feedback gives [`Example`]s, a model's [`Learner`] fits a [`Classifier`]
+//! (a decision tree grown deterministically by `cart`, or the [`text`]
+//! classifier), [`Classifier::to_bytes`] makes the self-contained artifact,
+//! [`evaluate`] scores champion and candidate on the golden set, [`compare`]
+//! pairs their answers and [`judge`] decides.
 
 mod cart;
+mod classifier;
 mod error;
 mod example;
+pub mod learner;
 pub mod gate;
 pub mod mcnemar;
 pub mod metrics;
@@ -19,7 +22,9 @@ pub mod tree;
 pub mod winequality;
 
 pub use error::ModelError;
-pub use example::Example;
+pub use classifier::Classifier;
+pub use example::{Example, Input, InputKind};
+pub use learner::Learner;
 pub use gate::{Check, GateConfig, Verdict, judge};
 pub use mcnemar::{PairedComparison, compare};
 pub use metrics::{ClassMetrics, Confusion, Metrics, evaluate};

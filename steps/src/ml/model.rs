@@ -11,11 +11,13 @@ use sha2::{Digest, Sha256};
 
 use super::cart;
 use super::tree::{FlatTree, TreeParams};
-use super::{Example, ModelError};
+use super::{Example, InputKind, ModelError};
 
 /// Version written before every artifact; bump it when `Model`'s encoding
 /// changes, so old bytes fail with a clear error instead of garbage.
-const FORMAT_VERSION: u32 = 1;
+/// Version 1 had integer classes; it still decodes (its classes become
+/// their decimal names), so versions stored by earlier releases serve.
+const FORMAT_VERSION: u32 = 2;
 
 /// Which learning algorithm produced a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -23,22 +25,32 @@ const FORMAT_VERSION: u32 = 1;
 pub enum ModelKind {
     /// A CART decision tree (Gini impurity) over numeric features.
     DecisionTree,
+    /// Word n-gram counts or TF-IDF and multinomial naive Bayes over text.
+    NaiveBayes,
 }
 
 impl ModelKind {
-    /// The stable snake_case name, as serialized.
+    /// The stable snake_case name, as serialized and stored.
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::DecisionTree => "decision_tree",
+            ModelKind::NaiveBayes => "naive_bayes",
         }
+    }
+
+    /// The kind named by [`ModelKind::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [ModelKind::DecisionTree, ModelKind::NaiveBayes]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
 /// A model's answer for one input.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
-    /// Predicted class.
-    pub label: i32,
+    /// Predicted class name.
+    pub label: String,
     /// Share of the predicted class among the training rows that ended in
     /// the same leaf, in (0, 1].
     pub confidence: f64,
@@ -49,7 +61,7 @@ pub struct Prediction {
 #[serde(try_from = "ModelRepr")]
 pub struct Model {
     kind: ModelKind,
-    classes: Vec<i32>,
+    classes: Vec<String>,
     n_features: usize,
     tree: FlatTree,
 }
@@ -59,9 +71,32 @@ pub struct Model {
 #[derive(Deserialize)]
 struct ModelRepr {
     kind: ModelKind,
+    classes: Vec<String>,
+    n_features: usize,
+    tree: FlatTree,
+}
+
+/// Format version 1's shape: the same, with integer classes.
+#[derive(Deserialize)]
+struct ModelReprV1 {
+    kind: ModelKind,
     classes: Vec<i32>,
     n_features: usize,
     tree: FlatTree,
+}
+
+impl From<ModelReprV1> for ModelRepr {
+    /// Integer classes become their decimal names, in the same order (the
+    /// tree's leaves index them): sorted as integers, which is their order
+    /// as names only below 10, so the order is kept rather than re-sorted.
+    fn from(v1: ModelReprV1) -> Self {
+        ModelRepr {
+            kind: v1.kind,
+            classes: v1.classes.iter().map(i32::to_string).collect(),
+            n_features: v1.n_features,
+            tree: v1.tree,
+        }
+    }
 }
 
 impl TryFrom<ModelRepr> for Model {
@@ -74,10 +109,8 @@ impl TryFrom<ModelRepr> for Model {
             n_features,
             tree,
         } = repr;
-        if classes.is_empty() || !classes.is_sorted_by(|a, b| a < b) {
-            return Err(ModelError::Corrupt(
-                "classes must be non-empty, sorted and unique".into(),
-            ));
+        if classes.is_empty() || classes.iter().collect::<BTreeSet<_>>().len() != classes.len() {
+            return Err(ModelError::Corrupt("classes must be non-empty and unique".into()));
         }
         tree.check(n_features, classes.len()).map_err(ModelError::Corrupt)?;
         Ok(Model {
@@ -111,19 +144,19 @@ impl Model {
         params: &TreeParams,
         stop: &dyn Fn() -> bool,
     ) -> Result<Model, ModelError> {
-        let n_features = check_examples(examples)?;
-        let classes: Vec<i32> = examples
+        let (rows, n_features) = check_examples(examples)?;
+        let classes: Vec<String> = examples
             .iter()
-            .map(|e| e.label)
+            .map(|e| e.label.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         // Every label is in `classes`, so the partition point is its index.
         let targets: Vec<usize> = examples
             .iter()
-            .map(|e| classes.partition_point(|&c| c < e.label))
+            .map(|e| classes.partition_point(|c| *c < e.label))
             .collect();
-        let tree = cart::train(examples, &targets, classes.len(), params, stop)?;
+        let tree = cart::train(&rows, &targets, classes.len(), params, stop)?;
         Ok(Model {
             kind: ModelKind::DecisionTree,
             classes,
@@ -132,7 +165,7 @@ impl Model {
         })
     }
 
-    /// Predicts the class of one input without allocating.
+    /// Predicts the class of one input.
     ///
     /// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
     pub fn predict(&self, features: &[f64]) -> Result<Prediction, ModelError> {
@@ -147,7 +180,7 @@ impl Model {
         }
         let (class, confidence) = self.tree.classify(features);
         Ok(Prediction {
-            label: self.classes[class],
+            label: self.classes[class].clone(),
             confidence,
         })
     }
@@ -158,7 +191,7 @@ impl Model {
     }
 
     /// The classes the model knows, ascending.
-    pub fn classes(&self) -> &[i32] {
+    pub fn classes(&self) -> &[String] {
         &self.classes
     }
 
@@ -184,15 +217,21 @@ impl Model {
     /// whose parts do not fit together or trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         let (found, rest) = postcard::take_from_bytes::<u32>(bytes)?;
-        if found != FORMAT_VERSION {
-            return Err(ModelError::UnsupportedFormat {
-                expected: FORMAT_VERSION,
-                found,
-            });
-        }
         // Decode the unchecked shape first: postcard drops the message of a
         // `try_from` error, and ours says what is wrong.
-        let (repr, rest) = postcard::take_from_bytes::<ModelRepr>(rest)?;
+        let (repr, rest) = match found {
+            FORMAT_VERSION => postcard::take_from_bytes::<ModelRepr>(rest)?,
+            1 => {
+                let (v1, rest) = postcard::take_from_bytes::<ModelReprV1>(rest)?;
+                (ModelRepr::from(v1), rest)
+            }
+            _ => {
+                return Err(ModelError::UnsupportedFormat {
+                    expected: FORMAT_VERSION,
+                    found,
+                });
+            }
+        };
         if !rest.is_empty() {
             return Err(ModelError::Corrupt(format!("{} trailing bytes", rest.len())));
         }
@@ -205,26 +244,35 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Returns the common feature count of `examples`, or why they cannot train.
-fn check_examples(examples: &[Example]) -> Result<usize, ModelError> {
-    let first = examples.first().ok_or(ModelError::Empty)?;
-    let expected = first.features.len();
+/// The feature rows of `examples` and their common length, or why they
+/// cannot train a tree.
+fn check_examples(examples: &[Example]) -> Result<(Vec<&[f64]>, usize), ModelError> {
+    let rows = examples
+        .iter()
+        .map(|e| {
+            e.input.features().ok_or(ModelError::WrongInput {
+                expected: InputKind::Tabular,
+                found: e.input.kind(),
+            })
+        })
+        .collect::<Result<Vec<&[f64]>, ModelError>>()?;
+    let expected = rows.first().ok_or(ModelError::Empty)?.len();
     if expected == 0 {
         return Err(ModelError::NoFeatures);
     }
-    for (example, e) in examples.iter().enumerate() {
-        if e.features.len() != expected {
+    for (example, features) in rows.iter().enumerate() {
+        if features.len() != expected {
             return Err(ModelError::InconsistentFeatures {
                 example,
                 expected,
-                found: e.features.len(),
+                found: features.len(),
             });
         }
-        if let Some(feature) = e.features.iter().position(|v| !v.is_finite()) {
+        if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFiniteExample { example, feature });
         }
     }
-    Ok(expected)
+    Ok((rows, expected))
 }
 
 #[cfg(test)]

@@ -70,10 +70,7 @@ pub fn split() -> Vec<(Split, Example)> {
         .rows()
         .into_iter()
         .zip(dataset.targets())
-        .map(|(row, &quality)| Example {
-            features: row.to_vec(),
-            label: i32::try_from(quality).expect("wine quality scores are 3 to 8"),
-        })
+        .map(|(row, &quality)| Example::tabular(row.to_vec(), quality.to_string()))
         .collect();
     assign(&examples).into_iter().zip(examples).collect()
 }
@@ -83,12 +80,13 @@ pub fn split() -> Vec<(Split, Example)> {
 /// A run of identical rows is never cut, so a part may exceed its share by
 /// the size of one such run.
 fn assign(examples: &[Example]) -> Vec<Split> {
-    let mut by_class: BTreeMap<i32, Vec<([u8; 32], usize)>> = BTreeMap::new();
+    let mut by_class: BTreeMap<&str, Vec<([u8; 32], usize)>> = BTreeMap::new();
     for (index, example) in examples.iter().enumerate() {
+        let features = example.input.features().expect("the wine data is tabular");
         by_class
-            .entry(example.label)
+            .entry(&example.label)
             .or_default()
-            .push((row_hash(&example.features), index));
+            .push((row_hash(features), index));
     }
 
     let mut splits = vec![Split::Base; examples.len()];

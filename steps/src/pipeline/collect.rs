@@ -7,7 +7,7 @@
 //! commits (a trigger, migrations/0006). So no id at or below a watermark
 //! can still commit later, and each row is counted in exactly one window.
 
-use super::PipelineEnv;
+use super::{PipelineEnv, run_model};
 use super::outputs::{self, CollectOutput};
 use crate::store::feedback;
 use async_trait::async_trait;
@@ -30,6 +30,7 @@ struct Collection {
 impl Step for Collect {
     async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
         let mut tx = self.0.pool.begin().await?;
+        let model = run_model(&mut tx, &ctx).await?;
         // Serialize with other collects so two runs never read the same
         // "previous", and wait out feedback inserts still in flight.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('retrain.collect'))")
@@ -44,10 +45,10 @@ impl Step for Collect {
         let collection = match existing {
             Some(done) => done,
             None => {
-                let previous = feedback::last_watermark(&mut tx).await?;
+                let previous = feedback::last_watermark(&mut tx, model.id).await?;
                 let watermark = feedback::high_watermark(&mut tx).await?.max(previous);
-                let new_rows = feedback::count_between(&mut tx, previous, watermark).await?;
-                let threshold = self.0.config.threshold;
+                let new_rows = feedback::count_between(&mut tx, model.id, previous, watermark).await?;
+                let threshold = model.threshold_or(self.0.config.threshold);
                 let collection = Collection {
                     previous_watermark: previous,
                     watermark,
@@ -56,8 +57,8 @@ impl Step for Collect {
                     passed: new_rows >= threshold,
                 };
                 sqlx::query(
-                    "INSERT INTO collections (run_id, previous_watermark, watermark, new_rows, threshold, passed)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO collections (run_id, previous_watermark, watermark, new_rows, threshold, passed, model_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(ctx.run_id)
                 .bind(collection.previous_watermark)
@@ -65,6 +66,7 @@ impl Step for Collect {
                 .bind(collection.new_rows)
                 .bind(collection.threshold)
                 .bind(collection.passed)
+                .bind(model.id)
                 .execute(&mut *tx)
                 .await?;
                 collection

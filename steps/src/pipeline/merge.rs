@@ -3,9 +3,9 @@
 //! the quarantine rules it was screened by and its content hash, enough for
 //! train to rebuild exactly this set.
 
-use super::PipelineEnv;
+use super::{PipelineEnv, run_model};
 use super::outputs::{self, CollectOutput, MergeOutput};
-use crate::store::datasets::{self, DEFAULT_DATASET};
+use crate::store::datasets;
 use crate::trainset;
 use async_trait::async_trait;
 use retrain_engine::{Step, StepContext, StepError, StepOutcome};
@@ -24,9 +24,10 @@ impl Step for Merge {
         let id = match trainset::of_run(&mut conn, ctx.run_id).await? {
             Some(id) => id,
             None => {
-                let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
+                let model = run_model(&mut conn, &ctx).await?;
+                let dataset = datasets::current(&mut conn, model.id)
                     .await?
-                    .ok_or_else(|| StepError::fatal("no base data set: run bootstrap first"))?;
+                    .ok_or_else(|| StepError::fatal(format!("model {:?} has no data set: import one", model.name)))?;
                 let set = trainset::assemble(&mut conn, &dataset, collected.watermark).await?;
                 trainset::record(&mut conn, Some(ctx.run_id), &set.lineage).await?
             }

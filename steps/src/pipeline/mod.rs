@@ -10,8 +10,10 @@ mod train;
 mod validate;
 
 use crate::config::PipelineConfig;
-use retrain_engine::{Pipeline, RetryPolicy, Step};
-use sqlx::PgPool;
+use crate::error::StepsError;
+use crate::store::models::{self, ModelSpec};
+use retrain_engine::{Pipeline, RetryPolicy, Step, StepContext, StepError};
+use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,27 @@ pub const PIPELINE: &str = "retrain";
 pub struct PipelineEnv {
     pub pool: PgPool,
     pub config: Arc<PipelineConfig>,
+}
+
+/// The model runs created before models had names act on.
+pub const FIRST_MODEL: &str = "wine-quality";
+
+/// The run parameters of a run of `model`.
+pub fn run_params(model: &str) -> serde_json::Value {
+    serde_json::json!({ "model": model })
+}
+
+/// The model a run acts on: named in its parameters ([`run_params`]); runs
+/// created before models had names act on [`FIRST_MODEL`].
+///
+/// # Errors
+/// Fatal if the model does not exist; retryable on database trouble.
+pub async fn run_model(conn: &mut PgConnection, ctx: &StepContext) -> Result<ModelSpec, StepError> {
+    let name = ctx.params.get("model").and_then(|m| m.as_str()).unwrap_or(FIRST_MODEL);
+    models::by_name(conn, name).await.map_err(|e| match e {
+        StepsError::Database(_) => e.into(),
+        other => StepError::fatal(other),
+    })
 }
 
 /// The step names, in order.

@@ -31,7 +31,10 @@ pub struct MergeOutput {
 /// train: the candidate model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainOutput {
-    pub model_id: i64,
+    /// The trained version's id (`model_id` in outputs stored by earlier
+    /// releases).
+    #[serde(alias = "model_id")]
+    pub version_id: i64,
     pub version: i32,
     pub sha256: String,
     pub training_ms: i32,
@@ -41,7 +44,8 @@ pub struct TrainOutput {
 /// One model's golden-set figures, as the gate saw them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
-    pub model_id: i64,
+    #[serde(alias = "model_id")]
+    pub version_id: i64,
     pub version: i32,
     pub accuracy: f64,
     pub macro_f1: f64,
@@ -69,13 +73,14 @@ pub struct PromoteOutput {
 /// A model by id and version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelRef {
-    pub model_id: i64,
+    #[serde(alias = "model_id")]
+    pub version_id: i64,
     pub version: i32,
 }
 
 impl From<(i64, i32)> for ModelRef {
-    fn from((model_id, version): (i64, i32)) -> Self {
-        Self { model_id, version }
+    fn from((version_id, version): (i64, i32)) -> Self {
+        Self { version_id, version }
     }
 }
 

@@ -39,10 +39,10 @@ impl Step for Promote {
         let verdict = validations::of_run(&mut tx, ctx.run_id)
             .await?
             .ok_or_else(|| StepError::fatal(format!("run {} has no recorded verdict", ctx.run_id)))?;
-        if !verdict.passed || verdict.candidate_id != trained.model_id {
+        if !verdict.passed || verdict.candidate_id != trained.version_id {
             return Err(StepError::fatal(format!(
-                "the recorded verdict (passed = {}, candidate model {}) does not allow promoting model {}",
-                verdict.passed, verdict.candidate_id, trained.model_id
+                "the recorded verdict (passed = {}, candidate version id {}) does not allow promoting version id {}",
+                verdict.passed, verdict.candidate_id, trained.version_id
             )));
         }
         let reason = format!(
@@ -52,7 +52,7 @@ impl Step for Promote {
         let promoted = promotions::promote_in(
             &mut tx,
             PromotionRequest {
-                model_id: trained.model_id,
+                version_id: trained.version_id,
                 kind: PromotionKind::Pipeline,
                 actor: PIPELINE_ACTOR,
                 reason: &reason,
@@ -73,7 +73,7 @@ impl Step for Promote {
                     how: EarlyFinish::Rejected,
                     reason: stale.to_string(),
                     output: outputs::write(&PromoteRefused {
-                        candidate: (trained.model_id, trained.version).into(),
+                        candidate: (trained.version_id, trained.version).into(),
                         judged_against: judged.map(Into::into),
                         serving: serving.map(Into::into),
                     }),

@@ -3,10 +3,10 @@
 //! A run stores at most one model: a repeat attempt returns the stored one.
 //! The fit stops when the step's cancellation signal fires.
 
-use super::PipelineEnv;
+use super::{PipelineEnv, run_model};
 use super::outputs::{self, MergeOutput, TrainOutput};
-use crate::fit::fit_and_store_until;
-use crate::store::models;
+use crate::fit::{FitRequest, fit_and_store};
+use crate::store::versions;
 use crate::trainset;
 use async_trait::async_trait;
 use retrain_engine::{Step, StepContext, StepError, StepOutcome};
@@ -20,23 +20,22 @@ impl Step for Train {
     async fn run(&self, ctx: StepContext) -> Result<StepOutcome, StepError> {
         let merged: MergeOutput = outputs::read(&ctx, "merge")?;
         let mut conn = self.0.pool.acquire().await?;
-        let record = match models::of_run(&mut conn, ctx.run_id).await? {
+        let record = match versions::of_run(&mut conn, ctx.run_id).await? {
             Some(stored) => stored,
             None => {
+                let model = run_model(&mut conn, &ctx).await?;
                 let set = trainset::rebuild_recorded(&mut conn, merged.training_set_id).await?;
-                fit_and_store_until(
-                    &mut conn,
-                    set,
-                    merged.training_set_id,
-                    Some(ctx.run_id),
-                    &self.0.config.tree,
-                    ctx.cancel.clone(),
-                )
-                .await?
+                let request = FitRequest {
+                    model_id: model.id,
+                    learner: &model.learner,
+                    training_set_id: merged.training_set_id,
+                    run_id: Some(ctx.run_id),
+                };
+                fit_and_store(&mut conn, set, request, ctx.cancel.clone()).await?
             }
         };
         Ok(StepOutcome::Continue(outputs::write(&TrainOutput {
-            model_id: record.id,
+            version_id: record.id,
             version: record.version,
             sha256: record.sha256,
             training_ms: record.training_ms,

@@ -6,12 +6,12 @@
 //! a crash, or an operator's retry of the run) returns what was recorded,
 //! never a verdict judged again against today's champion and gate.
 
-use super::PipelineEnv;
+use super::{PipelineEnv, run_model};
 use super::outputs::{self, MergeOutput, Scored, TrainOutput, ValidateOutput};
-use crate::ml::{Check, Example, Metrics, Split, Verdict, compare, evaluate, judge};
+use crate::ml::{Check, Classifier, Example, Metrics, Split, Verdict, compare, evaluate, judge};
 use crate::store::evaluations::{self, Role};
 use crate::store::validations::{self, NewValidation, Validation};
-use crate::store::{datasets, models, promotions};
+use crate::store::{datasets, promotions, versions};
 use async_trait::async_trait;
 use retrain_engine::{EarlyFinish, Step, StepContext, StepError, StepOutcome};
 use serde_json::json;
@@ -30,7 +30,7 @@ impl Step for Validate {
         }
         let trained: TrainOutput = outputs::read(&ctx, "train")?;
         let merged: MergeOutput = outputs::read(&ctx, "merge")?;
-        self.judge_and_record(&mut conn, &ctx, trained.model_id, merged.dataset_id)
+        self.judge_and_record(&mut conn, &ctx, trained.version_id, merged.dataset_id)
             .await?;
         let recorded = validations::of_run(&mut conn, ctx.run_id)
             .await?
@@ -53,17 +53,18 @@ impl Validate {
         if golden.is_empty() {
             return Err(StepError::fatal(format!("data set {dataset_id} has no golden rows")));
         }
-        let candidate = models::load(conn, candidate_id).await?;
-        let champion = match promotions::champion(conn).await? {
-            Some((id, _)) => Some(models::load(conn, id).await?),
+        let model = run_model(conn, ctx).await?;
+        let candidate = versions::load(conn, candidate_id).await?;
+        let champion = match promotions::champion(conn, model.id).await? {
+            Some((id, _)) => Some(versions::load(conn, id).await?),
             None => None,
         };
-        let (candidate_metrics, candidate_right) = score(&candidate.model, &golden)?;
+        let (candidate_metrics, candidate_right) = score(&candidate.classifier, &golden)?;
         let champion_scored = match &champion {
-            Some(loaded) => Some(score(&loaded.model, &golden)?),
+            Some(loaded) => Some(score(&loaded.classifier, &golden)?),
             None => None,
         };
-        let gate = &self.0.config.gate;
+        let gate = &model.gate_or(&self.0.config.gate)?;
         let verdict = judge(gate, champion_scored.as_ref().map(|(m, _)| m), &candidate_metrics);
         let comparison = champion_scored
             .as_ref()
@@ -118,8 +119,8 @@ fn verdict_of(recorded: Validation) -> Result<StepOutcome, StepError> {
         recorded.champion_accuracy,
         recorded.champion_macro_f1,
     ) {
-        (Some(model_id), Some(version), Some(accuracy), Some(macro_f1)) => Some(Scored {
-            model_id,
+        (Some(version_id), Some(version), Some(accuracy), Some(macro_f1)) => Some(Scored {
+            version_id,
             version,
             accuracy,
             macro_f1,
@@ -127,7 +128,7 @@ fn verdict_of(recorded: Validation) -> Result<StepOutcome, StepError> {
         (None, ..) => None,
         (Some(id), ..) => {
             return Err(StepError::fatal(format!(
-                "the recorded verdict names champion model {id} without its evaluation"
+                "the recorded verdict names champion version {id} without its evaluation"
             )));
         }
     };
@@ -139,7 +140,7 @@ fn verdict_of(recorded: Validation) -> Result<StepOutcome, StepError> {
     let output = ValidateOutput {
         passed: recorded.passed,
         candidate: Scored {
-            model_id: recorded.candidate_id,
+            version_id: recorded.candidate_id,
             version: recorded.candidate_version,
             accuracy: recorded.candidate_accuracy,
             macro_f1: recorded.candidate_macro_f1,
@@ -158,6 +159,6 @@ fn verdict_of(recorded: Validation) -> Result<StepOutcome, StepError> {
     })
 }
 
-fn score(model: &crate::ml::Model, golden: &[Example]) -> Result<(Metrics, Vec<bool>), StepError> {
+fn score(model: &Classifier, golden: &[Example]) -> Result<(Metrics, Vec<bool>), StepError> {
     evaluate(model, golden).map_err(|e| StepError::fatal(format!("evaluation failed: {e}")))
 }

@@ -1,4 +1,4 @@
-//! Model evaluations on a golden set, stored per run and role.
+//! Evaluations of versions on a golden set, stored per run and role.
 
 use crate::ml::Metrics;
 use serde::Serialize;
@@ -13,22 +13,23 @@ pub enum Role {
     Champion,
 }
 
-/// Stores a model's metrics; for a run, once per role (a repeat keeps the first).
+/// Stores a version's metrics; for a run, once per role (a repeat keeps the
+/// first).
 pub async fn record(
     conn: &mut PgConnection,
     run_id: Option<uuid::Uuid>,
-    model_id: i64,
+    version_id: i64,
     role: Role,
     dataset_id: i32,
     metrics: &Metrics,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO evaluations (run_id, model_id, role, dataset_id, n, accuracy, macro_f1, metrics)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO evaluations (run_id, version_id, role, dataset_id, n, accuracy, macro_f1, metrics, model_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, model_id FROM versions WHERE id = $2
          ON CONFLICT (run_id, role) DO NOTHING",
     )
     .bind(run_id)
-    .bind(model_id)
+    .bind(version_id)
     .bind(role)
     .bind(dataset_id)
     .bind(metrics.n as i32)
@@ -40,10 +41,10 @@ pub async fn record(
     Ok(())
 }
 
-/// The latest golden accuracy measured for a model, if any.
-pub async fn latest_accuracy(conn: &mut PgConnection, model_id: i64) -> Result<Option<f64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT accuracy FROM evaluations WHERE model_id = $1 ORDER BY id DESC LIMIT 1")
-        .bind(model_id)
+/// The latest golden accuracy measured for a version, if any.
+pub async fn latest_accuracy(conn: &mut PgConnection, version_id: i64) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT accuracy FROM evaluations WHERE version_id = $1 ORDER BY id DESC LIMIT 1")
+        .bind(version_id)
         .fetch_optional(conn)
         .await
 }

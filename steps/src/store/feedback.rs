@@ -1,18 +1,22 @@
-//! Feedback rows: the watermark, what waits for the next run, and reading
-//! everything up to a watermark for a training set.
+//! Feedback rows of a model: the watermark, what waits for the next run,
+//! and reading everything up to a watermark for a training set.
 
-use crate::ml::Example;
+use super::datasets::stored_input;
+use crate::ml::{Example, Input};
 use futures_util::TryStreamExt;
 use sqlx::PgConnection;
 
-/// The highest feedback id a run that passed collect included (0 if none).
-pub async fn last_watermark(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT coalesce(max(watermark), 0)::bigint FROM collections WHERE passed")
+/// The highest feedback id a run of the model that passed collect included
+/// (0 if none).
+pub async fn last_watermark(conn: &mut PgConnection, model_id: i32) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT coalesce(max(watermark), 0)::bigint FROM collections WHERE passed AND model_id = $1")
+        .bind(model_id)
         .fetch_one(conn)
         .await
 }
 
-/// The highest feedback id stored now (0 if none).
+/// The highest feedback id stored now, of any model (0 if none): ids come
+/// from one sequence, so a model's watermark is a position in it.
 pub async fn high_watermark(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT coalesce(max(id), 0)::bigint FROM feedback")
         .fetch_one(conn)
@@ -22,23 +26,29 @@ pub async fn high_watermark(conn: &mut PgConnection) -> Result<i64, sqlx::Error>
 /// Feedback rows with ids in `(after, upto]` that count toward a run (not
 /// quarantined). The SQL function is the one definition the threshold, the
 /// backlog gauge and collect share (migrations/0006).
-pub async fn count_between(conn: &mut PgConnection, after: i64, upto: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT feedback_counted_between($1, $2)")
+pub async fn count_between(conn: &mut PgConnection, model_id: i32, after: i64, upto: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT feedback_counted_between($1, $2, $3)")
+        .bind(model_id)
         .bind(after)
         .bind(upto)
         .fetch_one(conn)
         .await
 }
 
-/// Feedback rows that count and wait for the next run that passes collect.
-pub async fn waiting(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT feedback_waiting()").fetch_one(conn).await
+/// Feedback rows of the model that count and wait for its next run that
+/// passes collect.
+pub async fn waiting(conn: &mut PgConnection, model_id: i32) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT feedback_waiting($1)")
+        .bind(model_id)
+        .fetch_one(conn)
+        .await
 }
 
-/// The ids of the quarantine rules stored now, ascending: the rules a
-/// training set merged now is made under.
-pub async fn quarantine_rules(conn: &mut PgConnection) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM feedback_quarantines ORDER BY id")
+/// The ids of the model's quarantine rules stored now, ascending: the rules
+/// a training set merged now is made under.
+pub async fn quarantine_rules(conn: &mut PgConnection, model_id: i32) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM feedback_quarantines WHERE model_id = $1 ORDER BY id")
+        .bind(model_id)
         .fetch_all(conn)
         .await
 }
@@ -52,37 +62,44 @@ pub struct FeedbackExample {
     pub quarantined: bool,
 }
 
-/// All feedback up to the watermark, oldest first, streamed from the
-/// server, flagged as quarantined under the given rules only.
+/// All feedback of the model up to the watermark, oldest first, streamed
+/// from the server, flagged as quarantined under the given rules only.
 pub async fn up_to(
     conn: &mut PgConnection,
+    model_id: i32,
     watermark: i64,
     rules: &[i64],
 ) -> Result<Vec<FeedbackExample>, sqlx::Error> {
     // The same predicate as the counts, restricted to the set's own rules.
-    let mut rows = sqlx::query_as::<_, (i64, Vec<f64>, i32, bool)>(
-        "SELECT f.id, f.features, f.correct_label,
-                EXISTS (SELECT 1 FROM feedback_quarantines) AND feedback_quarantined_under(f, $1)
-         FROM feedback f WHERE f.id <= $2 ORDER BY f.id",
+    let mut rows = sqlx::query_as::<_, (i64, Option<Vec<f64>>, Option<String>, String, bool)>(
+        "SELECT f.id, f.features, f.text, f.correct_label,
+                cardinality($2::bigint[]) > 0 AND feedback_quarantined_under(f, $2)
+         FROM feedback f WHERE f.model_id = $1 AND f.id <= $3 ORDER BY f.id",
     )
+    .bind(model_id)
     .bind(rules)
     .bind(watermark)
     .fetch(conn);
     let mut out = Vec::new();
-    while let Some((id, features, label, quarantined)) = rows.try_next().await? {
+    while let Some((id, features, text, label, quarantined)) = rows.try_next().await? {
         out.push(FeedbackExample {
             id,
-            example: Example { features, label },
+            example: Example {
+                input: stored_input(features, text)?,
+                label,
+            },
             quarantined,
         });
     }
     Ok(out)
 }
 
-/// A quarantine rule to add: feedback from `source` and/or received in
-/// `[received_from, received_until)` is left out of training from now on.
+/// A quarantine rule to add: the model's feedback from `source` and/or
+/// received in `[received_from, received_until)` is left out of training
+/// from now on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewQuarantine {
+    pub model_id: i32,
     pub source: Option<String>,
     pub received_from: Option<chrono::DateTime<chrono::Utc>>,
     pub received_until: Option<chrono::DateTime<chrono::Utc>>,
@@ -94,12 +111,13 @@ pub struct NewQuarantine {
 pub async fn quarantine(conn: &mut PgConnection, rule: &NewQuarantine) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
         "WITH rule AS (
-            INSERT INTO feedback_quarantines (source, received_from, received_until, reason, actor)
-            VALUES ($1, $2, $3, $4, $5) RETURNING id
+            INSERT INTO feedback_quarantines (source, received_from, received_until, reason, actor, model_id)
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
         )
         SELECT (SELECT id FROM rule),
                (SELECT count(*) FROM feedback f
-                WHERE ($1::text IS NULL OR f.source = $1)
+                WHERE f.model_id = $6
+                  AND ($1::text IS NULL OR f.source = $1)
                   AND ($2::timestamptz IS NULL OR f.received_at >= $2)
                   AND ($3::timestamptz IS NULL OR f.received_at < $3))",
     )
@@ -108,6 +126,7 @@ pub async fn quarantine(conn: &mut PgConnection, rule: &NewQuarantine) -> Result
     .bind(rule.received_until)
     .bind(&rule.reason)
     .bind(&rule.actor)
+    .bind(rule.model_id)
     .fetch_one(conn)
     .await
 }
@@ -115,39 +134,74 @@ pub async fn quarantine(conn: &mut PgConnection, rule: &NewQuarantine) -> Result
 /// Feedback as accepted at the edge (validated there).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewFeedback {
-    pub features: Vec<f64>,
-    pub correct_label: i32,
+    pub model_id: i32,
+    pub input: Input,
+    pub correct_label: String,
     pub prediction_id: Option<uuid::Uuid>,
-    pub predicted_label: Option<i32>,
+    pub predicted_label: Option<String>,
     pub model_version: Option<i32>,
     pub source: Option<String>,
 }
 
-/// Stores feedback rows in one statement and returns their ids, in order.
+/// Stores feedback rows, of any models and input kinds, in one statement
+/// and returns their ids, in order.
 pub async fn insert_many(conn: &mut PgConnection, rows: &[NewFeedback]) -> Result<Vec<i64>, sqlx::Error> {
-    let width = rows.first().map_or(0, |r| r.features.len());
-    // Postgres arrays are rectangular: ship the features flat and cut them again.
-    let flat: Vec<f64> = rows.iter().flat_map(|r| r.features.iter().copied()).collect();
-    if rows.iter().any(|r| r.features.len() != width) {
-        return Err(sqlx::Error::Protocol(
-            "feedback rows of different widths in one batch".into(),
-        ));
-    }
+    let inputs = InputColumns::of(rows.iter().map(|r| &r.input));
     sqlx::query_scalar(
-        "INSERT INTO feedback (features, correct_label, prediction_id, predicted_label, model_version, source)
-         SELECT $1[(i - 1) * $2 + 1 : i * $2], label, pid, plabel, mversion, src
-         FROM unnest($3::int[], $4::uuid[], $5::int[], $6::int[], $7::text[])
-              WITH ORDINALITY AS t(label, pid, plabel, mversion, src, i)
+        "INSERT INTO feedback (model_id, features, text, correct_label, prediction_id, predicted_label,
+                              model_version, source)
+         SELECT model, CASE WHEN flen IS NULL THEN NULL ELSE $1[fstart : fstart + flen - 1] END, txt,
+                label, pid, plabel, mversion, src
+         FROM unnest($2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::uuid[], $8::text[],
+                     $9::int[], $10::text[])
+              WITH ORDINALITY AS t(model, fstart, flen, txt, label, pid, plabel, mversion, src, i)
          ORDER BY i
          RETURNING id",
     )
-    .bind(&flat)
-    .bind(width as i32)
-    .bind(rows.iter().map(|r| r.correct_label).collect::<Vec<_>>())
+    .bind(&inputs.flat)
+    .bind(rows.iter().map(|r| r.model_id).collect::<Vec<_>>())
+    .bind(&inputs.starts)
+    .bind(&inputs.lengths)
+    .bind(&inputs.texts)
+    .bind(rows.iter().map(|r| r.correct_label.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.prediction_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.predicted_label).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.predicted_label.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.model_version).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.source.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.source.as_deref()).collect::<Vec<_>>())
     .fetch_all(conn)
     .await
+}
+
+/// Inputs of many rows as arrays one statement can bind: PostgreSQL arrays
+/// are rectangular, so features travel flat with each row's start and
+/// length (NULL for a text row), texts beside them (NULL for a tabular row).
+#[derive(Debug, Default)]
+pub struct InputColumns<'a> {
+    pub flat: Vec<f64>,
+    pub starts: Vec<Option<i32>>,
+    pub lengths: Vec<Option<i32>>,
+    pub texts: Vec<Option<&'a str>>,
+}
+
+impl<'a> InputColumns<'a> {
+    /// The columns of `inputs`, in order.
+    pub fn of(inputs: impl Iterator<Item = &'a Input>) -> Self {
+        let mut columns = InputColumns::default();
+        for input in inputs {
+            match input {
+                Input::Tabular(features) => {
+                    columns.starts.push(Some(columns.flat.len() as i32 + 1));
+                    columns.lengths.push(Some(features.len() as i32));
+                    columns.flat.extend_from_slice(features);
+                    columns.texts.push(None);
+                }
+                Input::Text(text) => {
+                    columns.starts.push(None);
+                    columns.lengths.push(None);
+                    columns.texts.push(Some(text));
+                }
+            }
+        }
+        columns
+    }
 }

@@ -6,3 +6,4 @@ pub mod feedback;
 pub mod models;
 pub mod promotions;
 pub mod validations;
+pub mod versions;

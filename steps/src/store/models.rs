@@ -1,119 +1,146 @@
-//! The model registry: artifacts with their hash, hyper-parameters, lineage
-//! and training figures. Versions are consecutive integers from 1.
+//! The model registry: named models with their input kind, class names,
+//! learner and settings. Every other table of the pipeline keys its rows by
+//! a model's id, so models never see each other's data.
 
 use crate::error::StepsError;
-use crate::ml::{Model, sha256_hex};
+use crate::ml::{GateConfig, InputKind, Learner};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::PgConnection;
-use uuid::Uuid;
+use sqlx::types::Json;
 
-/// A stored model without its artifact bytes.
+/// A registered model.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct ModelRecord {
-    pub id: i64,
-    pub version: i32,
-    pub kind: String,
-    pub sha256: String,
-    pub hyperparams: Value,
-    pub training_set_id: i64,
-    pub run_id: Option<Uuid>,
-    pub training_ms: i32,
-    pub training_metrics: Value,
+pub struct ModelSpec {
+    pub id: i32,
+    /// Lower case letters, digits and `._-`; appears in URLs and metrics.
+    pub name: String,
+    /// What the model reads.
+    pub kind: InputKind,
+    /// Tabular models: the feature columns, in the order the model reads them.
+    pub feature_names: Vec<String>,
+    /// Text models: the text field's name in the model's data files.
+    pub text_column: Option<String>,
+    /// The class names, sorted.
+    pub classes: Vec<String>,
+    /// The learner that trains the model's versions, with its settings.
+    #[cfg_attr(feature = "openapi", schema(value_type = Learner))]
+    pub learner: Json<Learner>,
+    /// The gate's settings for this model (`{}`: the service's).
+    pub gate: serde_json::Value,
+    /// New feedback rows that start a run (`None`: the service's).
+    pub threshold: Option<i32>,
     pub created_at: DateTime<Utc>,
 }
 
-const RECORD_COLUMNS: &str = "id, version, kind, sha256, hyperparams, training_set_id, run_id, \
-    training_ms, training_metrics, created_at";
+impl ModelSpec {
+    /// The gate's settings for this model: its own, or `default`.
+    ///
+    /// # Errors
+    /// `Inconsistent` if the stored settings do not parse.
+    pub fn gate_or(&self, default: &GateConfig) -> Result<GateConfig, StepsError> {
+        if self.gate.as_object().is_some_and(|o| o.is_empty()) {
+            return Ok(default.clone());
+        }
+        serde_json::from_value(self.gate.clone())
+            .map_err(|e| StepsError::Inconsistent(format!("gate settings of model {:?}: {e}", self.name)))
+    }
 
-/// A model to store.
-#[derive(Debug)]
+    /// New feedback rows that start a run: its own threshold, or `default`.
+    pub fn threshold_or(&self, default: i64) -> i64 {
+        self.threshold.map_or(default, i64::from)
+    }
+}
+
+const COLUMNS: &str = "id, name, kind, feature_names, text_column, classes, learner, gate, threshold, created_at";
+
+/// Why a name cannot name a model, if it cannot: 1 to 64 lower case
+/// letters, digits and `._-`, starting with a letter or a digit.
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    let first_ok = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if name.is_empty() || name.len() > 64 {
+        Some("a model name is 1 to 64 characters")
+    } else if !first_ok || !rest_ok {
+        Some("a model name is lower case letters, digits and . _ -, starting with a letter or a digit")
+    } else {
+        None
+    }
+}
+
+/// A model to register.
+#[derive(Debug, Clone)]
 pub struct NewModel<'a> {
-    pub model: &'a Model,
-    pub hyperparams: Value,
-    pub training_set_id: i64,
-    pub run_id: Option<Uuid>,
-    pub training_ms: i32,
-    pub training_metrics: Value,
+    pub name: &'a str,
+    pub kind: InputKind,
+    pub feature_names: &'a [String],
+    pub text_column: Option<&'a str>,
+    pub classes: &'a [String],
+    pub learner: &'a Learner,
+    pub threshold: Option<i32>,
 }
 
-/// Stores a model under the next version number.
-pub async fn insert(conn: &mut PgConnection, new: NewModel<'_>) -> Result<ModelRecord, sqlx::Error> {
-    let artifact = new.model.to_bytes();
-    let sql = format!(
-        "INSERT INTO models (version, kind, artifact, sha256, hyperparams, training_set_id, run_id,
-                             training_ms, training_metrics)
-         SELECT coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8 FROM models
-         RETURNING {RECORD_COLUMNS}"
-    );
-    // Versions are assigned by max + 1: serialize writers so two never collide.
-    sqlx::query("LOCK TABLE models IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query_as(&sql)
-        .bind(new.model.kind().as_str())
-        .bind(&artifact)
-        .bind(sha256_hex(&artifact))
-        .bind(&new.hyperparams)
-        .bind(new.training_set_id)
-        .bind(new.run_id)
-        .bind(new.training_ms)
-        .bind(&new.training_metrics)
-        .fetch_one(conn)
-        .await
-}
-
-/// The model a run trained, if it trained one.
-pub async fn of_run(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<ModelRecord>, sqlx::Error> {
-    let sql = format!("SELECT {RECORD_COLUMNS} FROM models WHERE run_id = $1");
-    sqlx::query_as(&sql).bind(run_id).fetch_optional(conn).await
-}
-
-/// A model's record by version.
+/// Registers a model.
 ///
 /// # Errors
-/// `ModelNotFound`, `Database`.
-pub async fn by_version(conn: &mut PgConnection, version: i32) -> Result<ModelRecord, StepsError> {
-    let sql = format!("SELECT {RECORD_COLUMNS} FROM models WHERE version = $1");
+/// `ModelExists` if the name is taken; `Database`.
+pub async fn create(conn: &mut PgConnection, new: NewModel<'_>) -> Result<ModelSpec, StepsError> {
+    let sql = format!(
+        "INSERT INTO models (name, kind, feature_names, text_column, classes, learner, threshold)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (name) DO NOTHING
+         RETURNING {COLUMNS}"
+    );
+    let mut classes = new.classes.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
     sqlx::query_as(&sql)
-        .bind(version)
+        .bind(new.name)
+        .bind(new.kind)
+        .bind(new.feature_names)
+        .bind(new.text_column)
+        .bind(&classes)
+        .bind(Json(new.learner))
+        .bind(new.threshold)
         .fetch_optional(conn)
         .await?
-        .ok_or(StepsError::ModelNotFound(version))
+        .ok_or_else(|| StepsError::ModelExists(new.name.to_owned()))
 }
 
-/// All models, newest first.
-pub async fn list(conn: &mut PgConnection) -> Result<Vec<ModelRecord>, sqlx::Error> {
-    let sql = format!("SELECT {RECORD_COLUMNS} FROM models ORDER BY version DESC");
+/// The model named `name`.
+///
+/// # Errors
+/// `UnknownModel`; `Database`.
+pub async fn by_name(conn: &mut PgConnection, name: &str) -> Result<ModelSpec, StepsError> {
+    let sql = format!("SELECT {COLUMNS} FROM models WHERE name = $1");
+    sqlx::query_as(&sql)
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StepsError::UnknownModel(name.to_owned()))
+}
+
+/// The model with id `id`.
+pub async fn by_id(conn: &mut PgConnection, id: i32) -> Result<ModelSpec, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM models WHERE id = $1");
+    sqlx::query_as(&sql).bind(id).fetch_one(conn).await
+}
+
+/// Every model, by name.
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<ModelSpec>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM models ORDER BY name");
     sqlx::query_as(&sql).fetch_all(conn).await
 }
 
-/// A stored model loaded for use: its record and the deserialized artifact,
-/// whose bytes were checked against the stored sha256.
-#[derive(Debug, Clone)]
-pub struct LoadedModel {
-    pub record: ModelRecord,
-    pub model: Model,
-}
-
-/// Loads a model's artifact by id and checks its hash.
-///
-/// # Errors
-/// `Inconsistent` if the bytes do not match their hash; `Model` if they do
-/// not deserialize; `Database`.
-pub async fn load(conn: &mut PgConnection, id: i64) -> Result<LoadedModel, StepsError> {
-    let sql = format!("SELECT {RECORD_COLUMNS}, artifact FROM models WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_one(&mut *conn).await?;
-    let record = <ModelRecord as sqlx::FromRow<_>>::from_row(&row)?;
-    let artifact: Vec<u8> = sqlx::Row::try_get(&row, "artifact")?;
-    if sha256_hex(&artifact) != record.sha256 {
-        return Err(StepsError::Inconsistent(format!(
-            "artifact of model version {} does not match its sha256",
-            record.version
-        )));
-    }
-    let model = Model::from_bytes(&artifact)?;
-    Ok(LoadedModel { record, model })
+/// Adds class names a new data set brought (the model then answers them
+/// too); returns the model as it is now.
+pub async fn add_classes(conn: &mut PgConnection, id: i32, classes: &[String]) -> Result<ModelSpec, sqlx::Error> {
+    let sql = format!(
+        "UPDATE models SET classes = (SELECT array_agg(DISTINCT c ORDER BY c) FROM unnest(classes || $2::text[]) c)
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(&sql).bind(id).bind(classes).fetch_one(conn).await
 }

@@ -1,5 +1,5 @@
-//! Promotion: the one path by which a model becomes champion, for the
-//! pipeline, bootstrap, manual promotion and rollback alike. One transaction
+//! Promotion: the one path by which a version becomes its model's champion,
+//! for the pipeline, bootstrap, manual promotion and rollback alike. One transaction
 //! writes the promotion, moves the champion pointer and (for a run) the
 //! run's event; the database then NOTIFYs serving replicas on commit.
 //!
@@ -35,9 +35,11 @@ pub enum PromotionKind {
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Promotion {
     pub id: i64,
-    pub model_id: i64,
+    /// The model whose champion moved.
+    pub model: String,
+    pub version_id: i64,
     pub version: i32,
-    pub previous_model_id: Option<i64>,
+    pub previous_version_id: Option<i64>,
     pub previous_version: Option<i32>,
     pub run_id: Option<Uuid>,
     pub kind: PromotionKind,
@@ -52,7 +54,7 @@ pub struct ByRun<'a> {
     pub run_id: Uuid,
     pub step: &'a str,
     pub attempt: i32,
-    /// The champion model the run's gate judged the candidate against
+    /// The champion version the run's gate judged the candidate against
     /// (`None`: there was none). The promotion is refused unless it still
     /// serves.
     pub judged_against: Option<i64>,
@@ -61,23 +63,29 @@ pub struct ByRun<'a> {
 /// A promotion to make.
 #[derive(Debug, Clone, Copy)]
 pub struct PromotionRequest<'a> {
-    pub model_id: i64,
+    /// The version to make champion of its model.
+    pub version_id: i64,
     pub kind: PromotionKind,
     pub actor: &'a str,
     pub reason: &'a str,
     pub by_run: Option<ByRun<'a>>,
 }
 
-const SELECT_PROMOTION: &str = "SELECT p.id, p.model_id, m.version, p.previous_model_id,
+const SELECT_PROMOTION: &str = "SELECT p.id, mo.name AS model, p.version_id, m.version, p.previous_version_id,
         pm.version AS previous_version, p.run_id, p.kind, p.reason, p.actor, p.promoted_at
-    FROM promotions p JOIN models m ON m.id = p.model_id
-    LEFT JOIN models pm ON pm.id = p.previous_model_id";
+    FROM promotions p JOIN versions m ON m.id = p.version_id
+    JOIN models mo ON mo.id = p.model_id
+    LEFT JOIN versions pm ON pm.id = p.previous_version_id";
 
-/// The current champion's model id and version, if any.
-pub async fn champion(conn: &mut PgConnection) -> Result<Option<(i64, i32)>, sqlx::Error> {
-    sqlx::query_as("SELECT c.model_id, m.version FROM champion c JOIN models m ON m.id = c.model_id")
-        .fetch_optional(conn)
-        .await
+/// The model's champion: its version id and number, if it has one.
+pub async fn champion(conn: &mut PgConnection, model_id: i32) -> Result<Option<(i64, i32)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.version_id, m.version FROM champion c JOIN versions m ON m.id = c.version_id
+         WHERE c.model_id = $1",
+    )
+    .bind(model_id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Promotes in a transaction of its own. See [`promote_in`].
@@ -101,7 +109,7 @@ pub async fn serialize(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Makes the model champion inside the caller's transaction. A run promotes
+/// Makes the version its model's champion inside the caller's transaction. A run promotes
 /// at most once: asking again returns its first promotion unchanged.
 ///
 /// # Errors
@@ -116,9 +124,13 @@ pub async fn promote_in(conn: &mut PgConnection, request: PromotionRequest<'_>) 
             return Ok(earlier);
         }
     }
-    let current = champion(conn).await?;
-    if let Some((model_id, version)) = current
-        && model_id == request.model_id
+    let model_id: i32 = sqlx::query_scalar("SELECT model_id FROM versions WHERE id = $1")
+        .bind(request.version_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let current = champion(conn, model_id).await?;
+    if let Some((version_id, version)) = current
+        && version_id == request.version_id
     {
         return Err(StepsError::AlreadyChampion(version));
     }
@@ -135,23 +147,25 @@ pub async fn promote_in(conn: &mut PgConnection, request: PromotionRequest<'_>) 
         });
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO promotions (model_id, previous_model_id, run_id, kind, reason, actor)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO promotions (version_id, previous_version_id, run_id, kind, reason, actor, model_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
-    .bind(request.model_id)
+    .bind(request.version_id)
     .bind(current.map(|(id, _)| id))
     .bind(request.by_run.map(|r| r.run_id))
     .bind(request.kind)
     .bind(request.reason)
     .bind(request.actor)
+    .bind(model_id)
     .fetch_one(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO champion (singleton, model_id, promotion_id) VALUES (true, $1, $2)
-         ON CONFLICT (singleton) DO UPDATE
-         SET model_id = EXCLUDED.model_id, promotion_id = EXCLUDED.promotion_id, updated_at = clock_timestamp()",
+        "INSERT INTO champion (model_id, version_id, promotion_id) VALUES ($1, $2, $3)
+         ON CONFLICT (model_id) DO UPDATE
+         SET version_id = EXCLUDED.version_id, promotion_id = EXCLUDED.promotion_id, updated_at = clock_timestamp()",
     )
-    .bind(request.model_id)
+    .bind(model_id)
+    .bind(request.version_id)
     .bind(id)
     .execute(&mut *conn)
     .await?;
@@ -181,15 +195,15 @@ pub async fn promote_in(conn: &mut PgConnection, request: PromotionRequest<'_>) 
     Ok(promotion)
 }
 
-async fn version_of(conn: &mut PgConnection, model_id: i64) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("SELECT version FROM models WHERE id = $1")
-        .bind(model_id)
+async fn version_of(conn: &mut PgConnection, version_id: i64) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT version FROM versions WHERE id = $1")
+        .bind(version_id)
         .fetch_one(conn)
         .await
 }
 
-/// The promotion history, newest first.
-pub async fn history(conn: &mut PgConnection, limit: i64) -> Result<Vec<Promotion>, sqlx::Error> {
-    let sql = format!("{SELECT_PROMOTION} ORDER BY p.id DESC LIMIT $1");
-    sqlx::query_as(&sql).bind(limit).fetch_all(conn).await
+/// The model's promotion history, newest first.
+pub async fn history(conn: &mut PgConnection, model_id: i32, limit: i64) -> Result<Vec<Promotion>, sqlx::Error> {
+    let sql = format!("{SELECT_PROMOTION} WHERE p.model_id = $1 ORDER BY p.id DESC LIMIT $2");
+    sqlx::query_as(&sql).bind(model_id).bind(limit).fetch_all(conn).await
 }

@@ -21,8 +21,9 @@ pub struct NewValidation {
 /// Stores the decision unless the run has one (the first is kept).
 pub async fn record(conn: &mut PgConnection, new: &NewValidation) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO validations (run_id, candidate_id, champion_id, passed, checks, comparison, gate_config)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
+        "INSERT INTO validations (run_id, candidate_id, champion_id, passed, checks, comparison, gate_config, model_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7, model_id FROM versions WHERE id = $2
+         ON CONFLICT (run_id) DO NOTHING",
     )
     .bind(new.run_id)
     .bind(new.candidate_id)
@@ -62,9 +63,9 @@ pub async fn of_run(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<Vali
                 v.champion_id, hm.version AS champion_version,
                 he.accuracy AS champion_accuracy, he.macro_f1 AS champion_macro_f1
          FROM validations v
-         JOIN models cm ON cm.id = v.candidate_id
+         JOIN versions cm ON cm.id = v.candidate_id
          JOIN evaluations ce ON ce.run_id = v.run_id AND ce.role = 'candidate'
-         LEFT JOIN models hm ON hm.id = v.champion_id
+         LEFT JOIN versions hm ON hm.id = v.champion_id
          LEFT JOIN evaluations he ON he.run_id = v.run_id AND he.role = 'champion'
          WHERE v.run_id = $1",
     )

@@ -25,6 +25,7 @@ pub enum TextLearner {
 /// How text becomes terms and terms become a model. Recorded in the
 /// artifact, so a version says how it was made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TextSettings {
     /// Word n-grams from 1 to this (>= 1).
     pub ngram_max: usize,
