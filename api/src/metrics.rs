@@ -28,7 +28,8 @@ pub struct MetricSet {
     registry: Registry,
     /// `predictions` children by (model version, label), so a prediction
     /// counts without formatting or hashing label strings.
-    prediction_counters: ArcSwap<HashMap<(i32, i32), IntCounter>>,
+    /// The prediction counters made so far: by model, version, then label.
+    prediction_counters: ArcSwap<PredictionCounters>,
     pub predictions: IntCounterVec,
     pub prediction_latency: Histogram,
     pub feedback: IntCounterVec,
@@ -69,9 +70,9 @@ impl Metrics {
             predictions: IntCounterVec::new(
                 opts(
                     "retrain_predictions_total",
-                    "Predictions served, by model version and predicted label.",
+                    "Predictions served, by model, model version and predicted label.",
                 ),
-                &["model_version", "label"],
+                &["model", "model_version", "label"],
             )
             .unwrap(),
             prediction_latency: Histogram::with_opts(
@@ -109,9 +110,9 @@ impl Metrics {
             served_version: IntGaugeVec::new(
                 opts(
                     "retrain_served_model_info",
-                    "1 for the model version this replica serves (info-style: the version is a label).",
+                    "1 for each model version this replica serves (info-style: the version is a label).",
                 ),
-                &["version", "model_id"],
+                &["model", "version", "model_id"],
             )
             .unwrap(),
             served_behind_champion: IntGauge::new(
@@ -269,31 +270,66 @@ impl Metrics {
         String::from_utf8(buffer).unwrap_or_default()
     }
 
-    /// Counts one prediction of `label` by model `version`.
-    pub fn count_prediction(&self, version: i32, label: i32) {
-        if let Some(counter) = self.prediction_counters.load().get(&(version, label)) {
+    /// Counts one prediction of `label` by version `version` of `model`.
+    /// A counter seen before is found without allocating.
+    pub fn count_prediction(&self, model: &str, version: i32, label: &str) {
+        let known = self.prediction_counters.load();
+        if let Some(counter) = known.get(model).and_then(|v| v.get(&version)).and_then(|l| l.get(label)) {
             counter.inc();
             return;
         }
+        drop(known);
         let counter = self
             .predictions
-            .with_label_values(&[&version.to_string(), &label.to_string()]);
+            .with_label_values(&[model, &version.to_string(), label]);
         counter.inc();
         self.prediction_counters.rcu(|known| {
-            let mut known = HashMap::clone(known);
-            known.insert((version, label), counter.clone());
+            let mut known = PredictionCounters::clone(known);
+            known
+                .entry(model.to_owned())
+                .or_default()
+                .entry(version)
+                .or_default()
+                .insert(label.to_owned(), counter.clone());
             known
         });
     }
 
-    /// Marks `version` as the one served (and no other).
-    pub fn set_served(&self, version: i32, model_id: i64) {
-        self.served_version.reset();
+    /// Marks `version` as the one of `model` served (and no other of it).
+    pub fn set_served(&self, model: &str, version: i32, version_id: i64) {
+        // The exposition sorts label pairs by name; removal takes values in
+        // the declared order.
+        let declared = ["model", "version", "model_id"];
+        let stale: Vec<Vec<String>> = self
+            .served_version
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|m| {
+                declared
+                    .iter()
+                    .map(|name| {
+                        m.get_label()
+                            .iter()
+                            .find(|l| l.name() == *name)
+                            .map_or(String::new(), |l| l.value().to_owned())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .filter(|labels| labels[0] == model)
+            .collect();
+        for labels in stale {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = self.served_version.remove_label_values(&labels);
+        }
         self.served_version
-            .with_label_values(&[&version.to_string(), &model_id.to_string()])
+            .with_label_values(&[model, &version.to_string(), &version_id.to_string()])
             .set(1);
     }
 }
+
+/// Prediction counters by model, version and label.
+type PredictionCounters = HashMap<String, HashMap<i32, HashMap<String, IntCounter>>>;
 
 impl Default for Metrics {
     fn default() -> Self {

@@ -5,6 +5,8 @@
 use crate::held_connection::HeldConnection;
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
+use retrain_steps::ml::Input;
+use retrain_steps::store::feedback::InputColumns;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,10 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct LoggedPrediction {
     pub id: Uuid,
+    pub model_id: i32,
     pub model_version: i32,
-    pub features: Vec<f64>,
-    pub label: i32,
+    pub input: Input,
+    pub label: String,
     pub confidence: f64,
     pub at: DateTime<Utc>,
 }
@@ -116,9 +119,8 @@ async fn write_batches(pool: PgPool, metrics: Metrics, mut receiver: mpsc::Recei
                 Message::Flush(done) => flushes.push(done),
             }
         }
-        // One statement per run of equal widths (a model change may change the width).
-        for group in rows.chunk_by(|a, b| a.features.len() == b.features.len()) {
-            write_with_retries(&mut conn, &metrics, group).await;
+        if !rows.is_empty() {
+            write_with_retries(&mut conn, &metrics, &rows).await;
         }
         for done in flushes {
             let _ = done.send(());
@@ -154,29 +156,36 @@ async fn write_with_retries(conn: &mut HeldConnection, metrics: &Metrics, rows: 
     }
 }
 
-const INSERT: &str = "INSERT INTO predictions (id, model_version, features, label, confidence, predicted_at)
-     SELECT id, version, $1[(i - 1) * $2 + 1 : i * $2], label, confidence, at
-     FROM unnest($3::uuid[], $4::int[], $5::int[], $6::float8[], $7::timestamptz[])
-          WITH ORDINALITY AS t(id, version, label, confidence, at, i)";
-
-const INSERT_MISSING: &str = "INSERT INTO predictions (id, model_version, features, label, confidence, predicted_at)
-     SELECT id, version, $1[(i - 1) * $2 + 1 : i * $2], label, confidence, at
-     FROM unnest($3::uuid[], $4::int[], $5::int[], $6::float8[], $7::timestamptz[])
-          WITH ORDINALITY AS t(id, version, label, confidence, at, i)
-     ON CONFLICT (id) DO NOTHING";
+/// Rows of any models and input kinds in one statement: features travel
+/// flat with each row's start and length, texts beside them
+/// ([`InputColumns`]).
+const INSERT: &str = "INSERT INTO predictions (id, model_id, model_version, features, text, label, confidence,
+                                              predicted_at)
+     SELECT id, model, version, CASE WHEN flen IS NULL THEN NULL ELSE $1[fstart : fstart + flen - 1] END, txt,
+            label, confidence, at
+     FROM unnest($2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[], $7::text[], $8::text[], $9::float8[],
+                 $10::timestamptz[])
+          WITH ORDINALITY AS t(id, model, version, fstart, flen, txt, label, confidence, at, i)";
 
 /// Writes a batch. Its ids are fresh, so a first attempt cannot conflict and
 /// skips the cost of ON CONFLICT (about a fifth of PostgreSQL's work per
 /// row); a retry may find rows of an attempt that committed after all.
 async fn insert(conn: &mut PgConnection, rows: &[LoggedPrediction], retry: bool) -> Result<(), sqlx::Error> {
-    let width = rows[0].features.len() as i32;
-    let flat: Vec<f64> = rows.iter().flat_map(|r| r.features.iter().copied()).collect();
-    sqlx::query(if retry { INSERT_MISSING } else { INSERT })
-        .bind(&flat)
-        .bind(width)
+    let inputs = InputColumns::of(rows.iter().map(|r| &r.input));
+    let sql = if retry {
+        std::borrow::Cow::Owned(format!("{INSERT} ON CONFLICT (id) DO NOTHING"))
+    } else {
+        std::borrow::Cow::Borrowed(INSERT)
+    };
+    sqlx::query(&sql)
+        .bind(&inputs.flat)
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.model_id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.model_version).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.label).collect::<Vec<_>>())
+        .bind(&inputs.starts)
+        .bind(&inputs.lengths)
+        .bind(&inputs.texts)
+        .bind(rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.confidence).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
         .execute(conn)

@@ -15,6 +15,9 @@ pub struct AppState {
     pub pool: PgPool,
     pub engine: Engine,
     pub serving: Arc<Serving>,
+    /// The model the seed-shaped routes (`/predict`, `/feedback`,
+    /// `/model/info`) act on (`RETRAIN_DEFAULT_MODEL`).
+    pub default_model: Arc<str>,
     pub metrics: Metrics,
     pub predictions: PredictionLog,
     pub feedback: FeedbackWriter,

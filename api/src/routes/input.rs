@@ -3,6 +3,10 @@
 
 use crate::error::ApiError;
 use crate::serving::ServedModel;
+use retrain_steps::ml::{Input, InputKind};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 use axum::extract::{FromRequest, FromRequestParts};
 
 /// A JSON object body (`application/json`), refused in the API's error
@@ -96,12 +100,107 @@ pub struct PathParam<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct QueryParams<T>(pub T);
 
-/// Checks a model input: the served model's width, finite numbers only.
+/// Tabular input as a request sends it: values in the model's column order,
+/// or by column name.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum FeaturesValue {
+    /// `[7.4, 0.7, ...]`, in the model's column order.
+    Ordered(Vec<f64>),
+    /// `{"alcohol": 9.4, ...}`, every column by name.
+    Named(BTreeMap<String, f64>),
+}
+
+/// A class name as a request sends it: a string, or a JSON integer meaning
+/// its decimal string (so `"correct_label": 5` names class `"5"`).
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LabelValue {
+    Name(String),
+    Integer(i64),
+}
+
+impl LabelValue {
+    /// The class name.
+    pub fn into_name(self) -> String {
+        match self {
+            LabelValue::Name(name) => name,
+            LabelValue::Integer(integer) => integer.to_string(),
+        }
+    }
+}
+
+/// The input a request gives (`features` or `text`), checked against the
+/// model: the input kind it reads, its columns, finite numbers, non-empty
+/// text.
+///
+/// # Errors
+/// 422 `wrong_input` for the other kind or neither; 422 `invalid_features`
+/// or `invalid_text` for a bad value.
+pub fn model_input(
+    model: &ServedModel,
+    features: Option<FeaturesValue>,
+    text: Option<String>,
+) -> Result<Input, ApiError> {
+    match (model.input_kind, features, text) {
+        (InputKind::Tabular, Some(features), None) => {
+            let features = ordered(model, features)?;
+            check_features(&features, model)?;
+            Ok(Input::Tabular(features))
+        }
+        (InputKind::Text, None, Some(text)) => {
+            if text.trim().is_empty() {
+                return Err(ApiError::bad_request("invalid_text", "text must not be empty"));
+            }
+            Ok(Input::Text(text))
+        }
+        (InputKind::Tabular, ..) => Err(ApiError::bad_request(
+            "wrong_input",
+            format!(
+                "model {:?} is tabular: send \"features\" ({} numbers, or an object of {}), not \"text\"",
+                model.model,
+                model.feature_names.len(),
+                model.feature_names.join(", ")
+            ),
+        )),
+        (InputKind::Text, ..) => Err(ApiError::bad_request(
+            "wrong_input",
+            format!("model {:?} reads text: send \"text\", not \"features\"", model.model),
+        )),
+    }
+}
+
+/// Features in the model's column order.
+fn ordered(model: &ServedModel, features: FeaturesValue) -> Result<Vec<f64>, ApiError> {
+    match features {
+        FeaturesValue::Ordered(values) => Ok(values),
+        FeaturesValue::Named(mut named) => {
+            let values = model
+                .feature_names
+                .iter()
+                .map(|name| {
+                    named.remove(name).ok_or_else(|| {
+                        ApiError::bad_request("invalid_features", format!("feature {name:?} is missing"))
+                    })
+                })
+                .collect::<Result<Vec<f64>, ApiError>>()?;
+            if let Some(unknown) = named.keys().next() {
+                return Err(ApiError::bad_request(
+                    "invalid_features",
+                    format!("model {:?} has no feature {unknown:?}", model.model),
+                ));
+            }
+            Ok(values)
+        }
+    }
+}
+
+/// Checks tabular features: the model's width, finite numbers only.
 ///
 /// # Errors
 /// 422 `invalid_features`.
 pub fn check_features(features: &[f64], model: &ServedModel) -> Result<(), ApiError> {
-    let expected = model.model.n_features();
+    let expected = model.feature_names.len();
     if features.len() != expected {
         return Err(ApiError::bad_request(
             "invalid_features",
@@ -117,17 +216,17 @@ pub fn check_features(features: &[f64], model: &ServedModel) -> Result<(), ApiEr
     Ok(())
 }
 
-/// Checks a label against the data set's classes.
+/// Checks a class name against the model's classes.
 ///
 /// # Errors
 /// 422 `unknown_label`.
-pub fn check_label(label: i32, model: &ServedModel, field: &str) -> Result<(), ApiError> {
-    if model.labels.contains(&label) {
+pub fn check_label(label: &str, model: &ServedModel, field: &str) -> Result<(), ApiError> {
+    if model.labels.iter().any(|l| l == label) {
         return Ok(());
     }
     Err(ApiError::bad_request(
         "unknown_label",
-        format!("{field} {label} is not one of the known labels {:?}", model.labels),
+        format!("{field} {label:?} is not one of the classes {:?} of model {:?}", model.labels, model.model),
     ))
 }
 
@@ -154,13 +253,30 @@ pub fn check_text(text: &str, field: &str, max_chars: usize, code: &'static str)
     Ok(())
 }
 
-/// The model serving now, or 503 while none is loaded.
+/// The version of `model` serving now: 404 for a model this service does
+/// not have, 503 while its champion is not loaded.
 ///
 /// # Errors
-/// 503 `unavailable`.
-pub fn served(state: &crate::state::AppState) -> Result<std::sync::Arc<ServedModel>, ApiError> {
-    state
-        .serving
-        .current()
-        .ok_or_else(|| ApiError::unavailable("no model is loaded yet; retry shortly"))
+/// 404 `unknown_model`; 503 `unavailable`; 503 if the registry cannot be read.
+pub async fn served(state: &crate::state::AppState, model: &str) -> Result<std::sync::Arc<ServedModel>, ApiError> {
+    if let Some(served) = state.serving.current(model) {
+        return Ok(served);
+    }
+    let mut conn = state.pool.acquire().await?;
+    match retrain_steps::store::models::by_name(&mut conn, model).await {
+        Ok(_) => Err(ApiError::unavailable(format!(
+            "model {model:?} has no version loaded yet; retry shortly"
+        ))),
+        Err(retrain_steps::StepsError::UnknownModel(_)) => Err(unknown_model(model)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// 404 for a model name this service does not have.
+pub fn unknown_model(model: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "unknown_model",
+        format!("there is no model named {model:?}"),
+    )
 }

@@ -1,7 +1,8 @@
-//! `POST /predict` and `POST /predict/batch`: answer from the served model
-//! without touching the database; log each prediction in the background.
+//! `POST /predict` and `POST /predict/batch` (the default model), and the
+//! same under `/models/{name}/`: answer from the served model without
+//! touching the database; log each prediction in the background.
 
-use super::input::{Body, check_features, served};
+use super::input::{Body, FeaturesValue, PathParam, model_input, served};
 use crate::error::{ApiError, ErrorBody};
 use crate::predlog::LoggedPrediction;
 use crate::serving::ServedModel;
@@ -14,22 +15,29 @@ use std::time::Instant;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// One input to classify.
+/// One input to classify: `features` for a tabular model, `text` for a text
+/// model.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
-    /// The model's features, in the data set's order (11 for the wine data).
+    /// A tabular model's features, in its column order (11 for the wine
+    /// model) or as an object by column name.
     #[schema(example = json!([7.4, 0.7, 0.0, 1.9, 0.076, 11.0, 34.0, 0.9978, 3.51, 0.56, 9.4]))]
-    pub features: Vec<f64>,
+    pub features: Option<FeaturesValue>,
+    /// A text model's input.
+    pub text: Option<String>,
 }
 
 /// A prediction, with what to cite when sending feedback about it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PredictResponse {
     pub prediction_id: Uuid,
-    pub label: i32,
-    /// Share of the predicted class among the training rows of the leaf.
+    /// The predicted class name.
+    pub label: String,
+    /// The model's confidence in the class, in (0, 1].
     pub confidence: f64,
+    /// The model that answered.
+    pub model: String,
     pub model_version: i32,
 }
 
@@ -37,29 +45,30 @@ pub struct PredictResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// Feature vectors, each as in `POST /predict`.
-    pub instances: Vec<Vec<f64>>,
+    /// Inputs, each as in `POST /predict`.
+    pub instances: Vec<PredictRequest>,
 }
 
-/// Predictions in the order of the instances, all from one model.
+/// Predictions in the order of the instances, all from one model version.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResponse {
     pub predictions: Vec<PredictResponse>,
 }
 
-fn predict_one(state: &AppState, model: &ServedModel, features: Vec<f64>) -> Result<PredictResponse, ApiError> {
-    check_features(&features, model)?;
+/// Answers one checked input and logs it.
+fn predict_one(state: &AppState, model: &ServedModel, input: retrain_steps::ml::Input) -> Result<PredictResponse, ApiError> {
     let prediction = model
-        .model
-        .predict(&features)
-        .map_err(|e| ApiError::bad_request("invalid_features", e.to_string()))?;
+        .classifier
+        .predict(&input)
+        .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))?;
     let id = Uuid::now_v7();
-    state.metrics.count_prediction(model.version, prediction.label);
+    state.metrics.count_prediction(&model.model, model.version, &prediction.label);
     state.predictions.record(LoggedPrediction {
         id,
+        model_id: model.model_id,
         model_version: model.version,
-        features,
-        label: prediction.label,
+        input,
+        label: prediction.label.clone(),
         confidence: prediction.confidence,
         at: Utc::now(),
     });
@@ -67,48 +76,24 @@ fn predict_one(state: &AppState, model: &ServedModel, features: Vec<f64>) -> Res
         prediction_id: id,
         label: prediction.label,
         confidence: prediction.confidence,
+        model: model.model.clone(),
         model_version: model.version,
     })
 }
 
-/// Classify one input.
-#[utoipa::path(post, path = "/predict", tag = "serving", request_body = PredictRequest,
-    responses(
-        (status = 200, body = PredictResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Wrong number of features, or not finite", body = ErrorBody),
-        (status = 503, description = "No model loaded yet", body = ErrorBody),
-    ))]
-pub async fn predict(
-    State(state): State<AppState>,
-    Body(request): Body<PredictRequest>,
-) -> Result<Json<PredictResponse>, ApiError> {
+/// Classifies one input with `model`'s champion.
+async fn predict_with(state: &AppState, model: &str, request: PredictRequest) -> Result<PredictResponse, ApiError> {
     let started = Instant::now();
-    let model = served(&state)?;
-    let response = predict_one(&state, &model, request.features)?;
-    state
-        .metrics
-        .prediction_latency
-        .observe(started.elapsed().as_secs_f64());
-    Ok(Json(response))
+    let served = served(state, model).await?;
+    let input = model_input(&served, request.features, request.text)?;
+    let response = predict_one(state, &served, input)?;
+    state.metrics.prediction_latency.observe(started.elapsed().as_secs_f64());
+    Ok(response)
 }
 
-/// Classify up to `RETRAIN_BATCH_MAX` inputs with one model.
-#[utoipa::path(post, path = "/predict/batch", tag = "serving", request_body = BatchRequest,
-    responses(
-        (status = 200, body = BatchResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Empty or too large a batch, or an invalid instance", body = ErrorBody),
-        (status = 503, description = "No model loaded yet", body = ErrorBody),
-    ))]
-pub async fn predict_batch(
-    State(state): State<AppState>,
-    Body(request): Body<BatchRequest>,
-) -> Result<Json<BatchResponse>, ApiError> {
+/// Classifies a batch with one version of `model`'s champion; a refused
+/// instance refuses the batch and logs nothing.
+async fn predict_batch_with(state: &AppState, model: &str, request: BatchRequest) -> Result<BatchResponse, ApiError> {
     let started = Instant::now();
     let max = state.limits.batch_max;
     if request.instances.is_empty() || request.instances.len() > max {
@@ -117,20 +102,98 @@ pub async fn predict_batch(
             format!("a batch holds 1 to {max} instances, got {}", request.instances.len()),
         ));
     }
-    let model = served(&state)?;
-    // Check everything first: a refused batch logs nothing.
-    for (i, features) in request.instances.iter().enumerate() {
-        check_features(features, &model)
-            .map_err(|e| ApiError::bad_request("invalid_features", format!("instance {i}: {}", e.message)))?;
-    }
-    let predictions = request
+    let served = served(state, model).await?;
+    let inputs = request
         .instances
         .into_iter()
-        .map(|features| predict_one(&state, &model, features))
+        .enumerate()
+        .map(|(i, instance)| {
+            model_input(&served, instance.features, instance.text)
+                .map_err(|e| ApiError::bad_request(e.code, format!("instance {i}: {}", e.message)))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let predictions = inputs
+        .into_iter()
+        .map(|input| predict_one(state, &served, input))
         .collect::<Result<Vec<_>, _>>()?;
-    state
-        .metrics
-        .prediction_latency
-        .observe(started.elapsed().as_secs_f64());
-    Ok(Json(BatchResponse { predictions }))
+    state.metrics.prediction_latency.observe(started.elapsed().as_secs_f64());
+    Ok(BatchResponse { predictions })
+}
+
+/// Classify one input with the default model.
+#[utoipa::path(post, path = "/predict", tag = "serving", request_body = PredictRequest,
+    responses(
+        (status = 200, body = PredictResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "The other input kind, wrong features or empty text", body = ErrorBody),
+        (status = 503, description = "No version loaded yet", body = ErrorBody),
+    ))]
+pub async fn predict(
+    State(state): State<AppState>,
+    Body(request): Body<PredictRequest>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let model = state.default_model.clone();
+    Ok(Json(predict_with(&state, &model, request).await?))
+}
+
+/// Classify one input with the named model.
+#[utoipa::path(post, path = "/models/{name}/predict", tag = "serving", request_body = PredictRequest,
+    params(("name" = String, Path, description = "The model's name")),
+    responses(
+        (status = 200, body = PredictResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "The other input kind, wrong features or empty text", body = ErrorBody),
+        (status = 503, description = "No version loaded yet", body = ErrorBody),
+    ))]
+pub async fn predict_named(
+    State(state): State<AppState>,
+    PathParam(name): PathParam<String>,
+    Body(request): Body<PredictRequest>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    Ok(Json(predict_with(&state, &name, request).await?))
+}
+
+/// Classify up to `RETRAIN_BATCH_MAX` inputs with one version of the
+/// default model.
+#[utoipa::path(post, path = "/predict/batch", tag = "serving", request_body = BatchRequest,
+    responses(
+        (status = 200, body = BatchResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Empty or too large a batch, or an invalid instance", body = ErrorBody),
+        (status = 503, description = "No version loaded yet", body = ErrorBody),
+    ))]
+pub async fn predict_batch(
+    State(state): State<AppState>,
+    Body(request): Body<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let model = state.default_model.clone();
+    Ok(Json(predict_batch_with(&state, &model, request).await?))
+}
+
+/// Classify up to `RETRAIN_BATCH_MAX` inputs with one version of the named
+/// model.
+#[utoipa::path(post, path = "/models/{name}/predict/batch", tag = "serving", request_body = BatchRequest,
+    params(("name" = String, Path, description = "The model's name")),
+    responses(
+        (status = 200, body = BatchResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Empty or too large a batch, or an invalid instance", body = ErrorBody),
+        (status = 503, description = "No version loaded yet", body = ErrorBody),
+    ))]
+pub async fn predict_batch_named(
+    State(state): State<AppState>,
+    PathParam(name): PathParam<String>,
+    Body(request): Body<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    Ok(Json(predict_batch_with(&state, &name, request).await?))
 }

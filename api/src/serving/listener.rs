@@ -1,11 +1,14 @@
-//! Following promotions: LISTEN on the promotion channel and, on each
-//! notification, load the champion and swap it in. Notifications sent while
-//! disconnected are lost, so the champion is re-read at start and after
-//! every reconnect. A load that fails (a busy pool, an unreadable artifact)
-//! is retried with backoff until the champion is served, without waiting
-//! for another notification.
+//! Following promotions: one LISTEN on the promotion channel for every
+//! model and, on each notification, load the champion of the model it names
+//! and swap it in. Notifications sent while disconnected are lost, so every
+//! model's champion is re-read at start and after every reconnect. A load
+//! that fails (a busy pool, an unreadable artifact) is retried with backoff
+//! until every champion is served, without waiting for another
+//! notification.
 
 use super::loader::{Serving, load_champion};
+use retrain_steps::StepsError;
+use retrain_steps::store::models;
 use crate::metrics::Metrics;
 use chrono::Utc;
 use retrain_steps::store::promotions::PROMOTED_CHANNEL;
@@ -20,8 +23,25 @@ use tokio_util::sync::CancellationToken;
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
-/// Runs until `shutdown`: keeps `serving` on the champion.
-pub async fn follow_promotions(pool: PgPool, serving: Arc<Serving>, metrics: Metrics, shutdown: CancellationToken) {
+/// Which models a replica serves: every model, or those named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelFilter(pub Option<Vec<String>>);
+
+impl ModelFilter {
+    fn serves(&self, model: &str) -> bool {
+        self.0.as_ref().is_none_or(|names| names.iter().any(|n| n == model))
+    }
+}
+
+/// Runs until `shutdown`: keeps `serving` on each served model's champion.
+pub async fn follow_promotions(
+    pool: PgPool,
+    serving: Arc<Serving>,
+    filter: ModelFilter,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let catch_up = |_named: Option<String>| catch_up(&pool, &serving, &filter, &metrics);
     let mut backoff = FIRST_WAIT;
     while !shutdown.is_cancelled() {
         let mut listener = match connect(&pool).await {
@@ -34,26 +54,29 @@ pub async fn follow_promotions(pool: PgPool, serving: Arc<Serving>, metrics: Met
                 }
                 backoff = next_wait(backoff);
                 // The database may be back with a promotion we missed.
-                catch_up(&pool, &serving, &metrics).await;
+                catch_up(None).await;
                 continue;
             }
         };
         backoff = FIRST_WAIT;
         // `Some(wait)` while behind the champion: when to try loading it again.
-        let mut retry = retry_after(catch_up(&pool, &serving, &metrics).await, None);
+        let mut retry = retry_after(catch_up(None).await, None);
         loop {
             // `try_recv` is cancel-safe: a retry firing first loses no notification.
             let received = tokio::select! {
                 received = listener.try_recv() => received,
                 () = tokio::time::sleep(retry.unwrap_or(MAX_WAIT)), if retry.is_some() => {
-                    retry = retry_after(catch_up(&pool, &serving, &metrics).await, retry);
+                    retry = retry_after(catch_up(None).await, retry);
                     continue;
                 }
                 _ = shutdown.cancelled() => return,
             };
             match received {
-                Ok(Some(_notification)) => {
-                    retry = retry_after(catch_up(&pool, &serving, &metrics).await, retry);
+                Ok(Some(notification)) => {
+                    let named = serde_json::from_str::<serde_json::Value>(notification.payload())
+                        .ok()
+                        .and_then(|p| p["model"].as_str().map(str::to_owned));
+                    retry = retry_after(catch_up(named).await, retry);
                 }
                 // The connection dropped. Reconnect and LISTEN before catching up,
                 // so no promotion falls between the catch-up and the LISTEN.
@@ -90,34 +113,55 @@ fn retry_after(served: bool, previous: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// Loads the champion if it is not the model served; `true` if the champion
-/// is served now (or there is none). Failures are counted, mark the replica
-/// behind, and leave the old model serving.
-async fn catch_up(pool: &PgPool, serving: &Serving, metrics: &Metrics) -> bool {
-    let serving_id = serving.current().map(|m| m.model_id);
-    match load_champion(pool, serving_id).await {
-        Ok(loaded) => {
-            if let Some(model) = loaded {
-                let lag = (Utc::now() - model.promoted_at).to_std().unwrap_or_default();
-                let (version, model_id) = (model.version, model.model_id);
-                serving.swap(model);
-                metrics.set_served(version, model_id);
-                metrics.model_reloads.with_label_values(&["success"]).inc();
-                if serving_id.is_some() {
-                    metrics.swap_lag.observe(lag.as_secs_f64());
-                }
-                tracing::info!(version, lag_ms = lag.as_secs_f64() * 1000.0, "serving a new model");
-            }
+/// Loads each served model's champion that is not served yet; `true` if
+/// every champion is served now. Failures are counted, mark the replica
+/// behind, and leave the old versions serving.
+async fn catch_up(pool: &PgPool, serving: &Serving, filter: &ModelFilter, metrics: &Metrics) -> bool {
+    match catch_up_all(pool, serving, filter, metrics).await {
+        Ok(()) => {
             serving.freshness.current();
             metrics.served_behind_champion.set(0);
             true
         }
-        Err(err) => {
+        Err((model, err)) => {
             metrics.model_reloads.with_label_values(&["failure"]).inc();
             metrics.served_behind_champion.set(1);
-            serving.freshness.behind(format!("cannot load the champion: {err}"));
-            tracing::error!(error = %err, "cannot load the champion; still serving the previous model, retrying");
+            serving.freshness.behind(format!("cannot load the champion of {model}: {err}"));
+            tracing::error!(model, error = %err, "cannot load a champion; still serving the previous version, retrying");
             false
         }
     }
+}
+
+async fn catch_up_all(
+    pool: &PgPool,
+    serving: &Serving,
+    filter: &ModelFilter,
+    metrics: &Metrics,
+) -> Result<(), (String, StepsError)> {
+    let all = match pool.acquire().await {
+        Ok(mut conn) => models::list(&mut conn).await,
+        Err(err) => Err(err),
+    }
+    .map_err(|err| ("the registry".to_owned(), StepsError::Database(err)))?;
+    let mut failed = None;
+    for model in all.iter().filter(|m| filter.serves(&m.name)) {
+        let serving_id = serving.current(&model.name).map(|m| m.version_id);
+        match load_champion(pool, model, serving_id).await {
+            Ok(Some(loaded)) => {
+                let lag = (Utc::now() - loaded.promoted_at).to_std().unwrap_or_default();
+                let version = loaded.version;
+                metrics.set_served(&model.name, version, loaded.version_id);
+                serving.swap(loaded);
+                metrics.model_reloads.with_label_values(&["success"]).inc();
+                if serving_id.is_some() {
+                    metrics.swap_lag.observe(lag.as_secs_f64());
+                }
+                tracing::info!(model = %model.name, version, lag_ms = lag.as_secs_f64() * 1000.0, "serving a new version");
+            }
+            Ok(None) => {}
+            Err(err) => failed = failed.or(Some((model.name.clone(), err))),
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }

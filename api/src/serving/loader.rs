@@ -1,22 +1,34 @@
-//! Loading the champion for serving: fetch the artifact, check its sha256,
-//! answer one golden example with it, and only then swap it in. A request
-//! clones the pointer and finishes on the model it started with.
+//! Loading a model's champion for serving: fetch the artifact, check its
+//! sha256, answer one golden example with it, and only then swap it in. A
+//! replica serves every model (or those named in `RETRAIN_MODELS`), each in
+//! its own slot of one map swapped whole; a request clones its model's
+//! pointer and finishes on the version it started with.
 
 use super::freshness::Freshness;
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use retrain_steps::StepsError;
-use retrain_steps::ml::{Model, Split};
-use retrain_steps::store::{datasets, models};
+use retrain_steps::ml::{Classifier, InputKind, Split};
+use retrain_steps::store::models::ModelSpec;
+use retrain_steps::store::{datasets, evaluations, versions};
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// A model ready to answer, with what `/model/info` reports about it.
+/// A model's champion ready to answer, with what `/model/info` reports.
 #[derive(Debug, Clone)]
 pub struct ServedModel {
-    pub model_id: i64,
+    /// The model's name.
+    pub model: String,
+    pub model_id: i32,
+    pub input_kind: InputKind,
+    /// Tabular models: the feature columns, in order.
+    pub feature_names: Vec<String>,
+    /// Class names feedback may carry (the model's classes).
+    pub labels: Vec<String>,
+    pub version_id: i64,
     pub version: i32,
     pub kind: String,
     pub sha256: String,
@@ -24,24 +36,22 @@ pub struct ServedModel {
     pub loaded_at: DateTime<Utc>,
     pub golden_accuracy: Option<f64>,
     pub training_rows: i64,
-    /// Labels feedback may carry (the data set's classes).
-    pub labels: Vec<i32>,
-    pub model: Model,
+    pub classifier: Classifier,
 }
 
-/// The serving slot: empty until the first model is loaded.
+/// What this replica serves: each model's champion, by model name.
 #[derive(Debug, Default)]
 pub struct Serving {
-    current: ArcSwapOption<ServedModel>,
-    /// Woken at each swap, for those waiting for the first model.
+    models: ArcSwap<BTreeMap<String, Arc<ServedModel>>>,
+    /// Woken at each swap, for those waiting for a model.
     swapped: Notify,
-    /// Whether the model served is the champion.
+    /// Whether every model served is its champion.
     pub freshness: Freshness,
 }
 
 impl Serving {
-    /// An empty slot whose replica reports not ready once it has failed to
-    /// load the champion for `stale_after`.
+    /// An empty replica that reports not ready once it has failed to load a
+    /// champion for `stale_after`.
     pub fn new(stale_after: Duration) -> Self {
         Self {
             freshness: Freshness::new(stale_after),
@@ -49,75 +59,98 @@ impl Serving {
         }
     }
 
-    /// The model serving now; cheap (an atomic load and a reference count).
-    pub fn current(&self) -> Option<Arc<ServedModel>> {
-        self.current.load_full()
+    /// The version of `model` serving now; cheap (an atomic load, a map
+    /// look-up and a reference count).
+    pub fn current(&self, model: &str) -> Option<Arc<ServedModel>> {
+        self.models.load().get(model).cloned()
     }
 
-    /// Serves `model` from now on; in-flight requests finish on the old one.
-    pub fn swap(&self, model: ServedModel) {
-        self.current.store(Some(Arc::new(model)));
+    /// Every model served, by name.
+    pub fn all(&self) -> Arc<BTreeMap<String, Arc<ServedModel>>> {
+        self.models.load_full()
+    }
+
+    /// Serves `served` for its model from now on; in-flight requests finish
+    /// on the version they started with.
+    pub fn swap(&self, served: ServedModel) {
+        let served = Arc::new(served);
+        self.models.rcu(|models| {
+            let mut models = BTreeMap::clone(models);
+            models.insert(served.model.clone(), Arc::clone(&served));
+            models
+        });
         self.swapped.notify_waiters();
     }
 
-    /// Returns once a model is served.
-    pub async fn loaded(&self) {
+    /// Returns once `model` is served.
+    pub async fn loaded(&self, model: &str) {
         loop {
             // Registered before the check, so a swap in between still wakes us.
             let swapped = self.swapped.notified();
-            if self.current.load().is_some() {
+            if self.models.load().contains_key(model) {
                 return;
             }
             swapped.await;
         }
     }
 
-    pub fn version(&self) -> Option<i32> {
-        self.current.load().as_ref().map(|m| m.version)
+    /// The version of `model` served, if any.
+    pub fn version(&self, model: &str) -> Option<i32> {
+        self.models.load().get(model).map(|m| m.version)
     }
 }
 
 #[derive(sqlx::FromRow)]
 struct ChampionRow {
-    model_id: i64,
+    version_id: i64,
     promoted_at: DateTime<Utc>,
     training_rows: i32,
     dataset_id: i32,
 }
 
-/// Loads the current champion unless it is `serving_id` already; `None` if
-/// there is no champion or it is the one served.
+/// Loads the model's champion unless it is `serving_id` already; `None` if
+/// the model has no champion or it is the one served.
 ///
 /// # Errors
 /// `Inconsistent` if the artifact fails its hash or its golden check;
 /// `Model`; `Database`.
-pub async fn load_champion(pool: &PgPool, serving_id: Option<i64>) -> Result<Option<ServedModel>, StepsError> {
+pub async fn load_champion(
+    pool: &PgPool,
+    model: &ModelSpec,
+    serving_id: Option<i64>,
+) -> Result<Option<ServedModel>, StepsError> {
     let mut conn = pool.acquire().await?;
     let champion: Option<ChampionRow> = sqlx::query_as(
-        "SELECT c.model_id, p.promoted_at, ts.total_rows AS training_rows, ts.dataset_id
+        "SELECT c.version_id, p.promoted_at, ts.total_rows AS training_rows, ts.dataset_id
          FROM champion c
          JOIN promotions p ON p.id = c.promotion_id
-         JOIN models m ON m.id = c.model_id
-         JOIN training_sets ts ON ts.id = m.training_set_id",
+         JOIN versions m ON m.id = c.version_id
+         JOIN training_sets ts ON ts.id = m.training_set_id
+         WHERE c.model_id = $1",
     )
+    .bind(model.id)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(champion) = champion else {
         return Ok(None);
     };
-    if Some(champion.model_id) == serving_id {
+    if Some(champion.version_id) == serving_id {
         return Ok(None);
     }
-    let loaded = models::load(&mut conn, champion.model_id).await?;
-    let dataset = datasets::by_id(&mut conn, champion.dataset_id).await?;
-    let golden = datasets::examples(&mut conn, dataset.id, Split::Golden).await?;
+    let loaded = versions::load(&mut conn, champion.version_id).await?;
+    let golden = datasets::examples(&mut conn, champion.dataset_id, Split::Golden).await?;
     let probe = golden
         .first()
         .ok_or_else(|| StepsError::Inconsistent("no golden example to check the model with".into()))?;
-    loaded.model.predict(&probe.features)?;
-    let golden_accuracy = retrain_steps::store::evaluations::latest_accuracy(&mut conn, champion.model_id).await?;
+    loaded.classifier.predict(&probe.input)?;
+    let golden_accuracy = evaluations::latest_accuracy(&mut conn, champion.version_id).await?;
     Ok(Some(ServedModel {
-        model_id: loaded.record.id,
+        model: model.name.clone(),
+        model_id: model.id,
+        input_kind: model.kind,
+        feature_names: model.feature_names.clone(),
+        labels: model.classes.clone(),
+        version_id: loaded.record.id,
         version: loaded.record.version,
         kind: loaded.record.kind,
         sha256: loaded.record.sha256,
@@ -125,7 +158,6 @@ pub async fn load_champion(pool: &PgPool, serving_id: Option<i64>) -> Result<Opt
         loaded_at: Utc::now(),
         golden_accuracy,
         training_rows: i64::from(champion.training_rows),
-        labels: dataset.labels,
-        model: loaded.model,
+        classifier: loaded.classifier,
     }))
 }

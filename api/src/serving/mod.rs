@@ -6,5 +6,5 @@ mod listener;
 mod loader;
 
 pub use freshness::{Behind, DEFAULT_STALE_AFTER, Freshness};
-pub use listener::follow_promotions;
+pub use listener::{ModelFilter, follow_promotions};
 pub use loader::{ServedModel, Serving, load_champion};
