@@ -5,7 +5,7 @@
 //! is no reason to refuse: the row is stored with the prediction id and
 //! links to the prediction by that id once it lands (`feedback_links`).
 
-use super::input::{Body, check_features, check_label, check_text, served};
+use super::input::{Body, FeaturesValue, LabelValue, PathParam, check_label, check_text, model_input, served};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::{self, Claim, KeyHeader, Scope, Stored};
 use crate::state::AppState;
@@ -13,6 +13,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use retrain_steps::ml::Input;
+use retrain_steps::store::datasets::stored_input;
 use retrain_steps::store::feedback::NewFeedback;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,16 +24,19 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackRequest {
-    /// The input, as sent to `POST /predict`.
-    pub features: Vec<f64>,
-    /// The label the input should have had.
-    pub correct_label: i32,
+    /// A tabular model's input, as sent to `POST /predict`.
+    pub features: Option<FeaturesValue>,
+    /// A text model's input, as sent to `POST /predict`.
+    pub text: Option<String>,
+    /// The class the input should have had (a JSON integer means its
+    /// decimal string).
+    pub correct_label: LabelValue,
     /// The `prediction_id` of the prediction this corrects, if any. Checked
     /// against the prediction log when the prediction is in it; else stored
     /// as given, and linked once the prediction is logged.
     pub prediction_id: Option<Uuid>,
-    /// The label that was predicted, if known.
-    pub predicted_label: Option<i32>,
+    /// The class that was predicted, if known.
+    pub predicted_label: Option<LabelValue>,
     /// Who or what sent it (an app, a team), for audit and quarantine: 1 to 200
     /// characters, no control characters but newline and tab; stored verbatim.
     #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
@@ -44,14 +49,14 @@ pub struct FeedbackResponse {
     pub feedback_id: i64,
 }
 
-#[derive(sqlx::FromRow)]
 struct LoggedPrediction {
+    model_id: i32,
     model_version: i32,
-    features: Vec<f64>,
-    label: i32,
+    input: Input,
+    label: String,
 }
 
-/// Store one piece of feedback.
+/// Store one piece of feedback for the default model.
 ///
 /// With an `Idempotency-Key`, a retry gets the first answer (same status and
 /// body, header `Idempotent-Replayed: true`) and stores nothing new.
@@ -69,10 +74,47 @@ struct LoggedPrediction {
     ))]
 pub async fn feedback(
     State(state): State<AppState>,
-    KeyHeader(key): KeyHeader,
+    key: KeyHeader,
     Body(request): Body<FeedbackRequest>,
 ) -> Result<Response, ApiError> {
-    let claim = key.map(|key| Claim::new(key, &request));
+    let model = state.default_model.clone();
+    feedback_for(&state, &model, key, request).await
+}
+
+/// Store one piece of feedback for the named model.
+///
+/// With an `Idempotency-Key`, a retry gets the first answer (same status and
+/// body, header `Idempotent-Replayed: true`) and stores nothing new.
+#[utoipa::path(post, path = "/models/{name}/feedback", tag = "feedback", request_body = FeedbackRequest,
+    params(("name" = String, Path, description = "The model's name"), super::docs::IdempotencyKeyParam),
+    responses(
+        (status = 201, body = FeedbackResponse, description = "Committed (or, for a retried Idempotency-Key, the first answer)"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key already used for another request", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "The other input kind, invalid features or text, unknown label, invalid source or Idempotency-Key, or a logged prediction that does not match", body = ErrorBody),
+        (status = 503, description = "Database unavailable or no version loaded; retry after the Retry-After delay", body = ErrorBody),
+    ))]
+pub async fn feedback_named(
+    State(state): State<AppState>,
+    PathParam(name): PathParam<String>,
+    key: KeyHeader,
+    Body(request): Body<FeedbackRequest>,
+) -> Result<Response, ApiError> {
+    feedback_for(&state, &name, key, request).await
+}
+
+async fn feedback_for(
+    state: &AppState,
+    model: &str,
+    KeyHeader(key): KeyHeader,
+    request: FeedbackRequest,
+) -> Result<Response, ApiError> {
+    // The key covers the model too: the same body for two models is two requests.
+    let claim = key.map(|key| Claim::new(key, &(model, &request)));
     if let Some(claim) = &claim {
         // A retry answers from the key even if the request would not pass now.
         let mut conn = state.pool.acquire().await?;
@@ -80,49 +122,55 @@ pub async fn feedback(
             return Ok(replay.into_response());
         }
     }
-    let model = served(&state)?;
-    check_features(&request.features, &model)?;
-    check_label(request.correct_label, &model, "correct_label")?;
-    if let Some(predicted) = request.predicted_label {
-        check_label(predicted, &model, "predicted_label")?;
+    let served = served(state, model).await?;
+    let input = model_input(&served, request.features, request.text)?;
+    let correct_label = request.correct_label.into_name();
+    check_label(&correct_label, &served, "correct_label")?;
+    let claimed_label = request.predicted_label.map(LabelValue::into_name);
+    if let Some(predicted) = &claimed_label {
+        check_label(predicted, &served, "predicted_label")?;
     }
     if let Some(source) = &request.source {
         check_text(source, "source", 200, "invalid_source")?;
     }
     let (predicted_label, model_version) = match request.prediction_id {
-        Some(id) => match find_prediction(&state, id).await? {
+        Some(id) => match find_prediction(state, id).await? {
             Some(logged) => {
-                if logged.features != request.features {
+                if logged.model_id != served.model_id {
                     return Err(ApiError::bad_request(
                         "prediction_mismatch",
-                        format!("prediction {id} was made for other features"),
+                        format!("prediction {id} was made by another model"),
                     ));
                 }
-                if request.predicted_label.is_some_and(|p| p != logged.label) {
+                if logged.input != input {
                     return Err(ApiError::bad_request(
                         "prediction_mismatch",
-                        format!(
-                            "prediction {id} predicted {}, not {:?}",
-                            logged.label, request.predicted_label
-                        ),
+                        format!("prediction {id} was made for another input"),
+                    ));
+                }
+                if claimed_label.as_ref().is_some_and(|p| *p != logged.label) {
+                    return Err(ApiError::bad_request(
+                        "prediction_mismatch",
+                        format!("prediction {id} predicted {:?}, not {:?}", logged.label, claimed_label),
                     ));
                 }
                 (Some(logged.label), Some(logged.model_version))
             }
             // Unchecked for now: stored as the client says, without a model version.
-            None => (request.predicted_label, None),
+            None => (claimed_label, None),
         },
-        None => (request.predicted_label, None),
+        None => (claimed_label, None),
     };
     let unlinked = request.prediction_id.is_some() && model_version.is_none();
-    let verdict = match predicted_label {
-        Some(p) if p == request.correct_label => "correct",
+    let verdict = match &predicted_label {
+        Some(p) if *p == correct_label => "correct",
         Some(_) => "incorrect",
         None => "unknown",
     };
     let row = NewFeedback {
-        features: request.features,
-        correct_label: request.correct_label,
+        model_id: served.model_id,
+        input,
+        correct_label,
         prediction_id: request.prediction_id,
         predicted_label,
         model_version,
@@ -150,13 +198,18 @@ async fn find_prediction(state: &AppState, id: Uuid) -> Result<Option<LoggedPred
         if flushed {
             state.predictions.flush().await;
         }
-        let found: Option<LoggedPrediction> =
-            sqlx::query_as("SELECT model_version, features, label FROM predictions WHERE id = $1")
+        let found: Option<(i32, i32, Option<Vec<f64>>, Option<String>, String)> =
+            sqlx::query_as("SELECT model_id, model_version, features, text, label FROM predictions WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&state.pool)
                 .await?;
-        if found.is_some() {
-            return Ok(found);
+        if let Some((model_id, model_version, features, text, label)) = found {
+            return Ok(Some(LoggedPrediction {
+                model_id,
+                model_version,
+                input: stored_input(features, text)?,
+                label,
+            }));
         }
     }
     Ok(None)

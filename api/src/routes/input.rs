@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::serving::ServedModel;
 use retrain_steps::ml::{Input, InputKind};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use axum::extract::{FromRequest, FromRequestParts};
@@ -102,7 +102,7 @@ pub struct QueryParams<T>(pub T);
 
 /// Tabular input as a request sends it: values in the model's column order,
 /// or by column name.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum FeaturesValue {
     /// `[7.4, 0.7, ...]`, in the model's column order.
@@ -113,7 +113,7 @@ pub enum FeaturesValue {
 
 /// A class name as a request sends it: a string, or a JSON integer meaning
 /// its decimal string (so `"correct_label": 5` names class `"5"`).
-#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum LabelValue {
     Name(String),
