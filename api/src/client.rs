@@ -100,8 +100,10 @@ impl Client {
     ///
     /// # Errors
     /// As the service answers.
-    pub async fn trigger(&self, reason: Option<&str>) -> Result<(Value, bool), ClientError> {
-        let (status, run) = self.post("/runs", &json!({"reason": reason}), true).await?;
+    pub async fn trigger(&self, model: Option<&str>, reason: Option<&str>) -> Result<(Value, bool), ClientError> {
+        let (status, run) = self
+            .post("/runs", &json!({"model": model, "reason": reason}), true)
+            .await?;
         Ok((run, status == 201))
     }
 
@@ -138,13 +140,33 @@ impl Client {
         self.get("/models").await
     }
 
-    /// `POST /models/{version}/promote`.
+    /// `GET /models/{name}`.
     ///
     /// # Errors
     /// As the service answers.
-    pub async fn promote(&self, version: i32, reason: &str) -> Result<Value, ClientError> {
+    pub async fn model(&self, name: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/models/{name}")).await
+    }
+
+    /// `GET /models/{name}/versions`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn versions(&self, name: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/models/{name}/versions")).await
+    }
+
+    /// `POST /models/{name}/versions/{version}/promote`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn promote(&self, name: &str, version: i32, reason: &str) -> Result<Value, ClientError> {
         Ok(self
-            .post(&format!("/models/{version}/promote"), &json!({"reason": reason}), true)
+            .post(
+                &format!("/models/{name}/versions/{version}/promote"),
+                &json!({"reason": reason}),
+                true,
+            )
             .await?
             .1)
     }

@@ -1,6 +1,7 @@
-//! Gauges that describe stored facts (the champion, golden accuracies, the
-//! feedback backlog, the last successful run), refreshed from the database so
-//! they are right after a restart too, whichever process made them so.
+//! Gauges that describe stored facts (each model's champion, golden
+//! accuracies and feedback backlog, the last successful run), refreshed from
+//! the database so they are right after a restart too, whichever process
+//! made them so.
 
 use crate::metrics::Metrics;
 use sqlx::PgPool;
@@ -8,44 +9,52 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(sqlx::FromRow)]
-struct Facts {
+struct ModelFacts {
+    model: String,
     champion_version: Option<i32>,
     champion_accuracy: Option<f64>,
     candidate_accuracy: Option<f64>,
     feedback_waiting: i64,
-    last_success: Option<f64>,
 }
 
-/// Reads the facts once and sets the gauges.
+/// Reads the facts once and sets the gauges, per model.
 ///
 /// # Errors
 /// The database's.
 pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error> {
-    let facts: Facts = sqlx::query_as(
-        "SELECT
-            (SELECT m.version FROM champion c JOIN models m ON m.id = c.model_id) AS champion_version,
-            (SELECT e.accuracy FROM champion c JOIN evaluations e ON e.model_id = c.model_id
-             ORDER BY e.id DESC LIMIT 1) AS champion_accuracy,
-            (SELECT accuracy FROM evaluations WHERE role = 'candidate' ORDER BY id DESC LIMIT 1)
+    let facts: Vec<ModelFacts> = sqlx::query_as(
+        "SELECT m.name AS model,
+            (SELECT v.version FROM champion c JOIN versions v ON v.id = c.version_id WHERE c.model_id = m.id)
+                AS champion_version,
+            (SELECT e.accuracy FROM champion c JOIN evaluations e ON e.version_id = c.version_id
+             WHERE c.model_id = m.id ORDER BY e.id DESC LIMIT 1) AS champion_accuracy,
+            (SELECT accuracy FROM evaluations WHERE role = 'candidate' AND model_id = m.id ORDER BY id DESC LIMIT 1)
                 AS candidate_accuracy,
             -- The same count the threshold check and collect use (quarantined rows never count).
-            feedback_waiting() AS feedback_waiting,
-            (SELECT extract(epoch FROM max(finished_at))::float8 FROM runs WHERE status = 'succeeded')
-                AS last_success",
+            feedback_waiting(m.id) AS feedback_waiting
+         FROM models m",
     )
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    metrics
-        .champion_version
-        .set(i64::from(facts.champion_version.unwrap_or(0)));
-    if let Some(accuracy) = facts.champion_accuracy {
-        metrics.golden_accuracy.with_label_values(&["champion"]).set(accuracy);
+    let last_success: Option<f64> =
+        sqlx::query_scalar("SELECT extract(epoch FROM max(finished_at))::float8 FROM runs WHERE status = 'succeeded'")
+            .fetch_one(pool)
+            .await?;
+    for fact in facts {
+        let model = fact.model.as_str();
+        metrics
+            .champion_version
+            .with_label_values(&[model])
+            .set(i64::from(fact.champion_version.unwrap_or(0)));
+        if let Some(accuracy) = fact.champion_accuracy {
+            metrics.golden_accuracy.with_label_values(&[model, "champion"]).set(accuracy);
+        }
+        if let Some(accuracy) = fact.candidate_accuracy {
+            metrics.golden_accuracy.with_label_values(&[model, "candidate"]).set(accuracy);
+        }
+        metrics.feedback_waiting.with_label_values(&[model]).set(fact.feedback_waiting);
     }
-    if let Some(accuracy) = facts.candidate_accuracy {
-        metrics.golden_accuracy.with_label_values(&["candidate"]).set(accuracy);
-    }
-    metrics.feedback_waiting.set(facts.feedback_waiting);
-    metrics.last_success_timestamp.set(facts.last_success.unwrap_or(0.0));
+    metrics.last_success_timestamp.set(last_success.unwrap_or(0.0));
     Ok(())
 }
 

@@ -107,23 +107,18 @@ async fn write_batches(
         // Requests that gave up waiting need no row.
         batch.retain(|(_, reply)| !reply.is_closed());
         let (rows, replies): (Vec<NewFeedback>, Vec<Reply>) = batch.drain(..).unzip();
-        let mut stored = Vec::with_capacity(rows.len());
-        for group in rows.chunk_by(|a, b| a.features.len() == b.features.len()) {
-            stored.push(conn.run(async |c| feedback::insert_many(c, group).await).await);
+        if rows.is_empty() {
+            continue;
         }
-        let away = stored
-            .iter()
-            .any(|result| result.as_ref().is_err_and(crate::error::is_database_away));
-        let mut replies = replies.into_iter();
-        for (group, result) in rows.chunk_by(|a, b| a.features.len() == b.features.len()).zip(stored) {
-            for i in 0..group.len() {
-                let Some(reply) = replies.next() else { break };
-                let answer = match &result {
-                    Ok(ids) => Ok(ids[i]),
-                    Err(err) => Err(ApiError::from_database_error(err)),
-                };
-                let _ = reply.send(answer);
-            }
+        // One statement for the batch, whatever models and input kinds it mixes.
+        let result = conn.run(async |c| feedback::insert_many(c, &rows).await).await;
+        let away = result.as_ref().is_err_and(crate::error::is_database_away);
+        for (i, reply) in replies.into_iter().enumerate() {
+            let answer = match &result {
+                Ok(ids) => Ok(ids[i]),
+                Err(err) => Err(ApiError::from_database_error(err)),
+            };
+            let _ = reply.send(answer);
         }
         if away {
             refuse_queued(&receiver);

@@ -36,6 +36,8 @@ pub struct MetricSet {
     pub feedback_unlinked: IntCounter,
     pub model_reloads: IntCounterVec,
     pub served_version: IntGaugeVec,
+    /// The (version, version id) labels set on `served_version`, by model.
+    served_labels: Arc<std::sync::Mutex<HashMap<String, [String; 2]>>>,
     /// 1 while this replica cannot confirm it serves the champion.
     pub served_behind_champion: IntGauge,
     pub swap_lag: Histogram,
@@ -44,8 +46,8 @@ pub struct MetricSet {
     pub step_duration: HistogramVec,
     pub step_retries: IntCounterVec,
     pub golden_accuracy: prometheus::GaugeVec,
-    pub feedback_waiting: IntGauge,
-    pub champion_version: IntGauge,
+    pub feedback_waiting: IntGaugeVec,
+    pub champion_version: IntGaugeVec,
     pub http_requests: IntCounterVec,
     pub last_success_timestamp: Gauge,
     pub prediction_log_written: IntCounter,
@@ -67,6 +69,7 @@ impl Metrics {
         ];
         let metrics = Self(Arc::new(MetricSet {
             prediction_counters: ArcSwap::default(),
+            served_labels: Arc::default(),
             predictions: IntCounterVec::new(
                 opts(
                     "retrain_predictions_total",
@@ -169,19 +172,25 @@ impl Metrics {
             golden_accuracy: prometheus::GaugeVec::new(
                 opts(
                     "retrain_golden_accuracy",
-                    "Golden-set accuracy of the champion and of the last candidate (role label).",
+                    "Golden-set accuracy of each model's champion and of its last candidate (role label).",
                 ),
-                &["role"],
+                &["model", "role"],
             )
             .unwrap(),
-            feedback_waiting: IntGauge::new(
-                "retrain_feedback_waiting",
-                "Feedback rows waiting for the next run that passes collect.",
+            feedback_waiting: IntGaugeVec::new(
+                opts(
+                    "retrain_feedback_waiting",
+                    "Feedback rows of each model waiting for its next run that passes collect.",
+                ),
+                &["model"],
             )
             .unwrap(),
-            champion_version: IntGauge::new(
-                "retrain_champion_version",
-                "The champion's model version in the database.",
+            champion_version: IntGaugeVec::new(
+                opts(
+                    "retrain_champion_version",
+                    "Each model's champion version in the database.",
+                ),
+                &["model"],
             )
             .unwrap(),
             http_requests: IntCounterVec::new(
@@ -297,33 +306,13 @@ impl Metrics {
 
     /// Marks `version` as the one of `model` served (and no other of it).
     pub fn set_served(&self, model: &str, version: i32, version_id: i64) {
-        // The exposition sorts label pairs by name; removal takes values in
-        // the declared order.
-        let declared = ["model", "version", "model_id"];
-        let stale: Vec<Vec<String>> = self
-            .served_version
-            .collect()
-            .iter()
-            .flat_map(|family| family.get_metric())
-            .map(|m| {
-                declared
-                    .iter()
-                    .map(|name| {
-                        m.get_label()
-                            .iter()
-                            .find(|l| l.name() == *name)
-                            .map_or(String::new(), |l| l.value().to_owned())
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .filter(|labels| labels[0] == model)
-            .collect();
-        for labels in stale {
-            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-            let _ = self.served_version.remove_label_values(&labels);
+        let labels = [version.to_string(), version_id.to_string()];
+        let mut served = self.served_labels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some([old_version, old_id]) = served.insert(model.to_owned(), labels.clone()) {
+            let _ = self.served_version.remove_label_values(&[model, &old_version, &old_id]);
         }
         self.served_version
-            .with_label_values(&[model, &version.to_string(), &version_id.to_string()])
+            .with_label_values(&[model, &labels[0], &labels[1]])
             .set(1);
     }
 }

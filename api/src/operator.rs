@@ -49,6 +49,9 @@ pub enum RunsCommand {
     Show { id: String },
     /// Start a run (or get the active one).
     Trigger {
+        /// The model to retrain (the service's default model if absent).
+        #[arg(long)]
+        model: Option<String>,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -60,10 +63,20 @@ pub enum RunsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Every stored model, newest first.
+    /// Every model, with its champion.
     List,
-    /// Promote a model, or roll back to an older one.
+    /// One model's settings and its versions, newest first.
+    Show { name: String },
+    /// Make a version its model's champion (older than the champion: a rollback).
     Promote {
+        name: String,
+        version: i32,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Go back to an older version of a model.
+    Rollback {
+        name: String,
         version: i32,
         #[arg(long)]
         reason: String,
@@ -161,6 +174,24 @@ fn models_table(models: &Value) -> String {
         .flatten()
         .map(|m| {
             vec![
+                text(&m["name"]),
+                text(&m["kind"]),
+                text(&m["learner"]["name"]),
+                m["classes"].as_array().map_or(0, Vec::len).to_string(),
+                text(&m["champion_version"]),
+            ]
+        })
+        .collect();
+    table::render(&["model", "input", "learner", "classes", "champion"], &rows)
+}
+
+fn versions_table(versions: &Value) -> String {
+    let rows: Vec<Vec<String>> = versions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            vec![
                 text(&m["version"]),
                 if m["is_champion"] == true {
                     "*".into()
@@ -187,6 +218,17 @@ fn models_table(models: &Value) -> String {
     )
 }
 
+fn promotion_line(p: &Value) -> String {
+    format!(
+        "{}: {} to version {} (was {}) by {}",
+        text(&p["model"]),
+        text(&p["kind"]),
+        text(&p["version"]),
+        text(&p["previous_version"]),
+        text(&p["actor"])
+    )
+}
+
 /// Runs a `retrain runs` command.
 ///
 /// # Errors
@@ -198,8 +240,8 @@ pub async fn runs(target: &Target, command: RunsCommand) -> anyhow::Result<()> {
             print(target.json, &client.runs(status.as_deref(), limit).await?, runs_table);
         }
         RunsCommand::Show { id } => print(target.json, &client.run(&id).await?, run_detail),
-        RunsCommand::Trigger { reason } => {
-            let (run, new) = client.trigger(reason.as_deref()).await?;
+        RunsCommand::Trigger { model, reason } => {
+            let (run, new) = client.trigger(model.as_deref(), reason.as_deref()).await?;
             if !target.json {
                 println!(
                     "{}",
@@ -238,17 +280,30 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
     let client = target.client();
     match command {
         ModelsCommand::List => print(target.json, &client.models().await?, models_table),
-        ModelsCommand::Promote { version, reason } => {
-            let promotion = client.promote(version, &reason).await?;
-            print(target.json, &promotion, |p| {
-                format!(
-                    "{} to version {} (was {}) by {}",
-                    text(&p["kind"]),
-                    text(&p["version"]),
-                    text(&p["previous_version"]),
-                    text(&p["actor"])
-                )
-            });
+        ModelsCommand::Show { name } => {
+            let model = client.model(&name).await?;
+            let versions = client.versions(&name).await?;
+            if target.json {
+                print(true, &serde_json::json!({"model": model, "versions": versions}), |_| String::new());
+            } else {
+                println!("{}", models_table(&Value::Array(vec![model])));
+                println!("\n{}", versions_table(&versions));
+            }
+        }
+        ModelsCommand::Promote { name, version, reason } => {
+            let promotion = client.promote(&name, version, &reason).await?;
+            print(target.json, &promotion, promotion_line);
+        }
+        ModelsCommand::Rollback { name, version, reason } => {
+            let champion = client.model(&name).await?["champion_version"].as_i64();
+            if champion.is_none_or(|c| i64::from(version) >= c) {
+                anyhow::bail!(
+                    "a rollback goes to a version older than the champion ({}); use `retrain models promote`",
+                    champion.map_or("none".to_owned(), |c| c.to_string())
+                );
+            }
+            let promotion = client.promote(&name, version, &reason).await?;
+            print(target.json, &promotion, promotion_line);
         }
     }
     Ok(())

@@ -117,6 +117,13 @@ pub struct ServeSettings {
     /// `/ready` reports it not ready.
     #[arg(long, env = "RETRAIN_STALE_AFTER_MS", default_value_t = crate::serving::DEFAULT_STALE_AFTER.as_millis() as u64)]
     pub stale_after_ms: u64,
+    /// The model the seed-shaped routes (`/predict`, `/feedback`,
+    /// `/model/info`) act on.
+    #[arg(long, env = "RETRAIN_DEFAULT_MODEL", default_value = retrain_steps::pipeline::FIRST_MODEL)]
+    pub default_model: String,
+    /// Serve only these models (comma-separated names); every model if unset.
+    #[arg(long, env = "RETRAIN_MODELS", value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
     /// Fault injection for tests only, unset by default and hidden from help:
     /// `step:millis[,step:millis]` makes those steps sleep before their work,
     /// so a test can catch them running (see `slow_step`).

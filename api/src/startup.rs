@@ -7,7 +7,7 @@ use crate::feedback_writer::FeedbackWriter;
 use crate::metrics::Metrics;
 use crate::predlog::PredictionLog;
 use crate::routes;
-use crate::serving::{Serving, follow_promotions};
+use crate::serving::{ModelFilter, Serving, follow_promotions};
 use crate::settings::{DatabaseSettings, Role, ServeSettings};
 use crate::state::{AppState, Limits};
 use anyhow::Context;
@@ -128,6 +128,7 @@ pub fn api_state(
     tokio::spawn(follow_promotions(
         pool.clone(),
         serving.clone(),
+        ModelFilter(settings.models.clone()),
         metrics.clone(),
         shutdown.clone(),
     ));
@@ -139,6 +140,7 @@ pub fn api_state(
         pool: pool.clone(),
         engine,
         serving,
+        default_model: settings.default_model.as_str().into(),
         metrics,
         predictions,
         feedback,
@@ -212,7 +214,8 @@ pub async fn serve(
 #[derive(Debug)]
 pub struct Running {
     shutdown: CancellationToken,
-    serving: Option<Arc<Serving>>,
+    /// What the API serves, and the default model it waits for at start.
+    serving: Option<(Arc<Serving>, Arc<str>)>,
     server: JoinHandle<std::io::Result<()>>,
     writers: Option<ApiWriters>,
     background: Vec<JoinHandle<()>>,
@@ -263,7 +266,7 @@ pub async fn start(
             TokenSource::Generated(path) => tracing::info!(file = %path.display(), "admin token generated into file"),
         }
         let (state, writers) = api_state(&pool, engine.clone(), metrics.clone(), token, &settings, &shutdown);
-        let serving = state.serving.clone();
+        let serving = (state.serving.clone(), state.default_model.clone());
         (routes::router(state), Some(serving), Some(writers))
     } else {
         // A worker serves its health and metrics only.
@@ -294,10 +297,10 @@ pub async fn start(
 }
 
 impl Running {
-    /// Returns once the API serves a model (at once for a worker).
+    /// Returns once the API serves the default model (at once for a worker).
     pub async fn loaded(&self) {
-        if let Some(serving) = &self.serving {
-            serving.loaded().await;
+        if let Some((serving, default_model)) = &self.serving {
+            serving.loaded(default_model).await;
         }
     }
 

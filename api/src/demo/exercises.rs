@@ -8,7 +8,8 @@ use crate::client::Client;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use retrain_steps::ml::{Example, Split};
-use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
+use retrain_steps::pipeline::FIRST_MODEL;
+use retrain_steps::store::{datasets, models};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
@@ -46,10 +47,16 @@ fn outcome(exercise: &'static str, result: anyhow::Result<String>) -> Outcome {
 
 async fn split(pool: &PgPool, split: Split) -> anyhow::Result<Vec<Example>> {
     let mut conn = pool.acquire().await?;
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
+    let wine = models::by_name(&mut conn, FIRST_MODEL).await?;
+    let dataset = datasets::current(&mut conn, wine.id)
         .await?
         .context("no data set: bootstrap did not run")?;
     Ok(datasets::examples(&mut conn, dataset.id, split).await?)
+}
+
+/// The features of a wine row (the wine data is tabular).
+fn features(example: &Example) -> &[f64] {
+    example.input.features().unwrap_or_default()
 }
 
 /// Runs `call` for every item, 16 at a time, in order of completion.
@@ -86,13 +93,13 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
     );
     let answers = concurrently(traffic.clone(), |example| {
         let client = client.clone();
-        async move { client.predict(&example.features).await.map(|answer| (example, answer)) }
+        async move { client.predict(features(&example)).await.map(|answer| (example, answer)) }
     })
     .await;
     let answers: Vec<(Example, Value)> = answers.into_iter().collect::<Result<_, _>>()?;
     let right = answers
         .iter()
-        .filter(|(e, a)| a["label"].as_i64() == Some(i64::from(e.label)))
+        .filter(|(e, a)| a["label"].as_str() == Some(e.label.as_str()))
         .count();
     let version = answers
         .first()
@@ -106,7 +113,7 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
         .iter()
         .take(300)
         .map(|(e, a)| {
-            json!({"features": e.features, "correct_label": e.label,
+            json!({"features": features(e), "correct_label": e.label,
                               "prediction_id": a["prediction_id"], "source": "demo-users"})
         })
         .collect();
@@ -142,7 +149,7 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
 
 /// Triggers a run and prints its events as they happen; returns a summary.
 async fn retrain(client: &Client, started: Instant, reason: &str) -> anyhow::Result<String> {
-    let (run, new) = client.trigger(Some(reason)).await?;
+    let (run, new) = client.trigger(Some(FIRST_MODEL), Some(reason)).await?;
     let id = run["id"].as_str().context("run without id")?.to_owned();
     say(
         started,
@@ -228,8 +235,8 @@ fn print_comparison(validate: &Value) {
 }
 
 async fn hot_swap(client: &Client, pool: &PgPool, started: Instant) -> anyhow::Result<String> {
-    let models = client.models().await?;
-    let models = models.as_array().context("model list")?;
+    let models = client.versions(FIRST_MODEL).await?;
+    let models = models.as_array().context("version list")?;
     let champion = models
         .iter()
         .find(|m| m["is_champion"] == true)
@@ -243,13 +250,13 @@ async fn hot_swap(client: &Client, pool: &PgPool, started: Instant) -> anyhow::R
     let inputs: Vec<Vec<f64>> = split(pool, Split::Golden)
         .await?
         .into_iter()
-        .map(|e| e.features)
+        .map(|e| features(&e).to_vec())
         .collect();
     let load = Load::start(client, inputs, 8);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut swaps: Vec<(i64, DateTime<Utc>)> = Vec::new();
     for (target, why) in [(other, "demo: roll back under load"), (champion, "demo: forward again")] {
-        let promotion = client.promote(target as i32, why).await?;
+        let promotion = client.promote(FIRST_MODEL, target as i32, why).await?;
         let committed: DateTime<Utc> = promotion["promoted_at"]
             .as_str()
             .and_then(|t| t.parse().ok())
@@ -292,10 +299,10 @@ async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::
     let flipped: Vec<Value> = split(pool, Split::Base)
         .await?
         .into_iter()
-        .filter(|e| e.label == 5 || e.label == 6)
+        .filter(|e| e.label == "5" || e.label == "6")
         .take(400)
         .map(|e| {
-            json!({"features": e.features, "correct_label": if e.label == 5 { 6 } else { 5 },
+            json!({"features": features(&e), "correct_label": if e.label == "5" { "6" } else { "5" },
                          "source": attacker})
         })
         .collect();

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use retrain_steps::store::feedback::{self, NewFeedback};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -137,17 +137,19 @@ async fn store_keyed_batch(
     let leading: Vec<&Claim> = leaders.iter().map(|&i| &jobs[i].1).collect();
     let claimed = claim_all(&mut tx, Scope::Feedback, &leading).await?;
 
-    // Insert the claimed leaders' rows, one statement per feature width.
-    let mut by_width: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for &i in leaders.iter().filter(|&&i| claimed.contains(jobs[i].1.key.as_str())) {
-        by_width.entry(jobs[i].0.features.len()).or_default().push(i);
-    }
-    let mut new_ids: HashMap<usize, i64> = HashMap::new();
-    for group in by_width.values() {
-        let rows: Vec<NewFeedback> = group.iter().map(|&i| jobs[i].0.clone()).collect();
-        let ids = feedback::insert_many(&mut tx, &rows).await?;
-        new_ids.extend(group.iter().copied().zip(ids));
-    }
+    // Insert the claimed leaders' rows in one statement.
+    let inserted: Vec<usize> = leaders
+        .iter()
+        .copied()
+        .filter(|&i| claimed.contains(jobs[i].1.key.as_str()))
+        .collect();
+    let rows: Vec<NewFeedback> = inserted.iter().map(|&i| jobs[i].0.clone()).collect();
+    let ids = if rows.is_empty() {
+        Vec::new()
+    } else {
+        feedback::insert_many(&mut tx, &rows).await?
+    };
+    let new_ids: HashMap<usize, i64> = inserted.into_iter().zip(ids).collect();
     let (keys, ids): (Vec<&str>, Vec<i64>) = new_ids.iter().map(|(&i, &id)| (jobs[i].1.key.as_str(), id)).unzip();
     sqlx::query(
         "UPDATE idempotency_keys k SET response_status = 201, response_body = jsonb_build_object('feedback_id', t.id)

@@ -12,9 +12,12 @@ use utoipa_swagger_ui::SwaggerUi;
 #[openapi(
     info(title = "Retrain", description = "Closed-loop retraining: predictions, feedback, retrain runs, models."),
     paths(
-        super::predict::predict, super::predict::predict_batch, super::feedback::feedback, super::quarantine::quarantine,
-        super::models::info, super::models::list, super::models::show, super::models::promote,
-        super::runs::trigger, super::runs::list, super::runs::show, super::runs::cancel, super::runs::retry,
+        super::predict::predict, super::predict::predict_batch, super::predict::predict_named,
+        super::predict::predict_batch_named, super::feedback::feedback, super::feedback::feedback_named,
+        super::quarantine::quarantine,
+        super::models::info, super::models::list, super::models::show,
+        super::versions::list, super::versions::show, super::versions::promote,
+        super::runs::trigger, super::runs::trigger_named, super::runs::list, super::runs::show, super::runs::cancel, super::runs::retry,
         super::health::health, super::health::ready, super::health::metrics,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),

@@ -20,7 +20,10 @@ pub struct Health {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
     pub status: &'static str,
-    pub model_version: i32,
+    /// The default model's version served, if this replica serves it.
+    pub model_version: Option<i32>,
+    /// Every model served, with its version.
+    pub models: std::collections::BTreeMap<String, i32>,
 }
 
 /// Liveness: answers as long as the process runs.
@@ -30,7 +33,7 @@ pub async fn health() -> Json<Health> {
 }
 
 /// Readiness: the database answers within 1 s, a model is loaded, and the
-/// replica has not failed to load the champion for longer than its bound
+/// replica has not failed to load a champion for longer than its bound
 /// (`RETRAIN_STALE_AFTER_MS`, 10 s by default).
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Ready), (status = 503, description = "Not ready: why", body = ErrorBody)))]
@@ -39,20 +42,22 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
     if !matches!(ping, Ok(Ok(_))) {
         return Err(ApiError::unavailable("the database does not answer"));
     }
-    let version = state
-        .serving
-        .version()
-        .ok_or_else(|| ApiError::unavailable("no model is loaded yet"))?;
+    let models: std::collections::BTreeMap<String, i32> =
+        state.serving.all().iter().map(|(name, served)| (name.clone(), served.version)).collect();
+    if models.is_empty() {
+        return Err(ApiError::unavailable("no model is loaded yet"));
+    }
     if let Some(behind) = state.serving.freshness.stale() {
         return Err(ApiError::unavailable(format!(
-            "serving version {version}, behind the champion for {} s: {}",
+            "behind a champion for {} s: {}",
             behind.since.elapsed().as_secs(),
             behind.reason
         )));
     }
     Ok(Json(Ready {
         status: "ready",
-        model_version: version,
+        model_version: models.get(&*state.default_model).copied(),
+        models,
     }))
 }
 

@@ -267,16 +267,6 @@ pub async fn served(state: &crate::state::AppState, model: &str) -> Result<std::
         Ok(_) => Err(ApiError::unavailable(format!(
             "model {model:?} has no version loaded yet; retry shortly"
         ))),
-        Err(retrain_steps::StepsError::UnknownModel(_)) => Err(unknown_model(model)),
         Err(other) => Err(other.into()),
     }
-}
-
-/// 404 for a model name this service does not have.
-pub fn unknown_model(model: &str) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "unknown_model",
-        format!("there is no model named {model:?}"),
-    )
 }

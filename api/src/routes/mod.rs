@@ -9,6 +9,7 @@ pub mod predict;
 pub mod quarantine;
 pub mod request_id;
 pub mod runs;
+pub mod versions;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -32,11 +33,14 @@ pub fn router(state: AppState) -> Router {
         .route("/models/{name}/predict", post(predict::predict_named))
         .route("/models/{name}/predict/batch", post(predict::predict_batch_named))
         .route("/models/{name}/feedback", post(feedback::feedback_named))
+        .route("/models/{name}/runs", post(runs::trigger_named))
         .route("/feedback/quarantine", post(quarantine::quarantine))
         .route("/model/info", get(models::info))
         .route("/models", get(models::list))
-        .route("/models/{version}", get(models::show))
-        .route("/models/{version}/promote", post(models::promote))
+        .route("/models/{name}", get(models::show))
+        .route("/models/{name}/versions", get(versions::list))
+        .route("/models/{name}/versions/{version}", get(versions::show))
+        .route("/models/{name}/versions/{version}/promote", post(versions::promote))
         .route("/runs", post(runs::trigger).get(runs::list))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))

@@ -17,6 +17,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuarantineRequest {
+    /// The model whose feedback to quarantine (the default model if absent).
+    pub model: Option<String>,
     /// Feedback sent with this `source` (1 to 200 characters, no control characters but
     /// newline and tab).
     #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
@@ -71,9 +73,12 @@ pub async fn quarantine(
         ));
     }
     let mut conn = state.pool.acquire().await?;
+    let model_name = request.model.as_deref().unwrap_or(&state.default_model);
+    let model = retrain_steps::store::models::by_name(&mut conn, model_name).await?;
     let (id, matched) = feedback::quarantine(
         &mut conn,
         &NewQuarantine {
+            model_id: model.id,
             source: request.source,
             received_from: request.received_from,
             received_until: request.received_until,
@@ -82,7 +87,7 @@ pub async fn quarantine(
         },
     )
     .await?;
-    tracing::info!(quarantine_id = id, matched, actor = %admin.actor, "feedback quarantined");
+    tracing::info!(model = %model.name, quarantine_id = id, matched, actor = %admin.actor, "feedback quarantined");
     Ok((
         StatusCode::CREATED,
         Json(QuarantineResponse {

@@ -11,8 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use retrain_engine::{Cancelled, Created, NewRun, Run, RunDetail, RunStatus, TriggerKind};
 use retrain_steps::PIPELINE;
+use retrain_steps::pipeline::run_params;
+use retrain_steps::store::models;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -20,6 +21,9 @@ use uuid::Uuid;
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
+    /// The model to retrain (the default model if absent; `POST
+    /// /models/{name}/runs` names it in the path).
+    pub model: Option<String>,
     /// Stored in the run's params; 1 to 1,000 characters, no control characters but
     /// newline and tab.
     #[schema(min_length = 1, max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
@@ -33,6 +37,8 @@ pub struct TriggerRequest {
 pub struct ListQuery {
     /// Only runs in this status.
     pub status: Option<RunStatus>,
+    /// Only runs of this model.
+    pub model: Option<String>,
     /// At most this many runs (1 to 500, default 50), newest first.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -66,18 +72,58 @@ pub struct CancelResponse {
 pub async fn trigger(
     State(state): State<AppState>,
     admin: Admin,
-    KeyHeader(key): KeyHeader,
+    key: KeyHeader,
     OptionalBody(body): OptionalBody<TriggerRequest>,
 ) -> Result<Response, ApiError> {
-    let request = body.unwrap_or_default();
+    let mut request = body.unwrap_or_default();
+    let model = request.model.take().unwrap_or_else(|| state.default_model.to_string());
+    trigger_for(&state, &admin, &model, key, request).await
+}
+
+/// Start a retrain run of the named model, or get the one already active.
+///
+/// With an `Idempotency-Key`, a retry gets the first answer (same status and
+/// body, header `Idempotent-Replayed: true`) and starts nothing new.
+#[utoipa::path(post, path = "/models/{name}/runs", tag = "runs",
+    request_body(content = Option<TriggerRequest>, description = "Optional"),
+    params(("name" = String, Path, description = "The model's name"), super::docs::IdempotencyKeyParam),
+    security(("admin_token" = [])),
+    responses((status = 201, body = Run, description = "A new run was queued"),
+              (status = 200, body = Run, description = "A run of the model was already active: that run"),
+              (status = 404, description = "No such model", body = ErrorBody),
+              (status = 409, description = "Idempotency-Key already used for another request", body = ErrorBody),
+              (status = 422, description = "Invalid reason, actor or Idempotency-Key", body = ErrorBody),
+              (status = 503, description = "Database unavailable; retry after the Retry-After delay", body = ErrorBody)))]
+pub async fn trigger_named(
+    State(state): State<AppState>,
+    admin: Admin,
+    PathParam(name): PathParam<String>,
+    key: KeyHeader,
+    OptionalBody(body): OptionalBody<TriggerRequest>,
+) -> Result<Response, ApiError> {
+    let mut request = body.unwrap_or_default();
+    let model = request.model.take().unwrap_or(name);
+    trigger_for(&state, &admin, &model, key, request).await
+}
+
+async fn trigger_for(
+    state: &AppState,
+    admin: &Admin,
+    model: &str,
+    KeyHeader(key): KeyHeader,
+    request: TriggerRequest,
+) -> Result<Response, ApiError> {
     if let Some(reason) = &request.reason {
         check_text(reason, "reason", 1_000, "invalid_reason")?;
     }
+    models::by_name(&mut *state.pool.acquire().await?, model).await?;
+    let mut params = run_params(model);
+    params["reason"] = serde_json::json!(request.reason);
     let new = NewRun {
         pipeline: PIPELINE,
-        subject: "",
+        subject: model,
         trigger: TriggerKind::Manual,
-        params: json!({"reason": request.reason}),
+        params,
         requested_by: &admin.actor,
     };
     let Some(key) = key else {
@@ -88,7 +134,7 @@ pub async fn trigger(
     // records the answer: they commit together or not at all, so a retry
     // after any failure finds either both or neither. The key's row stays
     // locked until then: a concurrent retry waits for it, then replays.
-    let claim = Claim::new(key, &request);
+    let claim = Claim::new(key, &(model, &request));
     idempotency::prune_lazily(&state.pool);
     let mut tx = state.pool.begin().await?;
     if let Some(replay) = idempotency::claim(&mut tx, Scope::Runs, &claim).await? {
@@ -124,7 +170,7 @@ pub async fn list(
             "limit must be between 1 and 500",
         ));
     }
-    Ok(Json(state.engine.list_runs(query.status, None, limit).await?))
+    Ok(Json(state.engine.list_runs(query.status, query.model.as_deref(), limit).await?))
 }
 
 /// A run with its steps and its event history.

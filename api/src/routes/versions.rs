@@ -1,0 +1,166 @@
+//! A model's versions over HTTP: every version with its lineage and scores,
+//! one version with its training figures and promotions, and promotion or
+//! rollback to any of them.
+
+use super::input::{Body, PathParam, check_text};
+use crate::auth::Admin;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use retrain_steps::store::promotions::{self, Promotion, PromotionKind, PromotionRequest};
+use retrain_steps::store::{models, versions};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A stored version with its lineage and scores.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct VersionSummary {
+    /// The model it is a version of.
+    pub model: String,
+    pub version: i32,
+    /// The version's id.
+    pub model_id: i64,
+    /// The learner that trained it.
+    pub kind: String,
+    pub sha256: String,
+    pub trained_at: DateTime<Utc>,
+    /// The run that trained it (none for a bootstrap version).
+    pub run_id: Option<Uuid>,
+    pub dataset: String,
+    pub dataset_version: i32,
+    pub feedback_from: i64,
+    pub feedback_to: i64,
+    pub total_rows: i32,
+    pub golden_accuracy: Option<f64>,
+    pub golden_macro_f1: Option<f64>,
+    pub gate_passed: Option<bool>,
+    pub first_promoted_at: Option<DateTime<Utc>>,
+    pub is_champion: Option<bool>,
+}
+
+/// A version with everything stored about it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionDetail {
+    #[serde(flatten)]
+    pub summary: VersionSummary,
+    pub hyperparams: Value,
+    pub training_ms: i32,
+    pub training_metrics: Value,
+    pub base_rows: i32,
+    pub feedback_rows: i32,
+    /// Rows left out of the training set, by reason.
+    pub dropped: Value,
+    pub training_set_sha256: String,
+    /// Every promotion of this version, newest first.
+    pub promotions: Vec<Promotion>,
+}
+
+/// Why to promote.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// Recorded in the promotion history; 1 to 1,000 characters, no control characters
+    /// but newline and tab.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
+    pub reason: String,
+}
+
+const SUMMARY_COLUMNS: &str = "model, version, version_id AS model_id, kind, sha256, trained_at, run_id, dataset, \
+    dataset_version, feedback_from, feedback_to, total_rows, golden_accuracy, golden_macro_f1, gate_passed, \
+    first_promoted_at, is_champion";
+
+/// Every version of a model, newest first.
+#[utoipa::path(get, path = "/models/{name}/versions", tag = "models",
+    params(("name" = String, Path, description = "The model's name")),
+    responses((status = 200, body = Vec<VersionSummary>), (status = 404, description = "No such model", body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    PathParam(name): PathParam<String>,
+) -> Result<Json<Vec<VersionSummary>>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    models::by_name(&mut conn, &name).await?;
+    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM audit_model_lineage WHERE model = $1 ORDER BY version DESC");
+    Ok(Json(sqlx::query_as(&sql).bind(&name).fetch_all(&mut *conn).await?))
+}
+
+/// One version with its lineage, training figures and promotions.
+#[utoipa::path(get, path = "/models/{name}/versions/{version}", tag = "models",
+    params(("name" = String, Path, description = "The model's name"), ("version" = i32, Path, description = "Version number")),
+    responses((status = 200, body = VersionDetail), (status = 400, description = "Not a version number", body = ErrorBody),
+              (status = 404, description = "No such model or version", body = ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    PathParam((name, version)): PathParam<(String, i32)>,
+) -> Result<Json<VersionDetail>, ApiError> {
+    use sqlx::Row;
+    let mut conn = state.pool.acquire().await?;
+    let model = models::by_name(&mut conn, &name).await?;
+    let record = versions::by_version(&mut conn, model.id, version).await?;
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, hyperparams, training_ms, base_rows, feedback_rows, dropped, training_set_sha256
+         FROM audit_model_lineage WHERE version_id = $1"
+    );
+    let row = sqlx::query(&sql).bind(record.id).fetch_one(&mut *conn).await?;
+    let summary = <VersionSummary as sqlx::FromRow<_>>::from_row(&row)?;
+    let promotions = promotions::history(&mut conn, model.id, i64::MAX)
+        .await?
+        .into_iter()
+        .filter(|p| p.version_id == record.id)
+        .collect();
+    Ok(Json(VersionDetail {
+        summary,
+        hyperparams: row.try_get("hyperparams")?,
+        training_ms: row.try_get("training_ms")?,
+        training_metrics: record.training_metrics,
+        base_rows: row.try_get("base_rows")?,
+        feedback_rows: row.try_get("feedback_rows")?,
+        dropped: row.try_get("dropped")?,
+        training_set_sha256: row.try_get("training_set_sha256")?,
+        promotions,
+    }))
+}
+
+/// Make a stored version its model's champion: a rollback if it is older
+/// than the champion, a manual promotion otherwise. Every replica follows.
+#[utoipa::path(post, path = "/models/{name}/versions/{version}/promote", tag = "models", request_body = PromoteRequest,
+    params(("name" = String, Path, description = "The model's name"), ("version" = i32, Path, description = "Version number")),
+    security(("admin_token" = [])),
+    responses((status = 200, body = Promotion), (status = 400, description = "Malformed request", body = ErrorBody),
+              (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+              (status = 404, description = "No such model or version", body = ErrorBody),
+              (status = 409, description = "Already the champion", body = ErrorBody),
+              (status = 422, description = "Invalid reason", body = ErrorBody)))]
+pub async fn promote(
+    State(state): State<AppState>,
+    admin: Admin,
+    PathParam((name, version)): PathParam<(String, i32)>,
+    Body(request): Body<PromoteRequest>,
+) -> Result<Json<Promotion>, ApiError> {
+    check_text(&request.reason, "reason", 1_000, "invalid_reason")?;
+    let mut conn = state.pool.acquire().await?;
+    let model = models::by_name(&mut conn, &name).await?;
+    let target = versions::by_version(&mut conn, model.id, version).await?;
+    let champion = promotions::champion(&mut conn, model.id).await?;
+    drop(conn);
+    let kind = match champion {
+        Some((_, current)) if version < current => PromotionKind::Rollback,
+        _ => PromotionKind::Manual,
+    };
+    let promotion = promotions::promote(
+        &state.pool,
+        PromotionRequest {
+            version_id: target.id,
+            kind,
+            actor: &admin.actor,
+            reason: &request.reason,
+            by_run: None,
+        },
+    )
+    .await?;
+    tracing::info!(model = %name, version, actor = %admin.actor, ?kind, "version promoted by an operator");
+    Ok(Json(promotion))
+}
