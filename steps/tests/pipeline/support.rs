@@ -3,7 +3,9 @@
 
 use retrain_engine::{Engine, NewRun, Registry, Run, StepContext, Tick, TriggerKind, Worker, WorkerConfig};
 use retrain_steps::ml::{Example, GateConfig, Split};
+use retrain_steps::pipeline::{FIRST_MODEL, run_params};
 use retrain_steps::store::feedback::{self, NewFeedback};
+use retrain_steps::store::models;
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap};
 use serde_json::json;
 use sqlx::PgPool;
@@ -40,9 +42,9 @@ pub async fn trigger(engine: &Engine) -> Run {
     engine
         .create_run(NewRun {
             pipeline: retrain_steps::PIPELINE,
-            subject: "",
+            subject: FIRST_MODEL,
             trigger: TriggerKind::Manual,
-            params: json!({}),
+            params: run_params(FIRST_MODEL),
             requested_by: "tester",
         })
         .await
@@ -60,12 +62,22 @@ pub async fn split_rows(pool: &PgPool, split: Split) -> Vec<Example> {
     retrain_testkit::fixtures::split_rows(pool, split).await
 }
 
+/// The wine model's id.
+pub async fn wine_id(pool: &PgPool) -> i32 {
+    models::by_name(&mut *pool.acquire().await.unwrap(), FIRST_MODEL)
+        .await
+        .expect("the wine model is registered")
+        .id
+}
+
 pub async fn send_feedback(pool: &PgPool, rows: &[Example], source: &str) -> Vec<i64> {
+    let model_id = wine_id(pool).await;
     let rows: Vec<NewFeedback> = rows
         .iter()
         .map(|e| NewFeedback {
-            features: e.features.clone(),
-            correct_label: e.label,
+            model_id,
+            input: e.input.clone(),
+            correct_label: e.label.clone(),
             prediction_id: None,
             predicted_label: None,
             model_version: None,
