@@ -45,8 +45,28 @@ pub struct PredictResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// Inputs, each as in `POST /predict`.
-    pub instances: Vec<PredictRequest>,
+    /// Inputs, each as the body of `POST /predict`, or (tabular models) a
+    /// bare array of features in column order.
+    pub instances: Vec<BatchInstance>,
+}
+
+/// One input of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchInstance {
+    /// Features in the model's column order.
+    Features(Vec<f64>),
+    /// As the body of `POST /predict`.
+    Input(PredictRequest),
+}
+
+impl BatchInstance {
+    fn into_parts(self) -> (Option<FeaturesValue>, Option<String>) {
+        match self {
+            BatchInstance::Features(values) => (Some(FeaturesValue::Ordered(values)), None),
+            BatchInstance::Input(request) => (request.features, request.text),
+        }
+    }
 }
 
 /// Predictions in the order of the instances, all from one model version.
@@ -108,7 +128,8 @@ async fn predict_batch_with(state: &AppState, model: &str, request: BatchRequest
         .into_iter()
         .enumerate()
         .map(|(i, instance)| {
-            model_input(&served, instance.features, instance.text)
+            let (features, text) = instance.into_parts();
+            model_input(&served, features, text)
                 .map_err(|e| ApiError::bad_request(e.code, format!("instance {i}: {}", e.message)))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;

@@ -12,7 +12,8 @@ async fn admin_calls_without_the_right_token_are_refused(_: PgPoolOptions, conne
         "/runs".to_owned(),
         format!("/runs/{run_id}/cancel"),
         format!("/runs/{run_id}/retry"),
-        "/models/1/promote".to_owned(),
+        "/models/wine-quality/versions/1/promote".to_owned(),
+        "/models/wine-quality/runs".to_owned(),
     ];
     for path in &calls {
         let anonymous = app.post(path, json!({"reason": "x"})).await;

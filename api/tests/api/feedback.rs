@@ -21,7 +21,7 @@ async fn feedback_is_committed_before_it_is_acknowledged(_: PgPoolOptions, conne
     assert_eq!(response.status(), 201);
     let id = response.json::<Value>().await.unwrap()["feedback_id"].as_i64().unwrap();
     // No waiting: acknowledged means stored.
-    let (label, source, predicted): (i32, Option<String>, Option<i32>) =
+    let (label, source, predicted): (String, Option<String>, Option<String>) =
         sqlx::query_as("SELECT correct_label, source, predicted_label FROM feedback WHERE id = $1")
             .bind(id)
             .fetch_one(&app.pool)
@@ -29,7 +29,7 @@ async fn feedback_is_committed_before_it_is_acknowledged(_: PgPoolOptions, conne
             .unwrap();
     assert_eq!(
         (label, source.as_deref(), predicted),
-        (example.label, Some("app-1"), None)
+        (example.label.clone(), Some("app-1"), None)
     );
 
     // Many at once: every acknowledged row is there (group commit).
@@ -67,7 +67,8 @@ async fn feedback_citing_a_prediction_is_checked_against_it(_: PgPoolOptions, co
         .await
         .unwrap();
     let prediction_id = predicted["prediction_id"].clone();
-    let label = predicted["label"].as_i64().unwrap();
+    let label = predicted["label"].as_str().unwrap().to_owned();
+    assert_eq!(predicted["model"], "wine-quality", "answers name their model");
 
     // Sent right away: the prediction may not be logged yet, and is found anyway.
     let response = app
@@ -79,15 +80,15 @@ async fn feedback_citing_a_prediction_is_checked_against_it(_: PgPoolOptions, co
         .await;
     assert_eq!(response.status(), 201);
     let id = response.json::<Value>().await.unwrap()["feedback_id"].as_i64().unwrap();
-    let (stored_predicted, version): (Option<i32>, Option<i32>) =
+    let (stored_predicted, version): (Option<String>, Option<i32>) =
         sqlx::query_as("SELECT predicted_label, model_version FROM feedback WHERE id = $1")
             .bind(id)
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    assert_eq!((stored_predicted.map(i64::from), version), (Some(label), Some(1)));
+    assert_eq!((stored_predicted.as_deref(), version), (Some(label.as_str()), Some(1)));
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    let verdict = if label == i64::from(example.label) {
+    let verdict = if label == example.label {
         "correct"
     } else {
         "incorrect"
@@ -112,7 +113,7 @@ async fn feedback_citing_a_prediction_is_checked_against_it(_: PgPoolOptions, co
         .post(
             "/feedback",
             json!({"features": features(example), "correct_label": example.label,
-                                  "prediction_id": prediction_id, "predicted_label": if label == 5 { 6 } else { 5 }}),
+                                  "prediction_id": prediction_id, "predicted_label": if label == "5" { "6" } else { "5" }}),
         )
         .await;
     assert_eq!(error_code(wrong_label).await, "prediction_mismatch");
@@ -146,7 +147,7 @@ async fn feedback_citing_a_prediction_not_logged_is_stored_and_links_when_it_lan
     };
     let plain = send(None).await;
     let claiming_5 = send(Some(5)).await;
-    let stored: (Option<uuid::Uuid>, Option<i32>, Option<i32>) =
+    let stored: (Option<uuid::Uuid>, Option<String>, Option<i32>) =
         sqlx::query_as("SELECT prediction_id, predicted_label, model_version FROM feedback WHERE id = $1")
             .bind(claiming_5)
             .fetch_one(&app.pool)
@@ -154,13 +155,13 @@ async fn feedback_citing_a_prediction_not_logged_is_stored_and_links_when_it_lan
             .unwrap();
     assert_eq!(
         stored,
-        (Some(prediction_id), Some(5), None),
-        "stored as the client sent it"
+        (Some(prediction_id), Some("5".to_owned()), None),
+        "stored as the client sent it (a JSON integer label means its decimal string)"
     );
     let link = |id: i64| {
         let pool = app.pool.clone();
         async move {
-            sqlx::query_as::<_, (String, Option<i32>, Option<i32>)>(
+            sqlx::query_as::<_, (String, Option<String>, Option<i32>)>(
                 "SELECT link, predicted_label, model_version FROM feedback_links WHERE feedback_id = $1",
             )
             .bind(id)
@@ -170,24 +171,24 @@ async fn feedback_citing_a_prediction_not_logged_is_stored_and_links_when_it_lan
         }
     };
     assert_eq!(link(plain).await, ("unlinked".to_owned(), None, None));
-    assert_eq!(link(claiming_5).await, ("unlinked".to_owned(), Some(5), None));
+    assert_eq!(link(claiming_5).await, ("unlinked".to_owned(), Some("5".to_owned()), None));
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("retrain_feedback_unlinked_total 2\n"), "{metrics}");
 
     // The prediction lands, for these features, saying 6: the rows link to it.
     sqlx::query(
-        "INSERT INTO predictions (id, model_version, features, label, confidence, predicted_at)
-         VALUES ($1, 1, $2, 6, 0.5, now())",
+        "INSERT INTO predictions (id, model_id, model_version, features, label, confidence, predicted_at)
+         SELECT $1, id, 1, $2, '6', 0.5, now() FROM models WHERE name = 'wine-quality'",
     )
     .bind(prediction_id)
-    .bind(&example.features)
+    .bind(example.input.features())
     .execute(&app.pool)
     .await
     .unwrap();
-    assert_eq!(link(plain).await, ("linked".to_owned(), Some(6), Some(1)));
+    assert_eq!(link(plain).await, ("linked".to_owned(), Some("6".to_owned()), Some(1)));
     assert_eq!(
         link(claiming_5).await,
-        ("mismatch".to_owned(), Some(5), None),
+        ("mismatch".to_owned(), Some("5".to_owned()), None),
         "it said 6, not 5"
     );
     app.stop().await;
@@ -218,7 +219,12 @@ async fn invalid_feedback_is_refused_and_not_stored(_: PgPoolOptions, connect: P
             "invalid_source",
         ),
         (json!({"features": f}), "invalid_body"),
-        (json!({"features": f, "correct_label": "five"}), "invalid_body"),
+        (json!({"features": f, "correct_label": "five"}), "unknown_label"),
+        (json!({"features": f, "correct_label": 5.5}), "invalid_body"),
+        (json!({"text": "a wine described in words", "correct_label": 5}), "wrong_input"),
+        (json!({"features": f, "text": "both", "correct_label": 5}), "wrong_input"),
+        (json!({"correct_label": 5}), "wrong_input"),
+        (json!({"features": {"alcohol": 9.4}, "correct_label": 5}), "invalid_features"),
         (
             json!({"features": f, "correct_label": 5, "prediction_id": "not-a-uuid"}),
             "invalid_body",

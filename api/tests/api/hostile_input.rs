@@ -142,7 +142,7 @@ async fn hostile_text_is_stored_verbatim_or_refused(_: PgPoolOptions, connect: P
 
         // Promotion reason (alternating between two models).
         let promote = app
-            .admin_post(&format!("/models/{promote_to}/promote"), json!({"reason": text}))
+            .admin_post(&format!("/models/wine-quality/versions/{promote_to}/promote"), json!({"reason": text}))
             .await;
         let answer = expect(promote, acceptable(text, 1_000), "invalid_reason", &what).await;
         if let Some(id) = answer["id"].as_i64() {
@@ -326,7 +326,7 @@ fn sql_literal(text: &str) -> String {
 async fn escapes_that_cannot_be_stored_are_refused(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = spawn(&connect, "api", &[]).await;
     let example = rows(&app.pool, Split::Pool).await.remove(0);
-    let features = serde_json::to_string(&example.features).unwrap();
+    let features = serde_json::to_string(&example.input.features()).unwrap();
     let label = example.label;
     // JSON escapes decode to a NUL (PostgreSQL text cannot hold one) or to
     // a lone surrogate (not a character at all).
@@ -362,7 +362,7 @@ async fn escapes_that_cannot_be_stored_are_refused(_: PgPoolOptions, connect: Pg
             "malformed_json",
         ),
         (
-            "/models/1/promote",
+            "/models/wine-quality/versions/1/promote",
             r#"{"reason": "\u0000"}"#.to_owned(),
             422,
             "invalid_reason",
@@ -402,7 +402,7 @@ async fn escapes_that_cannot_be_stored_are_refused(_: PgPoolOptions, connect: Pg
     assert_eq!(response.status(), 400);
     assert_eq!(error_code(response).await, "malformed_json");
     // A body past the limit is refused before it is parsed.
-    let huge = json!({"features": example.features, "correct_label": label, "source": "z".repeat(2 << 20)});
+    let huge = json!({"features": example.input.features(), "correct_label": label, "source": "z".repeat(2 << 20)});
     let response = app.post("/feedback", huge).await;
     assert_eq!(response.status(), 413);
     assert_eq!(error_code(response).await, "body_too_large");

@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use retrain_steps::ml::Split;
-use retrain_steps::store::{models, promotions};
+use retrain_steps::store::{models, promotions, versions};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -39,7 +39,7 @@ async fn promotions_under_load_fail_no_request(_: PgPoolOptions, connect: PgConn
         let target = if round % 2 == 0 { 2 } else { 1 };
         let promoted = app
             .admin_post(
-                &format!("/models/{target}/promote"),
+                &format!("/models/wine-quality/versions/{target}/promote"),
                 json!({"reason": format!("round {round}")}),
             )
             .await;
@@ -113,11 +113,12 @@ async fn a_promotion_while_the_listener_is_cut_is_caught_up(_: PgPoolOptions, co
         .unwrap();
     assert!(cut, "the listener's backend ended");
 
-    let v2 = models::by_version(&mut held[0], 2).await.unwrap();
+    let wine = models::by_name(&mut held[0], retrain_steps::pipeline::FIRST_MODEL).await.unwrap();
+    let v2 = versions::by_version(&mut held[0], wine.id, 2).await.unwrap();
     promotions::promote(
         &outside,
         promotions::PromotionRequest {
-            model_id: v2.id,
+            version_id: v2.id,
             kind: promotions::PromotionKind::Manual,
             actor: "test",
             reason: "while the listener is cut",
@@ -139,7 +140,7 @@ async fn a_promotion_while_the_listener_is_cut_is_caught_up(_: PgPoolOptions, co
     })
     .await;
     // And it listens again: the next promotion arrives by notification.
-    let rollback = app.admin_post("/models/1/promote", json!({"reason": "back"})).await;
+    let rollback = app.admin_post("/models/wine-quality/versions/1/promote", json!({"reason": "back"})).await;
     assert_eq!(rollback.status(), 200);
     eventually(5, "the replica follows again", || async {
         app.served_version().await == 1
@@ -163,7 +164,7 @@ async fn a_failed_champion_load_is_retried_until_served_and_ready_says_why(
         .unwrap();
     // Make version 2's artifact unreadable for now (it fails its sha256).
     set_artifact(&app.pool, 2, b"not a model").await;
-    let promoted = app.admin_post("/models/2/promote", json!({"reason": "v2"})).await;
+    let promoted = app.admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "v2"})).await;
     assert_eq!(promoted.status(), 200);
 
     eventually(10, "/ready says the replica is behind, and why", || async {
@@ -222,7 +223,7 @@ async fn two_replicas_both_follow_one_promotion(_: PgPoolOptions, connect: PgCon
     let first = spawn(&connect, "api", &[]).await;
     let second = spawn(&connect, "api", &[]).await;
     second_model(&first.pool).await;
-    let promoted = first.admin_post("/models/2/promote", json!({"reason": "both"})).await;
+    let promoted = first.admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "both"})).await;
     assert_eq!(promoted.status(), 200);
     eventually(5, "the first replica serves v2", || async {
         first.served_version().await == 2

@@ -167,7 +167,7 @@ async fn concurrent_retries_store_once(_: PgPoolOptions, connect: PgConnectOptio
     assert_eq!(count(&first.pool, "SELECT count(*) FROM feedback").await, 6);
     for k in 0..5 {
         let key = format!("key-{k}");
-        let stored: (i64, Vec<f64>, i32) = sqlx::query_as(
+        let stored: (i64, Vec<f64>, String) = sqlx::query_as(
             "SELECT f.id, f.features, f.correct_label FROM feedback f JOIN idempotency_keys k
              ON k.scope = 'POST /feedback' AND k.key = $1 AND (k.response_body->>'feedback_id')::bigint = f.id",
         )
@@ -176,7 +176,9 @@ async fn concurrent_retries_store_once(_: PgPoolOptions, connect: PgConnectOptio
         .await
         .unwrap();
         for (_, row, (status, answer, _)) in answers.iter().filter(|(k, _, _)| *k == key) {
-            if (&pool_rows[*row].features, pool_rows[*row].label) == (&stored.1, stored.2) {
+            if (pool_rows[*row].input.features(), pool_rows[*row].label.as_str())
+                == (Some(stored.1.as_slice()), stored.2.as_str())
+            {
                 assert_eq!(
                     (*status, answer["feedback_id"].as_i64()),
                     (201, Some(stored.0)),

@@ -243,7 +243,7 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(
     let version = second_model(&app.pool).await;
     let promoted = app
         .admin_post(
-            &format!("/models/{version}/promote"),
+            &format!("/models/wine-quality/versions/{version}/promote"),
             json!({"reason": "observability test"}),
         )
         .await;

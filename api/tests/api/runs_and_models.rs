@@ -59,7 +59,14 @@ async fn models_are_listed_promoted_and_rolled_back(_: PgPoolOptions, connect: P
     let app = spawn(&connect, "api", &[]).await;
     let v2 = second_model(&app.pool).await;
     assert_eq!(v2, 2);
-    let models = app.json("/models").await;
+    let registry = app.json("/models").await;
+    assert_eq!(registry[0]["name"], "wine-quality", "{registry}");
+    assert_eq!(registry[0]["kind"], "tabular");
+    assert_eq!(registry[0]["champion_version"], 1);
+    assert_eq!(registry[0]["classes"], json!(["3", "4", "5", "6", "7", "8"]));
+    let model = app.json("/models/wine-quality").await;
+    assert_eq!(model["feature_names"].as_array().unwrap().len(), 11, "{model}");
+    let models = app.json("/models/wine-quality/versions").await;
     let versions: Vec<i64> = models
         .as_array()
         .unwrap()
@@ -68,12 +75,13 @@ async fn models_are_listed_promoted_and_rolled_back(_: PgPoolOptions, connect: P
         .collect();
     assert_eq!(versions, vec![2, 1]);
     assert_eq!(models[1]["is_champion"], true);
-    let detail = app.json("/models/1").await;
+    assert_eq!(models[1]["model"], "wine-quality");
+    let detail = app.json("/models/wine-quality/versions/1").await;
     assert_eq!(detail["promotions"][0]["kind"], "bootstrap");
     assert!(detail["golden_accuracy"].as_f64().unwrap() > 0.4);
 
     let promoted = app
-        .admin_post("/models/2/promote", json!({"reason": "shallower tree"}))
+        .admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "shallower tree"}))
         .await;
     assert_eq!(promoted.status(), 200);
     let promotion: Value = promoted.json().await.unwrap();
@@ -84,16 +92,16 @@ async fn models_are_listed_promoted_and_rolled_back(_: PgPoolOptions, connect: P
     assert_eq!(promotion["actor"], "ops@example.com");
     eventually(5, "version 2 serves", || async { app.served_version().await == 2 }).await;
 
-    let again = app.admin_post("/models/2/promote", json!({"reason": "again"})).await;
+    let again = app.admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "again"})).await;
     assert_eq!(again.status(), 409);
     assert_eq!(error_code(again).await, "already_champion");
-    let unknown = app.admin_post("/models/9/promote", json!({"reason": "nope"})).await;
+    let unknown = app.admin_post("/models/wine-quality/versions/9/promote", json!({"reason": "nope"})).await;
     assert_eq!(unknown.status(), 404);
-    let no_reason = app.admin_post("/models/1/promote", json!({"reason": ""})).await;
+    let no_reason = app.admin_post("/models/wine-quality/versions/1/promote", json!({"reason": ""})).await;
     assert_eq!(error_code(no_reason).await, "invalid_reason");
 
     let rollback: Value = app
-        .admin_post("/models/1/promote", json!({"reason": "v2 regressed"}))
+        .admin_post("/models/wine-quality/versions/1/promote", json!({"reason": "v2 regressed"}))
         .await
         .json()
         .await

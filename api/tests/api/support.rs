@@ -165,7 +165,7 @@ where
 }
 
 pub fn features(example: &Example) -> Value {
-    json!(example.features)
+    json!(example.input.features().expect("the wine data is tabular"))
 }
 
 /// The error code of an error response, checking the one error shape.

@@ -94,7 +94,7 @@ fn feedback_load(
             let row = &rows[i % rows.len()];
             i += 1;
             let sent = Instant::now();
-            let body = json!({"features": row.features, "correct_label": row.label, "source": source});
+            let body = json!({"features": row.input.features(), "correct_label": row.label, "source": source});
             record(&out, sent, client.post(&url).json(&body).send().await).await;
         }
     });
@@ -111,7 +111,7 @@ fn predict_load(api: &Process, row: Example, stop: Arc<AtomicBool>) -> (Samples,
             record(
                 &out,
                 sent,
-                client.post(&url).json(&json!({"features": row.features})).send().await,
+                client.post(&url).json(&json!({"features": row.input.features()})).send().await,
             )
             .await;
         }

@@ -30,7 +30,7 @@ async fn feedback_citing_another_replicas_prediction_is_stored_and_linked_when_i
     let predicted: Value = serving
         .client
         .post(serving.url("/predict"))
-        .json(&json!({"features": row.features}))
+        .json(&json!({"features": row.input.features()}))
         .send()
         .await
         .unwrap()
@@ -43,7 +43,7 @@ async fn feedback_citing_another_replicas_prediction_is_stored_and_linked_when_i
     let response = receiving
         .client
         .post(receiving.url("/feedback"))
-        .json(&json!({"features": row.features, "correct_label": row.label, "prediction_id": prediction_id}))
+        .json(&json!({"features": row.input.features(), "correct_label": row.label, "prediction_id": prediction_id}))
         .send()
         .await
         .unwrap();

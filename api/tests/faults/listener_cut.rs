@@ -42,7 +42,7 @@ async fn replicas_serve_the_champion_within_a_second_of_each_promotion_despite_c
     let mut slowest = Duration::ZERO;
     for round in 0..ROUNDS {
         let target = versions[(round + 1) % versions.len()];
-        let path = format!("/models/{target}/promote");
+        let path = format!("/models/wine-quality/versions/{target}/promote");
         let promote = || replicas[round % 2].admin_post(&path, json!({"reason": format!("round {round}")}));
         let promoted_at = match round % 3 {
             // Cut, then promote while the listeners reconnect.

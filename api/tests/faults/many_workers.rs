@@ -30,11 +30,15 @@ async fn three_workers_run_200_runs_executing_each_step_attempt_once(_: PgPoolOp
         Process::start(Role::Worker, &url, &PASSING_GATE).await,
         Process::start(Role::Worker, &url, &PASSING_GATE).await,
     ];
+    let wine = retrain_steps::store::models::by_name(&mut *pool.acquire().await.unwrap(), "wine-quality")
+        .await
+        .unwrap();
     let rows: Vec<NewFeedback> = split_rows(&pool, Split::Pool)
         .await
         .into_iter()
         .map(|e| NewFeedback {
-            features: e.features,
+            model_id: wine.id,
+            input: e.input,
             correct_label: e.label,
             prediction_id: None,
             predicted_label: None,

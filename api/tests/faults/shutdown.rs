@@ -48,7 +48,7 @@ async fn requests_in_flight_at_shutdown_get_their_answers_and_their_rows_are_sto
     let (cited, queued) = (&rows[..FEEDBACK], &rows[FEEDBACK..FEEDBACK + QUEUED]);
     let mut cited_ids = Vec::new();
     for row in cited {
-        cited_ids.push(predict(&api, &row.features).await);
+        cited_ids.push(predict(&api, row.input.features().unwrap()).await);
     }
     eventually(10.0, "the cited predictions are logged", || async {
         logged(&pool, &cited_ids).await == FEEDBACK as i64
@@ -64,14 +64,14 @@ async fn requests_in_flight_at_shutdown_get_their_answers_and_their_rows_are_sto
         .unwrap();
     let mut queued_ids = Vec::new();
     for row in queued {
-        queued_ids.push(predict(&api, &row.features).await);
+        queued_ids.push(predict(&api, row.input.features().unwrap()).await);
     }
     let sends: Vec<_> = cited
         .iter()
         .zip(&cited_ids)
         .map(|(row, id)| {
             let request = api.client.post(api.url("/feedback")).json(&json!({
-                "features": row.features, "correct_label": row.label, "prediction_id": id
+                "features": row.input.features(), "correct_label": row.label, "prediction_id": id
             }));
             tokio::spawn(request.send())
         })

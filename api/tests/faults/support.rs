@@ -262,7 +262,7 @@ impl Process {
             let response = self
                 .client
                 .post(self.url("/feedback"))
-                .json(&json!({"features": row.features, "correct_label": row.label, "source": source}))
+                .json(&json!({"features": row.input.features(), "correct_label": row.label, "source": source}))
                 .send()
                 .await
                 .unwrap();

@@ -69,32 +69,33 @@ impl Tally {
 pub struct Traffic {
     pub rows: Vec<Example>,
     ranges: Vec<(f64, f64)>,
-    labels: Vec<i32>,
+    labels: Vec<String>,
 }
 
 impl Traffic {
     pub fn new(rows: Vec<Example>) -> Traffic {
-        let width = rows[0].features.len();
+        let features = |r: &Example| r.input.features().expect("the wine data is tabular").to_vec();
+        let width = features(&rows[0]).len();
         let ranges = (0..width)
             .map(|i| {
                 rows.iter()
-                    .map(|r| r.features[i])
+                    .map(|r| features(r)[i])
                     .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)))
             })
             .collect();
-        let mut labels: Vec<i32> = rows.iter().map(|r| r.label).collect();
+        let mut labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
         labels.sort_unstable();
         labels.dedup();
         Traffic { rows, ranges, labels }
     }
 
-    fn random_row(&self, rng: &mut StdRng) -> (Vec<f64>, i32) {
+    fn random_row(&self, rng: &mut StdRng) -> (Vec<f64>, String) {
         let features = self
             .ranges
             .iter()
             .map(|&(lo, hi)| (rng.gen_range(lo..=hi) * 1000.0).round() / 1000.0)
             .collect();
-        (features, self.labels[rng.gen_range(0..self.labels.len())])
+        (features, self.labels[rng.gen_range(0..self.labels.len())].clone())
     }
 }
 
@@ -113,7 +114,7 @@ pub async fn user(n: u64, base: String, traffic: Arc<Traffic>, per_sec: f64, unt
         tick.tick().await;
         i += 1;
         let row = &traffic.rows[(i as usize) % traffic.rows.len()];
-        let answer = post(&client, &format!("{base}/predict"), &json!({"features": row.features})).await;
+        let answer = post(&client, &format!("{base}/predict"), &json!({"features": row.input.features()})).await;
         let prediction = match answer {
             Ok((200, body)) => {
                 tally.predictions.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +133,7 @@ pub async fn user(n: u64, base: String, traffic: Arc<Traffic>, per_sec: f64, unt
             json!({"features": features, "correct_label": label, "source": "soak-random"})
         } else {
             json!({
-                "features": row.features,
+                "features": row.input.features(),
                 "correct_label": row.label,
                 "prediction_id": prediction["prediction_id"],
                 "source": "soak-user",
@@ -229,7 +230,7 @@ async fn promote(api: &Process, rollback: bool, tally: &Tally) -> bool {
     };
     let response = api
         .client
-        .post(api.url(&format!("/models/{target}/promote")))
+        .post(api.url(&format!("/models/wine-quality/versions/{target}/promote")))
         .bearer_auth(TOKEN)
         .header("x-retrain-actor", "soak@example.com")
         .json(&json!({"reason": "soak: promote or roll back every 20 s"}))

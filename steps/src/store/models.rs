@@ -115,6 +115,10 @@ pub async fn create(conn: &mut PgConnection, new: NewModel<'_>) -> Result<ModelS
 /// # Errors
 /// `UnknownModel`; `Database`.
 pub async fn by_name(conn: &mut PgConnection, name: &str) -> Result<ModelSpec, StepsError> {
+    // A name no model can have (a NUL byte, say) is not looked up.
+    if name_problem(name).is_some() {
+        return Err(StepsError::UnknownModel(name.to_owned()));
+    }
     let sql = format!("SELECT {COLUMNS} FROM models WHERE name = $1");
     sqlx::query_as(&sql)
         .bind(name)
