@@ -33,7 +33,7 @@ CREATE TABLE models (
     text_column   text,
     -- the class names, sorted; feedback naming another class is refused
     classes       text[] NOT NULL CHECK (cardinality(classes) >= 2),
-    -- the learner and its settings, e.g. {"learner": "decision_tree", ...}
+    -- the learner and its settings: {"name": "decision_tree", "settings": {...}}
     learner       jsonb NOT NULL,
     -- the gate's settings for this model; {} means the service's defaults
     gate          jsonb NOT NULL DEFAULT '{}'::jsonb,
@@ -48,8 +48,8 @@ CREATE TABLE models (
 INSERT INTO models (name, kind, feature_names, classes, learner)
 SELECT 'wine-quality', 'tabular', d.feature_names,
        (SELECT array_agg(l::text ORDER BY l) FROM unnest(d.labels) l),
-       jsonb_build_object('learner', 'decision_tree')
-           || coalesce((SELECT v.hyperparams FROM versions v ORDER BY v.version DESC LIMIT 1), '{}'::jsonb)
+       jsonb_build_object('name', 'decision_tree', 'settings',
+           coalesce((SELECT v.hyperparams FROM versions v ORDER BY v.version DESC LIMIT 1), '{}'::jsonb))
 FROM datasets d
 -- earlier releases stored one data set: the wine data
 ORDER BY d.id DESC
@@ -287,3 +287,6 @@ CROSS JOIN LATERAL (
     END AS link
 ) l
 WHERE f.prediction_id IS NOT NULL;
+
+-- The renamed table's trigger says what it guards.
+ALTER TRIGGER models_immutable ON versions RENAME TO versions_immutable;

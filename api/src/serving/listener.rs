@@ -126,7 +126,12 @@ async fn catch_up(pool: &PgPool, serving: &Serving, filter: &ModelFilter, metric
         Err((model, err)) => {
             metrics.model_reloads.with_label_values(&["failure"]).inc();
             metrics.served_behind_champion.set(1);
-            serving.freshness.behind(format!("cannot load the champion of {model}: {err}"));
+            let served = serving
+                .current(&model)
+                .map_or("no version".to_owned(), |m| format!("version {}", m.version));
+            serving
+                .freshness
+                .behind(format!("{model} serves {served}, behind its champion: cannot load it: {err}"));
             tracing::error!(model, error = %err, "cannot load a champion; still serving the previous version, retrying");
             false
         }

@@ -300,7 +300,7 @@ async fn hostile_text_is_stored_verbatim_or_refused(_: PgPoolOptions, connect: P
 
     // Nothing was executed: every table is there with what it should hold.
     assert_eq!(count(&app.pool, "SELECT count(*) FROM feedback").await, stored_feedback);
-    assert_eq!(count(&app.pool, "SELECT count(*) FROM models").await, 2);
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM versions").await, 2);
     for table in [
         "feedback",
         "runs",

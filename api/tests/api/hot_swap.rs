@@ -158,7 +158,7 @@ async fn a_failed_champion_load_is_retried_until_served_and_ready_says_why(
     // A bound of 300 ms for this test (10 s by default).
     let app = spawn(&connect, "api", &["--stale-after-ms", "300"]).await;
     second_model(&app.pool).await;
-    let artifact: Vec<u8> = sqlx::query_scalar("SELECT artifact FROM models WHERE version = 2")
+    let artifact: Vec<u8> = sqlx::query_scalar("SELECT artifact FROM versions WHERE version = 2")
         .fetch_one(&app.pool)
         .await
         .unwrap();
@@ -174,7 +174,7 @@ async fn a_failed_champion_load_is_retried_until_served_and_ready_says_why(
         }
         let body: Value = response.json().await.unwrap();
         let message = body["error"]["message"].as_str().unwrap().to_owned();
-        message.contains("serving version 1, behind the champion") && message.contains("sha256")
+        message.contains("wine-quality serves version 1, behind its champion") && message.contains("sha256")
     })
     .await;
     assert_eq!(app.served_version().await, 1, "the old model keeps serving");
@@ -209,7 +209,7 @@ async fn set_artifact(pool: &sqlx::PgPool, version: i32, bytes: &[u8]) {
         .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::query("UPDATE models SET artifact = $1 WHERE version = $2")
+    sqlx::query("UPDATE versions SET artifact = $1 WHERE version = $2")
         .bind(bytes)
         .bind(version)
         .execute(&mut *tx)

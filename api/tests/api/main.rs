@@ -16,3 +16,4 @@ mod request_ids;
 mod runs_and_models;
 mod slow_clients;
 mod support;
+mod upgrade;

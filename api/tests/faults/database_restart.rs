@@ -161,7 +161,7 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
     let run = api.trigger().await;
     eventually(30.0, "train runs and has stored its model", || async {
         sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM models WHERE run_id = $1)
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE run_id = $1)
                 AND EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND name = 'train' AND status = 'running')",
         )
         .bind(run)
@@ -238,7 +238,7 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
         "the run finished after the restart:\n{}",
         worker.log_tail(40)
     );
-    let version = scalar_i64(&pool, "SELECT version::bigint FROM models WHERE run_id = $1", run).await;
+    let version = scalar_i64(&pool, "SELECT version::bigint FROM versions WHERE run_id = $1", run).await;
     eventually(
         15.0,
         "the API serves the run's model (its listener is back)",
@@ -254,7 +254,7 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
         "the API loaded the promoted model {swap_lag:?} after the promotion"
     );
     assert_eq!(
-        scalar_i64(&pool, "SELECT count(*) FROM models WHERE run_id = $1", run).await,
+        scalar_i64(&pool, "SELECT count(*) FROM versions WHERE run_id = $1", run).await,
         1
     );
     assert_eq!(

@@ -107,8 +107,8 @@ async fn three_workers_run_200_runs_executing_each_step_attempt_once(_: PgPoolOp
 
     // One model and one promotion per full run.
     let per_run: (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM models WHERE run_id IS NOT NULL),
-                (SELECT count(DISTINCT run_id) FROM models WHERE run_id IS NOT NULL),
+        "SELECT (SELECT count(*) FROM versions WHERE run_id IS NOT NULL),
+                (SELECT count(DISTINCT run_id) FROM versions WHERE run_id IS NOT NULL),
                 (SELECT count(*) FROM promotions WHERE run_id IS NOT NULL),
                 (SELECT count(DISTINCT run_id) FROM promotions WHERE run_id IS NOT NULL)",
     )

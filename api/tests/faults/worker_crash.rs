@@ -19,7 +19,7 @@ fn effect_of(step: &str) -> &'static str {
     match step {
         "collect" => "SELECT count(*) FROM collections WHERE run_id = $1",
         "merge" => "SELECT count(*) FROM training_sets WHERE run_id = $1",
-        "train" => "SELECT count(*) FROM models WHERE run_id = $1",
+        "train" => "SELECT count(*) FROM versions WHERE run_id = $1",
         "validate" => "SELECT count(*) FROM validations WHERE run_id = $1",
         "promote" => "SELECT count(*) FROM promotions WHERE run_id = $1",
         other => panic!("no step {other}"),
@@ -123,7 +123,7 @@ async fn kill_the_worker_during(step: &str, connect: PgConnectOptions) {
     assert_eq!(attempt_violations(&pool).await, Vec::<String>::new(), "{history}");
 
     // The run's model serves.
-    let version = scalar_i64(&pool, "SELECT version::bigint FROM models WHERE run_id = $1", run).await;
+    let version = scalar_i64(&pool, "SELECT version::bigint FROM versions WHERE run_id = $1", run).await;
     eventually(10.0, "the API serves the run's model", || async {
         api.served_version().await == version
     })

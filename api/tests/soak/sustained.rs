@@ -173,7 +173,7 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     // After all the swaps the API serves the champion (read again each
     // time: the last run may still promote).
     eventually(1.0, "the API serves the champion", || async {
-        let champion: i32 = sqlx::query_scalar("SELECT m.version FROM champion c JOIN models m ON m.id = c.model_id")
+        let champion: i32 = sqlx::query_scalar("SELECT m.version FROM champion c JOIN versions m ON m.id = c.version_id")
             .fetch_one(&observer)
             .await
             .unwrap();
