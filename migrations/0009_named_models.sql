@@ -26,13 +26,14 @@ CREATE TABLE models (
     -- it appears in URLs, metric labels and file names
     name          text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,63}$'),
     kind          input_kind NOT NULL,
-    -- tabular: the feature columns, in the order the model reads them;
-    -- text: none
+    -- tabular: the feature columns, in the order the model reads them
+    -- (none until its first data set is imported); text: none
     feature_names text[] NOT NULL,
     -- text only: the input field's name in the model's data files
     text_column   text,
     -- the class names, sorted; feedback naming another class is refused
-    classes       text[] NOT NULL CHECK (cardinality(classes) >= 2),
+    -- (none until its first data set is imported)
+    classes       text[] NOT NULL,
     -- the learner and its settings: {"name": "decision_tree", "settings": {...}}
     learner       jsonb NOT NULL,
     -- the gate's settings for this model; {} means the service's defaults
@@ -40,7 +41,7 @@ CREATE TABLE models (
     -- new feedback rows that start a run; NULL means the service's default
     threshold     integer CHECK (threshold >= 1),
     created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-    CHECK ((kind = 'text') = (cardinality(feature_names) = 0)),
+    CHECK (kind = 'tabular' OR cardinality(feature_names) = 0),
     CHECK ((kind = 'text') = (text_column IS NOT NULL))
 );
 

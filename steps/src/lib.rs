@@ -12,6 +12,8 @@
 //! - [`mod@pipeline`]: collect -> merge -> train -> validate -> promote, each an
 //!   engine step, idempotent per run, handing typed outputs
 //!   ([`pipeline::outputs`]) to the next.
+//! - [`import`]: a user's file as a model's data set version (and a new
+//!   model from its first file), in one transaction.
 //! - [`bootstrap`]: the split and the first model, once.
 //! - [`triggers`]: the threshold check and the cron schedule.
 
@@ -20,6 +22,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod fit;
+pub mod import;
 pub mod ml;
 pub mod pipeline;
 pub mod store;

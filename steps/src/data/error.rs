@@ -158,4 +158,18 @@ pub enum ImportError {
         /// The class name.
         class: String,
     },
+    /// Every row has the same class: there is nothing to classify.
+    #[error("every row is of class {class:?}; a classifier needs at least two classes")]
+    OneClass {
+        /// The only class.
+        class: String,
+    },
+    /// The file's feature columns are not the model's.
+    #[error("the file's feature columns {found:?} are not the model's {expected:?}")]
+    OtherColumns {
+        /// The model's columns, in order.
+        expected: Vec<String>,
+        /// The file's.
+        found: Vec<String>,
+    },
 }

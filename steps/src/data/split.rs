@@ -147,6 +147,9 @@ impl Splitter {
         for class in classes {
             self.summary.classes.entry(class.clone()).or_default();
         }
+        if let [(only, _)] = Vec::from_iter(&self.summary.classes)[..] {
+            return Err(ImportError::OneClass { class: only.clone() });
+        }
         for (class, count) in &self.summary.classes {
             if count.base == 0 {
                 return Err(ImportError::EmptyClass { class: class.clone() });
