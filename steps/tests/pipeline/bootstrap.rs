@@ -22,7 +22,7 @@ async fn bootstrapping_twice_keeps_one_split_and_one_model(pool: PgPool) {
 
     assert_eq!(count(&pool, "SELECT count(*) FROM datasets").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM examples").await, 1599);
-    assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM versions").await, 1);
     assert_eq!(
         count(&pool, "SELECT count(*) FROM promotions WHERE kind = 'bootstrap'").await,
         1
@@ -48,6 +48,6 @@ async fn concurrent_bootstraps_make_one_model(pool: PgPool) {
         .filter(|r| r.first_model.is_some())
         .count();
     assert_eq!(made, 1);
-    assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM versions").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM examples").await, 1599);
 }
