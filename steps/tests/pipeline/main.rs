@@ -6,6 +6,7 @@ mod audit;
 mod bootstrap;
 mod feedback_windows;
 mod fencing;
+mod models;
 mod promotion;
 mod runs;
 mod stale_gate;
