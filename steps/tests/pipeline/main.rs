@@ -12,4 +12,5 @@ mod runs;
 mod stale_gate;
 mod support;
 mod triggers;
+mod upgrade;
 mod verdicts;
