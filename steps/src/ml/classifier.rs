@@ -137,7 +137,9 @@ mod tests {
         for e in &examples {
             assert_eq!(decoded.predict(&e.input).unwrap(), model.predict(&e.input).unwrap());
         }
-        let answer = decoded.predict(&Input::Text("I was charged twice, refund please".into())).unwrap();
+        let answer = decoded
+            .predict(&Input::Text("I was charged twice, refund please".into()))
+            .unwrap();
         assert_eq!(answer.label, "billing");
         assert!(answer.confidence > 0.5 && answer.confidence <= 1.0);
         let (metrics, _) = evaluate(&decoded, &examples).unwrap();
@@ -150,7 +152,10 @@ mod tests {
     #[test]
     fn a_tree_round_trips_through_the_classifier() {
         let model = tree();
-        assert_eq!((model.kind(), model.input_kind()), (ModelKind::DecisionTree, InputKind::Tabular));
+        assert_eq!(
+            (model.kind(), model.input_kind()),
+            (ModelKind::DecisionTree, InputKind::Tabular)
+        );
         let decoded = Classifier::from_bytes(ModelKind::DecisionTree, &model.to_bytes()).unwrap();
         assert_eq!(decoded, model);
         assert_eq!(decoded.predict(&Input::Tabular(vec![0.1, 1.0])).unwrap().label, "low");
@@ -177,8 +182,7 @@ mod tests {
         ));
         // Nor does a learner fit on the other kind of example.
         assert!(matches!(
-            Learner::NaiveBayes(TextSettings::default())
-                .fit_until(&[Example::tabular(vec![1.0], "a")], &|| false),
+            Learner::NaiveBayes(TextSettings::default()).fit_until(&[Example::tabular(vec![1.0], "a")], &|| false),
             Err(ModelError::WrongInput {
                 expected: InputKind::Text,
                 found: InputKind::Tabular

@@ -404,7 +404,11 @@ mod tests {
 
     #[test]
     fn a_single_class_always_wins() {
-        let model = Model::train(&[example(vec![1.0], "7"), example(vec![5.0], "7")], &TreeParams::default()).unwrap();
+        let model = Model::train(
+            &[example(vec![1.0], "7"), example(vec![5.0], "7")],
+            &TreeParams::default(),
+        )
+        .unwrap();
         assert_eq!(
             model.predict(&[3.0]).unwrap(),
             Prediction {

@@ -158,7 +158,10 @@ mod tests {
     fn all_rows_are_split_with_eleven_features() {
         let rows = split();
         assert_eq!(rows.len(), 1599);
-        assert!(rows.iter().all(|(_, e)| e.input.features().map(<[f64]>::len) == Some(FEATURES)));
+        assert!(
+            rows.iter()
+                .all(|(_, e)| e.input.features().map(<[f64]>::len) == Some(FEATURES))
+        );
         let labels: HashSet<&str> = rows.iter().map(|(_, e)| e.label.as_str()).collect();
         assert_eq!(labels, HashSet::from(["3", "4", "5", "6", "7", "8"]));
     }

@@ -133,7 +133,10 @@ async fn two_models_have_their_own_versions_feedback_thresholds_and_runs(pool: P
     let created = check_thresholds(&engine, 20).await.unwrap();
     assert_eq!(created.len(), 1, "{created:?}");
     let first = created[0].run().clone();
-    assert_eq!((first.subject.as_str(), first.trigger), (COMPASS, TriggerKind::Threshold));
+    assert_eq!(
+        (first.subject.as_str(), first.trigger),
+        (COMPASS, TriggerKind::Threshold)
+    );
     assert_eq!(first.params["model"], COMPASS);
     let first = finish(&worker, &engine, first.id).await;
     assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.outcome);
@@ -146,7 +149,12 @@ async fn two_models_have_their_own_versions_feedback_thresholds_and_runs(pool: P
             .await
             .unwrap();
     assert_eq!(champion_id, None);
-    let names: Vec<&str> = checks.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["accuracy_floor"]);
     assert_eq!(champion_version_of(&pool, compass.id).await, Some(1));
     assert_eq!(champion_version(&pool).await, Some(1), "the wine model is untouched");

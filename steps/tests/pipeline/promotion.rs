@@ -40,7 +40,10 @@ async fn rolling_back_to_version_1_is_a_promotion_and_notifies(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!((rollback.version, rollback.previous_version), (1, Some(2)));
-    assert_eq!((rollback.version_id, rollback.previous_version_id), (v1.id, Some(v2_id)));
+    assert_eq!(
+        (rollback.version_id, rollback.previous_version_id),
+        (v1.id, Some(v2_id))
+    );
     assert_eq!(rollback.model, FIRST_MODEL);
 
     let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())

@@ -24,7 +24,10 @@ async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPo
 
     let mut conn = pool.acquire().await.unwrap();
     let wine = wine_id(&pool).await;
-    assert_eq!(promotions::champion(&mut conn, wine).await.unwrap().map(|(_, v)| v), Some(2));
+    assert_eq!(
+        promotions::champion(&mut conn, wine).await.unwrap().map(|(_, v)| v),
+        Some(2)
+    );
     // Lineage: the run's training set holds the base rows and the 25 feedback rows.
     let (from, to, feedback_rows, total, base): (i64, i64, i32, i32, i32) = sqlx::query_as(
         "SELECT ts.feedback_from, ts.feedback_to, ts.feedback_rows, ts.total_rows, ts.base_rows
@@ -113,7 +116,10 @@ async fn label_flipped_feedback_is_rejected_by_the_gate(pool: PgPool) {
 
     let mut conn = pool.acquire().await.unwrap();
     let wine = wine_id(&pool).await;
-    assert_eq!(promotions::champion(&mut conn, wine).await.unwrap().map(|(_, v)| v), Some(1));
+    assert_eq!(
+        promotions::champion(&mut conn, wine).await.unwrap().map(|(_, v)| v),
+        Some(1)
+    );
     assert_eq!(count(&pool, "SELECT count(*) FROM promotions").await, 1);
     let reason = run.outcome.unwrap()["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("accuracy"), "{reason}");

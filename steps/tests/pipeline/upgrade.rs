@@ -68,7 +68,11 @@ async fn a_database_of_the_last_release_upgrades_in_place(pool: PgPool) {
 
     // Every row is kept, and belongs to the wine model.
     for (table, before) in TABLES.iter().zip(before) {
-        assert_eq!(count(&pool, &format!("SELECT count(*) FROM {table}")).await, before, "{table}");
+        assert_eq!(
+            count(&pool, &format!("SELECT count(*) FROM {table}")).await,
+            before,
+            "{table}"
+        );
     }
     let wine = models::by_name(&mut *pool.acquire().await.unwrap(), FIRST_MODEL)
         .await
