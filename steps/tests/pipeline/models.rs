@@ -2,7 +2,8 @@
 //! its own data set, learner and class names, gets its first version
 //! through a normal run; feedback of one model never counts toward the
 //! other's threshold or trains the other; and each model can have a run
-//! active at the same time.
+//! active at the same time. A text model goes the same way, and feedback
+//! repeating a golden text (normalized) never trains it.
 
 use crate::support::*;
 use retrain_engine::{RunStatus, TriggerKind};
@@ -233,4 +234,111 @@ async fn two_models_have_their_own_versions_feedback_thresholds_and_runs(pool: P
             (FIRST_MODEL.to_owned(), 2, Some(1)),
         ]
     );
+}
+
+/// A support ticket of the generated `tickets` model: words of its class
+/// among words both classes use, and a reference that makes it unique.
+fn ticket(i: usize) -> Example {
+    const COMMON: [&str; 5] = ["my", "is", "please", "help", "the"];
+    const OWN: [(&str, [&str; 4]); 2] = [
+        ("billing", ["invoice", "refund", "charged", "payment"]),
+        ("login", ["password", "account", "locked", "reset"]),
+    ];
+    let (label, own) = OWN[i % 2];
+    let text = format!(
+        "{} {} {} {} ref{i}",
+        COMMON[i % 5],
+        own[(i / 2) % 4],
+        COMMON[(i / 3) % 5],
+        own[(i / 5) % 4]
+    );
+    Example::text(text, label)
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_text_model_gets_its_first_version_from_a_run_and_never_trains_on_golden_texts(pool: PgPool) {
+    use retrain_steps::ml::text::TextSettings;
+    use retrain_steps::ml::{Classifier, Input, ModelError};
+
+    let env = bootstrapped(&pool).await;
+    let engine = engine_for(&pool, steps_pipeline::pipeline(env));
+    let classes = vec!["billing".to_owned(), "login".to_owned()];
+    let mut tx = pool.begin().await.unwrap();
+    let model = models::create(
+        &mut tx,
+        NewModel {
+            name: "tickets",
+            kind: InputKind::Text,
+            feature_names: &[],
+            text_column: Some("text"),
+            classes: &classes,
+            learner: &Learner::NaiveBayes(TextSettings::default()),
+            threshold: None,
+        },
+    )
+    .await
+    .unwrap();
+    let dataset = datasets::insert(
+        &mut tx,
+        NewDataset {
+            model_id: model.id,
+            name: "tickets.jsonl",
+            feature_names: &[],
+            labels: &classes,
+            split_spec: &json!({"generated": "tests/pipeline/models.rs", "golden": "every third row"}),
+        },
+    )
+    .await
+    .unwrap();
+    let rows: Vec<(Split, Example)> = (0..60)
+        .map(|i| (if i % 3 == 0 { Split::Golden } else { Split::Base }, ticket(i)))
+        .collect();
+    datasets::insert_examples(&mut tx, dataset.id, &rows).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        datasets::examples(&mut *pool.acquire().await.unwrap(), dataset.id, Split::Golden)
+            .await
+            .unwrap()
+            .len(),
+        20
+    );
+
+    // 20 new tickets, and a golden ticket sent back in capitals: it counts
+    // as feedback but must not train.
+    let mut traffic: Vec<Example> = (1000..1020).map(ticket).collect();
+    let golden = ticket(0);
+    let shouted = golden.input.text().unwrap().to_uppercase();
+    traffic.push(Example::text(shouted, golden.label.clone()));
+    send_to(&pool, model.id, &traffic).await;
+    let created = check_threshold(&engine, &model, 20).await.unwrap().expect("a run");
+    let run = finish(&worker(&engine), &engine, created.run().id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.outcome);
+
+    let (feedback_rows, golden_input, dataset_id): (i32, i64, i32) = sqlx::query_as(
+        "SELECT feedback_rows, (dropped->>'golden_input')::bigint, dataset_id FROM training_sets WHERE run_id = $1",
+    )
+    .bind(run.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((feedback_rows, golden_input, dataset_id), (20, 1, dataset.id));
+
+    assert_eq!(champion_version_of(&pool, model.id).await, Some(1));
+    let mut conn = pool.acquire().await.unwrap();
+    let v1 = versions::by_version(&mut conn, model.id, 1).await.unwrap();
+    assert_eq!(v1.kind, "naive_bayes");
+    let loaded = versions::load(&mut conn, v1.id).await.unwrap();
+    assert!(matches!(loaded.classifier, Classifier::Text(_)));
+    assert_eq!(loaded.classifier.classes(), ["billing", "login"]);
+    let answer = loaded
+        .classifier
+        .predict(&Input::Text("I was charged twice, refund my payment".into()))
+        .unwrap();
+    assert_eq!(answer.label, "billing");
+    assert!(matches!(
+        loaded.classifier.predict(&Input::Tabular(vec![1.0])),
+        Err(ModelError::WrongInput { .. })
+    ));
+    // The wine model did not move.
+    assert_eq!(champion_version(&pool).await, Some(1));
 }
