@@ -357,6 +357,48 @@ mod tests {
     }
 
     #[test]
+    fn text_feedback_is_screened_on_its_normalized_input() {
+        let dataset = Dataset {
+            n_features: 0,
+            feature_names: vec![],
+            labels: vec!["neg".into(), "pos".into()],
+            ..dataset()
+        };
+        let base = vec![Example::text("a dull plot", "neg"), Example::text("fine acting", "pos")];
+        let golden: HashSet<InputHash> = [input_hash(&Example::text("Great movie", "pos").input)]
+            .into_iter()
+            .collect();
+        let feedback = vec![
+            fb(1, Example::text("  GREAT\tmovie ", "neg")), // a golden row's input, written differently
+            fb(2, Example::text("A  Dull Plot", "pos")),     // overrides the base row
+            fb(3, Example::text("   ", "pos")),              // empty
+            fb(4, Example::tabular(vec![1.0], "pos")),       // a tabular input for a text model
+            fb(5, Example::text("loved it", "meh")),         // unknown class
+            fb(6, Example::text("loved it", "pos")),
+        ];
+        let set = merge(&dataset, base, feedback, 6, vec![], &golden);
+        assert_eq!(
+            set.examples,
+            vec![
+                Example::text("fine acting", "pos"),
+                Example::text("A  Dull Plot", "pos"),
+                Example::text("loved it", "pos"),
+            ]
+        );
+        let expected: BTreeMap<&str, usize> = [
+            ("base_overridden_by_feedback", 1),
+            ("empty_text", 1),
+            ("golden_input", 1),
+            ("unknown_label", 1),
+            ("wrong_input_kind", 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(set.lineage.dropped, expected);
+        assert_eq!((set.lineage.base_rows, set.lineage.feedback_rows), (1, 2));
+    }
+
+    #[test]
     fn the_same_rows_give_the_same_hash_and_different_rows_another() {
         let a = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![], &none());
         let b = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![], &none());

@@ -398,13 +398,11 @@ mod tests {
 
     use super::*;
     use crate::ml::winequality::{self, Split};
-    use crate::ml::{Model, Prediction, evaluate};
+    use crate::ml::{Classifier, Example, Model, Prediction, evaluate};
 
+    /// A tabular example whose class is the decimal name of `label`.
     fn example(features: &[f64], label: i32) -> Example {
-        Example {
-            features: features.to_vec(),
-            label,
-        }
+        Example::tabular(features.to_vec(), label.to_string())
     }
 
     /// Examples of one feature: `(value, label)`.
@@ -507,8 +505,8 @@ mod tests {
             ]
         );
         let model = Model::train(&examples, &grow_all()).unwrap();
-        assert_eq!(model.predict(&[3.9, 1.9]).unwrap().label, 20);
-        assert_eq!(model.predict(&[3.9, 2.0]).unwrap().label, 30);
+        assert_eq!(model.predict(&[3.9, 1.9]).unwrap().label, "20");
+        assert_eq!(model.predict(&[3.9, 2.0]).unwrap().label, "30");
     }
 
     #[test]
@@ -648,7 +646,7 @@ mod tests {
             assert_eq!(
                 model.predict(&[1.0]).unwrap(),
                 Prediction {
-                    label: 3,
+                    label: "3".into(),
                     confidence: 0.5
                 }
             );
@@ -681,8 +679,8 @@ mod tests {
             let nodes = model.tree().nodes();
             let mut routed = vec![vec![0u64; model.classes().len()]; nodes.len()];
             for e in &rows {
-                let class = model.classes().partition_point(|&c| c < e.label);
-                routed[leaf_of(nodes, &e.features)][class] += 1;
+                let class = model.classes().partition_point(|c| *c < e.label);
+                routed[leaf_of(nodes, e.input.features().unwrap())][class] += 1;
             }
             for (node, routed) in nodes.iter().zip(&routed) {
                 match node {
@@ -746,16 +744,16 @@ mod tests {
     fn golden_accuracy_is_close_to_linfa_trees() {
         let (base, golden) = (winequality::part(Split::Base), winequality::part(Split::Golden));
         let params = TreeParams::default();
-        let ours = evaluate(&Model::train(&base, &params).unwrap(), &golden)
+        let ours = evaluate(&Classifier::Tree(Model::train(&base, &params).unwrap()), &golden)
             .unwrap()
             .0
             .accuracy;
         let dataset = |examples: &[Example]| {
             let records = Array2::from_shape_fn((examples.len(), winequality::FEATURES), |(row, col)| {
-                examples[row].features[col]
+                examples[row].input.features().unwrap()[col]
             });
-            // Wine labels are 3 to 8.
-            let targets: Array1<usize> = examples.iter().map(|e| e.label as usize).collect();
+            // Wine labels are the names of 3 to 8.
+            let targets: Array1<usize> = examples.iter().map(|e| e.label.parse().unwrap()).collect();
             Dataset::new(records, targets)
         };
         let linfa = linfa_trees::DecisionTree::params()

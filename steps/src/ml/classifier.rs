@@ -79,3 +79,121 @@ impl Classifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::text::TextSettings;
+    use crate::ml::{Example, Learner, TreeParams, evaluate};
+
+    /// Labelled sentences made by this project (no third-party text): each
+    /// class has its own words among words both classes use.
+    fn sentences(n: usize) -> Vec<Example> {
+        const OWN: [(&str, [&str; 4]); 2] = [
+            ("billing", ["invoice", "refund", "charged", "payment"]),
+            ("login", ["password", "account", "locked", "reset"]),
+        ];
+        const COMMON: [&str; 5] = ["my", "is", "please", "help", "the"];
+        (0..n)
+            .map(|i| {
+                let (label, own) = OWN[i % 2];
+                let words = [COMMON[i % 5], own[i % 4], COMMON[(i / 5) % 5], own[(i / 4) % 4]];
+                Example::text(words.join(" "), label)
+            })
+            .collect()
+    }
+
+    fn tree() -> Classifier {
+        let examples = [
+            Example::tabular(vec![0.0, 1.0], "low"),
+            Example::tabular(vec![1.0, 1.0], "high"),
+        ];
+        let params = TreeParams {
+            min_weight_split: 2.0,
+            min_weight_leaf: 1.0,
+            ..TreeParams::default()
+        };
+        Learner::DecisionTree(params).fit_until(&examples, &|| false).unwrap()
+    }
+
+    #[test]
+    fn a_naive_bayes_text_model_round_trips_through_its_artifact() {
+        let examples = sentences(80);
+        let learner = Learner::NaiveBayes(TextSettings::default());
+        let model = learner.fit_until(&examples, &|| false).unwrap();
+        assert!(matches!(model, Classifier::Text(_)));
+        assert_eq!(model.kind(), ModelKind::NaiveBayes);
+        assert_eq!(model.input_kind(), InputKind::Text);
+        assert_eq!(model.classes(), ["billing", "login"]);
+
+        let bytes = model.to_bytes();
+        let decoded = Classifier::from_bytes(ModelKind::NaiveBayes, &bytes).unwrap();
+        assert_eq!(decoded, model);
+        assert_eq!(decoded.to_bytes(), bytes, "byte-reproducible");
+        // The same training set in another order gives the same bytes.
+        let reversed: Vec<Example> = examples.iter().rev().cloned().collect();
+        assert_eq!(learner.fit_until(&reversed, &|| false).unwrap().to_bytes(), bytes);
+
+        for e in &examples {
+            assert_eq!(decoded.predict(&e.input).unwrap(), model.predict(&e.input).unwrap());
+        }
+        let answer = decoded
+            .predict(&Input::Text("I was charged twice, refund please".into()))
+            .unwrap();
+        assert_eq!(answer.label, "billing");
+        assert!(answer.confidence > 0.5 && answer.confidence <= 1.0);
+        let (metrics, _) = evaluate(&decoded, &examples).unwrap();
+        assert!(metrics.accuracy > 0.95, "training accuracy {}", metrics.accuracy);
+
+        // Read as the other learner's artifact, the bytes are refused.
+        assert!(Classifier::from_bytes(ModelKind::DecisionTree, &bytes).is_err());
+    }
+
+    #[test]
+    fn a_tree_round_trips_through_the_classifier() {
+        let model = tree();
+        assert_eq!(
+            (model.kind(), model.input_kind()),
+            (ModelKind::DecisionTree, InputKind::Tabular)
+        );
+        let decoded = Classifier::from_bytes(ModelKind::DecisionTree, &model.to_bytes()).unwrap();
+        assert_eq!(decoded, model);
+        assert_eq!(decoded.predict(&Input::Tabular(vec![0.1, 1.0])).unwrap().label, "low");
+    }
+
+    #[test]
+    fn each_model_refuses_the_other_input_kind() {
+        let text = Learner::NaiveBayes(TextSettings::default())
+            .fit_until(&sentences(20), &|| false)
+            .unwrap();
+        assert!(matches!(
+            text.predict(&Input::Tabular(vec![1.0, 2.0])),
+            Err(ModelError::WrongInput {
+                expected: InputKind::Text,
+                found: InputKind::Tabular
+            })
+        ));
+        assert!(matches!(
+            tree().predict(&Input::Text("reset my password".into())),
+            Err(ModelError::WrongInput {
+                expected: InputKind::Tabular,
+                found: InputKind::Text
+            })
+        ));
+        // Nor does a learner fit on the other kind of example.
+        assert!(matches!(
+            Learner::NaiveBayes(TextSettings::default()).fit_until(&[Example::tabular(vec![1.0], "a")], &|| false),
+            Err(ModelError::WrongInput {
+                expected: InputKind::Text,
+                found: InputKind::Tabular
+            })
+        ));
+        assert!(matches!(
+            Learner::DecisionTree(TreeParams::default()).fit_until(&[Example::text("a b", "a")], &|| false),
+            Err(ModelError::WrongInput {
+                expected: InputKind::Tabular,
+                found: InputKind::Text
+            })
+        ));
+    }
+}

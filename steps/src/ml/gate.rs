@@ -159,11 +159,11 @@ mod tests {
 
     /// Metrics with the given accuracy and (label, support, recall) classes.
     fn metrics(accuracy: f64, classes: &[(i32, usize, f64)]) -> Metrics {
-        let per_class: BTreeMap<i32, ClassMetrics> = classes
+        let per_class: BTreeMap<String, ClassMetrics> = classes
             .iter()
             .map(|&(label, support, recall)| {
                 (
-                    label,
+                    label.to_string(),
                     ClassMetrics {
                         support,
                         recall,

@@ -134,7 +134,7 @@ fn ratio(part: u64, whole: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ml::TreeParams;
+    use crate::ml::{Model, TreeParams};
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
@@ -144,18 +144,18 @@ mod tests {
     fn hand_computed_three_class_case() {
         // truth:     1 1 1 2 2 3
         // predicted: 1 1 2 2 3 3
-        let m = tally(&[(1, 1), (1, 1), (1, 2), (2, 2), (2, 3), (3, 3)]);
+        let m = tally(&[("1", "1"), ("1", "1"), ("1", "2"), ("2", "2"), ("2", "3"), ("3", "3")]);
         assert_eq!(m.n, 6);
         assert!(close(m.accuracy, 4.0 / 6.0));
-        assert_eq!(m.confusion.labels, vec![1, 2, 3]);
+        assert_eq!(m.confusion.labels, vec!["1", "2", "3"]);
         assert_eq!(m.confusion.counts, vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]);
 
-        let one = &m.per_class[&1];
+        let one = &m.per_class["1"];
         assert_eq!(one.support, 3);
         assert!(close(one.recall, 2.0 / 3.0) && close(one.precision, 1.0) && close(one.f1, 0.8));
-        let two = &m.per_class[&2];
+        let two = &m.per_class["2"];
         assert!(close(two.recall, 0.5) && close(two.precision, 0.5) && close(two.f1, 0.5));
-        let three = &m.per_class[&3];
+        let three = &m.per_class["3"];
         assert!(close(three.recall, 1.0) && close(three.precision, 0.5) && close(three.f1, 2.0 / 3.0));
         assert!(close(m.macro_f1, (0.8 + 0.5 + 2.0 / 3.0) / 3.0));
     }
@@ -163,20 +163,20 @@ mod tests {
     #[test]
     fn a_class_only_predicted_counts_with_zero_f1() {
         // truth 1 1, predicted 1 9: class 9 has no support but was predicted.
-        let m = tally(&[(1, 1), (1, 9)]);
-        assert_eq!(m.confusion.labels, vec![1, 9]);
-        let nine = &m.per_class[&9];
+        let m = tally(&[("1", "1"), ("1", "9")]);
+        assert_eq!(m.confusion.labels, vec!["1", "9"]);
+        let nine = &m.per_class["9"];
         assert_eq!(nine.support, 0);
         assert!(close(nine.recall, 0.0) && close(nine.precision, 0.0) && close(nine.f1, 0.0));
-        let one = &m.per_class[&1];
+        let one = &m.per_class["1"];
         assert!(close(one.recall, 0.5) && close(one.precision, 1.0) && close(one.f1, 2.0 / 3.0));
         assert!(close(m.macro_f1, 1.0 / 3.0));
     }
 
     #[test]
     fn a_class_never_predicted_has_zero_precision() {
-        let m = tally(&[(1, 2), (2, 2)]);
-        let one = &m.per_class[&1];
+        let m = tally(&[("1", "2"), ("2", "2")]);
+        let one = &m.per_class["1"];
         assert_eq!(one.support, 1);
         assert!(close(one.recall, 0.0) && close(one.precision, 0.0) && close(one.f1, 0.0));
         assert!(close(m.accuracy, 0.5));
@@ -184,50 +184,31 @@ mod tests {
 
     #[test]
     fn evaluate_reports_each_example() {
-        let train = [
-            Example {
-                features: vec![0.0],
-                label: 0,
-            },
-            Example {
-                features: vec![1.0],
-                label: 1,
-            },
-        ];
+        let train = [Example::tabular(vec![0.0], "0"), Example::tabular(vec![1.0], "1")];
         let params = TreeParams {
             min_weight_split: 2.0,
             min_weight_leaf: 1.0,
             ..TreeParams::default()
         };
-        let model = Model::train(&train, &params).unwrap();
+        let model = Classifier::Tree(Model::train(&train, &params).unwrap());
         let test = [
-            Example {
-                features: vec![0.1],
-                label: 0,
-            },
-            Example {
-                features: vec![0.9],
-                label: 0,
-            },
-            Example {
-                features: vec![0.8],
-                label: 1,
-            },
+            Example::tabular(vec![0.1], "0"),
+            Example::tabular(vec![0.9], "0"),
+            Example::tabular(vec![0.8], "1"),
         ];
         let (metrics, correct) = evaluate(&model, &test).unwrap();
         assert_eq!(correct, vec![true, false, true]);
         assert!(close(metrics.accuracy, 2.0 / 3.0));
         assert!(matches!(evaluate(&model, &[]), Err(ModelError::Empty)));
-        let wrong = [Example {
-            features: vec![0.0, 1.0],
-            label: 0,
-        }];
+        let wrong = [Example::tabular(vec![0.0, 1.0], "0")];
         assert!(matches!(evaluate(&model, &wrong), Err(ModelError::FeatureCount { .. })));
+        let text = [Example::text("zero", "0")];
+        assert!(matches!(evaluate(&model, &text), Err(ModelError::WrongInput { .. })));
     }
 
     #[test]
     fn metrics_survive_json() {
-        let m = tally(&[(5, 5), (6, 5)]);
+        let m = tally(&[("5", "5"), ("6", "5")]);
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Metrics>(&json).unwrap(), m);
     }

@@ -280,8 +280,8 @@ mod tests {
     use super::*;
     use crate::ml::winequality::{self, Split};
 
-    fn example(features: Vec<f64>, label: i32) -> Example {
-        Example { features, label }
+    fn example(features: Vec<f64>, label: &str) -> Example {
+        Example::tabular(features, label)
     }
 
     /// The defaults, but any node of two rows may split.
@@ -297,12 +297,12 @@ mod tests {
     fn default_tree_generalizes_to_golden() {
         let model = Model::train(&winequality::part(Split::Base), &TreeParams::default()).unwrap();
         assert_eq!(model.kind(), ModelKind::DecisionTree);
-        assert_eq!(model.classes(), &[3, 4, 5, 6, 7, 8]);
+        assert_eq!(model.classes(), ["3", "4", "5", "6", "7", "8"]);
         assert_eq!(model.n_features(), winequality::FEATURES);
         let golden = winequality::part(Split::Golden);
         let mut right = 0;
         for e in &golden {
-            let p = model.predict(&e.features).unwrap();
+            let p = model.predict(e.input.features().unwrap()).unwrap();
             assert!(p.confidence > 0.0 && p.confidence <= 1.0);
             right += usize::from(p.label == e.label);
         }
@@ -320,17 +320,15 @@ mod tests {
         assert_eq!(decoded, model);
         assert_eq!(sha256_hex(&decoded.to_bytes()), sha256_hex(&bytes));
         for (_, e) in &rows {
-            assert_eq!(
-                decoded.predict(&e.features).unwrap(),
-                model.predict(&e.features).unwrap()
-            );
+            let features = e.input.features().unwrap();
+            assert_eq!(decoded.predict(features).unwrap(), model.predict(features).unwrap());
         }
     }
 
     #[test]
     fn damaged_artifacts_are_refused() {
         // Small leaves allowed, so the tree splits on feature 0.
-        let model = Model::train(&[example(vec![1.0], 1), example(vec![2.0], 2)], &small_leaves()).unwrap();
+        let model = Model::train(&[example(vec![1.0], "1"), example(vec![2.0], "2")], &small_leaves()).unwrap();
         let bytes = model.to_bytes();
         assert!(matches!(
             Model::from_bytes(&bytes[..bytes.len() - 1]),
@@ -339,11 +337,18 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(matches!(Model::from_bytes(&longer), Err(ModelError::Corrupt(_))));
+        assert_eq!(bytes[0], 2, "format version 2, one varint byte");
         let mut future = bytes.clone();
-        future[0] = 2;
+        future[0] = 3;
         assert!(matches!(
             Model::from_bytes(&future),
-            Err(ModelError::UnsupportedFormat { expected: 1, found: 2 })
+            Err(ModelError::UnsupportedFormat { expected: 2, found: 3 })
+        ));
+        let mut past = bytes.clone();
+        past[0] = 0;
+        assert!(matches!(
+            Model::from_bytes(&past),
+            Err(ModelError::UnsupportedFormat { expected: 2, found: 0 })
         ));
         let mut json = serde_json::to_value(&model).unwrap();
         json["n_features"] = 0.into();
@@ -353,7 +358,7 @@ mod tests {
     #[test]
     fn wrong_inputs_are_errors() {
         let model = Model::train(
-            &[example(vec![1.0, 0.0], 1), example(vec![2.0, 0.0], 2)],
+            &[example(vec![1.0, 0.0], "1"), example(vec![2.0, 0.0], "2")],
             &TreeParams::default(),
         )
         .unwrap();
@@ -372,11 +377,11 @@ mod tests {
         let params = TreeParams::default();
         assert!(matches!(Model::train(&[], &params), Err(ModelError::Empty)));
         assert!(matches!(
-            Model::train(&[example(vec![], 1)], &params),
+            Model::train(&[example(vec![], "1")], &params),
             Err(ModelError::NoFeatures)
         ));
         assert!(matches!(
-            Model::train(&[example(vec![1.0], 1), example(vec![1.0, 2.0], 1)], &params),
+            Model::train(&[example(vec![1.0], "1"), example(vec![1.0, 2.0], "1")], &params),
             Err(ModelError::InconsistentFeatures {
                 example: 1,
                 expected: 1,
@@ -384,7 +389,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            Model::train(&[example(vec![1.0], 1), example(vec![f64::INFINITY], 1)], &params),
+            Model::train(&[example(vec![1.0], "1"), example(vec![f64::INFINITY], "1")], &params),
             Err(ModelError::NonFiniteExample { example: 1, feature: 0 })
         ));
         let zero_decrease = TreeParams {
@@ -392,18 +397,22 @@ mod tests {
             ..TreeParams::default()
         };
         assert!(matches!(
-            Model::train(&[example(vec![1.0], 1)], &zero_decrease),
+            Model::train(&[example(vec![1.0], "1")], &zero_decrease),
             Err(ModelError::InvalidParams(_))
         ));
     }
 
     #[test]
     fn a_single_class_always_wins() {
-        let model = Model::train(&[example(vec![1.0], 7), example(vec![5.0], 7)], &TreeParams::default()).unwrap();
+        let model = Model::train(
+            &[example(vec![1.0], "7"), example(vec![5.0], "7")],
+            &TreeParams::default(),
+        )
+        .unwrap();
         assert_eq!(
             model.predict(&[3.0]).unwrap(),
             Prediction {
-                label: 7,
+                label: "7".into(),
                 confidence: 1.0
             }
         );
@@ -412,15 +421,80 @@ mod tests {
     #[test]
     fn separable_classes_split_below_the_threshold() {
         let examples = [
-            example(vec![1.0], 10),
-            example(vec![2.0], 10),
-            example(vec![3.0], 20),
-            example(vec![4.0], 20),
+            example(vec![1.0], "10"),
+            example(vec![2.0], "10"),
+            example(vec![3.0], "20"),
+            example(vec![4.0], "20"),
         ];
         let model = Model::train(&examples, &small_leaves()).unwrap();
-        assert_eq!(model.predict(&[2.4]).unwrap().label, 10);
-        assert_eq!(model.predict(&[2.5]).unwrap().label, 20, "x == threshold goes right");
-        assert_eq!(model.predict(&[100.0]).unwrap().label, 20);
+        assert_eq!(model.predict(&[2.4]).unwrap().label, "10");
+        assert_eq!(model.predict(&[2.5]).unwrap().label, "20", "x == threshold goes right");
+        assert_eq!(model.predict(&[100.0]).unwrap().label, "20");
+    }
+
+    /// Format version 1's encoding, written the way release 1 wrote it:
+    /// the version, then the model with integer classes.
+    fn v1_bytes(kind: ModelKind, classes: Vec<i32>, n_features: usize, tree: FlatTree) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct ModelV1 {
+            kind: ModelKind,
+            classes: Vec<i32>,
+            n_features: usize,
+            tree: FlatTree,
+        }
+        let model = ModelV1 {
+            kind,
+            classes,
+            n_features,
+            tree,
+        };
+        postcard::to_stdvec(&(1u32, model)).unwrap()
+    }
+
+    #[test]
+    fn a_format_1_artifact_decodes_with_decimal_class_names() {
+        // A wine model as release 1 stored it: classes 3 to 8 as integers.
+        let model = Model::train(&winequality::part(Split::Base), &TreeParams::default()).unwrap();
+        let old = v1_bytes(
+            model.kind(),
+            vec![3, 4, 5, 6, 7, 8],
+            model.n_features(),
+            model.tree().clone(),
+        );
+        assert_eq!(old[0], 1);
+        let decoded = Model::from_bytes(&old).unwrap();
+        assert_eq!(decoded, model, "the same model as trained on class names");
+        for e in winequality::part(Split::Golden) {
+            let features = e.input.features().unwrap();
+            assert_eq!(decoded.predict(features).unwrap(), model.predict(features).unwrap());
+        }
+        // Re-encoding writes the current format, which decodes to the same.
+        let again = decoded.to_bytes();
+        assert_eq!(again[0], 2);
+        assert_eq!(again, model.to_bytes());
+        assert_eq!(Model::from_bytes(&again).unwrap(), decoded);
+    }
+
+    #[test]
+    fn a_format_1_artifact_keeps_its_class_order_past_nine() {
+        // Release 1 sorted classes as integers: [9, 10], so leaf class 0 is
+        // 9 though "10" < "9" as names. The tree splits at 2.5: below is
+        // class 0, above class 1.
+        let trained = Model::train(&[example(vec![1.0], "a"), example(vec![4.0], "b")], &small_leaves()).unwrap();
+        let old = v1_bytes(ModelKind::DecisionTree, vec![9, 10], 1, trained.tree().clone());
+        let decoded = Model::from_bytes(&old).unwrap();
+        assert_eq!(decoded.classes(), ["9", "10"]);
+        assert_eq!(decoded.predict(&[1.0]).unwrap().label, "9");
+        assert_eq!(decoded.predict(&[4.0]).unwrap().label, "10");
+        // Damage is still refused in format 1: duplicate classes, leaves
+        // counting another number of classes, trailing bytes.
+        let duplicate = v1_bytes(ModelKind::DecisionTree, vec![9, 9], 1, trained.tree().clone());
+        assert!(matches!(Model::from_bytes(&duplicate), Err(ModelError::Corrupt(_))));
+        let short = v1_bytes(ModelKind::DecisionTree, vec![9], 1, trained.tree().clone());
+        assert!(matches!(Model::from_bytes(&short), Err(ModelError::Corrupt(_))));
+        let mut longer = old.clone();
+        longer.push(0);
+        assert!(matches!(Model::from_bytes(&longer), Err(ModelError::Corrupt(_))));
     }
 
     #[test]

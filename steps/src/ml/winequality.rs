@@ -146,10 +146,10 @@ mod tests {
 
     use super::*;
 
-    fn counts(rows: &[(Split, Example)]) -> BTreeMap<(i32, Split), usize> {
+    fn counts(rows: &[(Split, Example)]) -> BTreeMap<(String, Split), usize> {
         let mut counts = BTreeMap::new();
         for (split, example) in rows {
-            *counts.entry((example.label, *split)).or_insert(0) += 1;
+            *counts.entry((example.label.clone(), *split)).or_insert(0) += 1;
         }
         counts
     }
@@ -158,9 +158,12 @@ mod tests {
     fn all_rows_are_split_with_eleven_features() {
         let rows = split();
         assert_eq!(rows.len(), 1599);
-        assert!(rows.iter().all(|(_, e)| e.features.len() == FEATURES));
-        let labels: HashSet<i32> = rows.iter().map(|(_, e)| e.label).collect();
-        assert_eq!(labels, (3..=8).collect());
+        assert!(
+            rows.iter()
+                .all(|(_, e)| e.input.features().map(<[f64]>::len) == Some(FEATURES))
+        );
+        let labels: HashSet<&str> = rows.iter().map(|(_, e)| e.label.as_str()).collect();
+        assert_eq!(labels, HashSet::from(["3", "4", "5", "6", "7", "8"]));
     }
 
     #[test]
@@ -172,8 +175,8 @@ mod tests {
     fn every_class_is_stratified_and_present_in_base_and_golden() {
         let rows = split();
         let counts = counts(&rows);
-        for label in 3..=8 {
-            let get = |split| counts.get(&(label, split)).copied().unwrap_or(0);
+        for label in (3..=8).map(|q: i32| q.to_string()) {
+            let get = |split| counts.get(&(label.clone(), split)).copied().unwrap_or(0);
             let (base, golden, pool) = (get(Split::Base), get(Split::Golden), get(Split::Pool));
             let total = (base + golden + pool) as f64;
             assert!(base > 0 && golden > 0, "class {label}: {base}/{golden}/{pool}");
@@ -198,9 +201,10 @@ mod tests {
 
     #[test]
     fn identical_rows_share_a_split() {
-        let mut seen: HashMap<(Vec<u64>, i32), Split> = HashMap::new();
+        let mut seen: HashMap<(Vec<u64>, String), Split> = HashMap::new();
         for (split, example) in split() {
-            let key = (example.features.iter().map(|v| v.to_bits()).collect(), example.label);
+            let features = example.input.features().expect("wine rows are tabular");
+            let key = (features.iter().map(|v| v.to_bits()).collect(), example.label);
             assert_eq!(*seen.entry(key).or_insert(split), split);
         }
     }

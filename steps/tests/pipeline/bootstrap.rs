@@ -20,9 +20,18 @@ async fn bootstrapping_twice_keeps_one_split_and_one_model(pool: PgPool) {
     assert_eq!(second.champion_version, 1);
     assert_eq!(split_rows(&pool, Split::Golden).await, golden_before);
 
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM models WHERE name = 'wine-quality'").await,
+        1
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
+    assert_eq!(
+        (first.model.id, &first.model.name),
+        (second.model.id, &second.model.name)
+    );
     assert_eq!(count(&pool, "SELECT count(*) FROM datasets").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM examples").await, 1599);
-    assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM versions").await, 1);
     assert_eq!(
         count(&pool, "SELECT count(*) FROM promotions WHERE kind = 'bootstrap'").await,
         1
@@ -49,5 +58,6 @@ async fn concurrent_bootstraps_make_one_model(pool: PgPool) {
         .count();
     assert_eq!(made, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM versions").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM examples").await, 1599);
 }

@@ -13,10 +13,12 @@ use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
 async fn quarantine_source(pool: &PgPool, source: &str) {
+    let model_id = wine_id(pool).await;
     let mut conn = pool.acquire().await.unwrap();
     quarantine(
         &mut conn,
         &NewQuarantine {
+            model_id,
             source: Some(source.into()),
             received_from: None,
             received_until: None,
@@ -32,6 +34,7 @@ async fn quarantine_source(pool: &PgPool, source: &str) {
 async fn quarantined_feedback_neither_triggers_a_run_nor_counts_as_waiting(pool: PgPool) {
     let env = bootstrapped(&pool).await;
     let engine = engine_for(&pool, pipeline(env));
+    let wine = wine_model(&pool).await;
     let traffic = split_rows(&pool, Split::Pool).await;
     send_feedback(&pool, &traffic[..30], "spammer").await;
     quarantine_source(&pool, "spammer").await;
@@ -39,9 +42,10 @@ async fn quarantined_feedback_neither_triggers_a_run_nor_counts_as_waiting(pool:
 
     // The threshold check and the backlog gauge's function agree: 10 wait.
     let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(feedback::waiting(&mut conn).await.unwrap(), 10);
-    assert_eq!(count(&pool, "SELECT feedback_waiting()").await, 10);
-    assert!(check_threshold(&engine, 20).await.unwrap().is_none());
+    assert_eq!(feedback::waiting(&mut conn, wine.id).await.unwrap(), 10);
+    let sql = format!("SELECT feedback_waiting({})", wine.id);
+    assert_eq!(count(&pool, &sql).await, 10);
+    assert!(check_threshold(&engine, &wine, 20).await.unwrap().is_none());
     // So does collect: an operator's run finds 10 new rows and skips.
     let run = finish(&worker(&engine), &engine, trigger(&engine).await.id).await;
     assert_eq!(run.status, RunStatus::Skipped, "{:?}", run.outcome);
@@ -49,7 +53,7 @@ async fn quarantined_feedback_neither_triggers_a_run_nor_counts_as_waiting(pool:
 
     // Ten more real rows reach the threshold; merge drops the same 30.
     send_feedback(&pool, &traffic[40..50], "users").await;
-    let created = check_threshold(&engine, 20).await.unwrap().expect("a run");
+    let created = check_threshold(&engine, &wine, 20).await.unwrap().expect("a run");
     assert_eq!(created.run().params["waiting_feedback"], 20);
     let run = finish(&worker(&engine), &engine, created.run().id).await;
     let (new_rows, quarantined): (i64, i64) = sqlx::query_as(
@@ -63,11 +67,12 @@ async fn quarantined_feedback_neither_triggers_a_run_nor_counts_as_waiting(pool:
     assert_eq!((new_rows, quarantined), (20, 30));
 }
 
-fn as_feedback(rows: &[Example]) -> Vec<NewFeedback> {
+fn as_feedback(model_id: i32, rows: &[Example]) -> Vec<NewFeedback> {
     rows.iter()
         .map(|e| NewFeedback {
-            features: e.features.clone(),
-            correct_label: e.label,
+            model_id,
+            input: e.input.clone(),
+            correct_label: e.label.clone(),
             prediction_id: None,
             predicted_label: None,
             model_version: None,
@@ -96,7 +101,7 @@ async fn a_lower_feedback_id_committing_after_a_higher_one_is_counted_in_exactly
     let traffic = split_rows(&pool, Split::Pool).await;
     // A feedback insert draws its id and has not committed yet ...
     let mut late = pool.begin().await.unwrap();
-    let late_id = feedback::insert_many(&mut late, &as_feedback(&traffic[..1]))
+    let late_id = feedback::insert_many(&mut late, &as_feedback(wine_id(&pool).await, &traffic[..1]))
         .await
         .unwrap()[0];
     // ... while 25 rows with higher ids commit on other connections.
@@ -155,7 +160,7 @@ async fn a_quarantine_between_merge_and_train_does_not_change_what_trains(pool: 
     // quarantine applies from the next merge on, not to a recorded set.
     let (trained_rows, recorded_rows): (i64, i64) = sqlx::query_as(
         "SELECT (m.training_metrics->>'rows')::bigint, ts.total_rows::bigint
-         FROM models m JOIN training_sets ts ON ts.id = m.training_set_id WHERE m.run_id = $1",
+         FROM versions m JOIN training_sets ts ON ts.id = m.training_set_id WHERE m.run_id = $1",
     )
     .bind(run.id)
     .fetch_one(&pool)
@@ -190,5 +195,5 @@ async fn train_refuses_a_set_whose_rows_no_longer_match_the_recorded_hash(pool: 
     assert_eq!(run.status, RunStatus::Failed, "{:?}", run.outcome);
     let error = run.outcome.unwrap()["error"].as_str().unwrap().to_owned();
     assert!(error.contains(&forged) && error.contains(&recorded), "{error}");
-    assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM versions").await, 1);
 }

@@ -185,7 +185,7 @@ async fn train_stops_on_its_cancellation_signal_and_stores_no_model(pool: PgPool
     let run = engine.get_run(run.id).await.unwrap().run;
     assert_eq!(run.status, RunStatus::Cancelled, "{:?}", run.outcome);
     assert_eq!(
-        count(&pool, "SELECT count(*) FROM models").await,
+        count(&pool, "SELECT count(*) FROM versions").await,
         1,
         "no candidate stored"
     );

@@ -3,7 +3,9 @@
 
 use crate::support::*;
 use retrain_steps::ml::Split;
+use retrain_steps::pipeline::FIRST_MODEL;
 use retrain_steps::store::promotions::{self, PROMOTED_CHANNEL, PromotionKind, PromotionRequest};
+use retrain_steps::store::versions;
 use retrain_steps::{StepsError, pipeline};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -17,17 +19,18 @@ async fn rolling_back_to_version_1_is_a_promotion_and_notifies(pool: PgPool) {
     send_feedback(&pool, &traffic[..30], "users").await;
     let run = trigger(&engine).await;
     finish(&worker(&engine), &engine, run.id).await;
+    let wine = wine_id(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
-    let (v2_id, v2) = promotions::champion(&mut conn).await.unwrap().unwrap();
+    let (v2_id, v2) = promotions::champion(&mut conn, wine).await.unwrap().unwrap();
     assert_eq!(v2, 2);
 
     let mut listener = PgListener::connect_with(&pool).await.unwrap();
     listener.listen(PROMOTED_CHANNEL).await.unwrap();
-    let v1 = retrain_steps::store::models::by_version(&mut conn, 1).await.unwrap();
+    let v1 = versions::by_version(&mut conn, wine, 1).await.unwrap();
     let rollback = promotions::promote(
         &pool,
         PromotionRequest {
-            model_id: v1.id,
+            version_id: v1.id,
             kind: PromotionKind::Rollback,
             actor: "ops@example.com",
             reason: "v2 misbehaves on new wines",
@@ -37,7 +40,11 @@ async fn rolling_back_to_version_1_is_a_promotion_and_notifies(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!((rollback.version, rollback.previous_version), (1, Some(2)));
-    assert_eq!(rollback.previous_model_id, Some(v2_id));
+    assert_eq!(
+        (rollback.version_id, rollback.previous_version_id),
+        (v1.id, Some(v2_id))
+    );
+    assert_eq!(rollback.model, FIRST_MODEL);
 
     let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
         .await
@@ -45,11 +52,12 @@ async fn rolling_back_to_version_1_is_a_promotion_and_notifies(pool: PgPool) {
         .unwrap();
     let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
     assert_eq!(payload["version"], 1);
-    assert_eq!(payload["model_id"], v1.id);
+    assert_eq!(payload["version_id"], v1.id);
+    assert_eq!(payload["model"], FIRST_MODEL);
     assert_eq!(payload["promotion_id"], rollback.id);
 
-    assert_eq!(promotions::champion(&mut conn).await.unwrap(), Some((v1.id, 1)));
-    let history = promotions::history(&mut conn, 10).await.unwrap();
+    assert_eq!(promotions::champion(&mut conn, wine).await.unwrap(), Some((v1.id, 1)));
+    let history = promotions::history(&mut conn, wine, 10).await.unwrap();
     let kinds: Vec<_> = history.iter().map(|p| (p.kind, p.version, p.actor.as_str())).collect();
     assert_eq!(
         kinds,
@@ -64,7 +72,7 @@ async fn rolling_back_to_version_1_is_a_promotion_and_notifies(pool: PgPool) {
     let again = promotions::promote(
         &pool,
         PromotionRequest {
-            model_id: v1.id,
+            version_id: v1.id,
             kind: PromotionKind::Manual,
             actor: "ops@example.com",
             reason: "again",

@@ -23,11 +23,15 @@ async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPo
     assert_status(&run, RunStatus::Succeeded);
 
     let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(promotions::champion(&mut conn).await.unwrap().map(|(_, v)| v), Some(2));
+    let wine = wine_id(&pool).await;
+    assert_eq!(
+        promotions::champion(&mut conn, wine).await.unwrap().map(|(_, v)| v),
+        Some(2)
+    );
     // Lineage: the run's training set holds the base rows and the 25 feedback rows.
     let (from, to, feedback_rows, total, base): (i64, i64, i32, i32, i32) = sqlx::query_as(
         "SELECT ts.feedback_from, ts.feedback_to, ts.feedback_rows, ts.total_rows, ts.base_rows
-         FROM models m JOIN training_sets ts ON ts.id = m.training_set_id WHERE m.run_id = $1",
+         FROM versions m JOIN training_sets ts ON ts.id = m.training_set_id WHERE m.run_id = $1",
     )
     .bind(run.id)
     .fetch_one(&pool)
@@ -81,7 +85,7 @@ async fn too_little_feedback_skips_the_run_without_training(pool: PgPool) {
     assert_eq!(outcome["detail"]["new_rows"], 10);
     assert_eq!(outcome["detail"]["threshold"], 20);
     assert!(outcome["reason"].as_str().unwrap().contains("the threshold is 20"));
-    assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM versions").await, 1);
     assert_eq!(
         count(&pool, "SELECT count(*) FROM training_sets WHERE run_id IS NOT NULL").await,
         0
@@ -111,7 +115,11 @@ async fn label_flipped_feedback_is_rejected_by_the_gate(pool: PgPool) {
     assert_status(&run, RunStatus::Rejected);
 
     let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(promotions::champion(&mut conn).await.unwrap().map(|(_, v)| v), Some(1));
+    let wine = wine_id(&pool).await;
+    assert_eq!(
+        promotions::champion(&mut conn, wine).await.unwrap().map(|(_, v)| v),
+        Some(1)
+    );
     assert_eq!(count(&pool, "SELECT count(*) FROM promotions").await, 1);
     let reason = run.outcome.unwrap()["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("accuracy"), "{reason}");
@@ -126,7 +134,7 @@ async fn label_flipped_feedback_is_rejected_by_the_gate(pool: PgPool) {
     assert!(!passed);
     assert!(failed_checks >= 1);
     // The candidate was stored (it is evidence) but never served.
-    assert_eq!(count(&pool, "SELECT count(*) FROM models").await, 2);
+    assert_eq!(count(&pool, "SELECT count(*) FROM versions").await, 2);
 }
 
 /// Runs the real step, then reports a transient failure once: as if the
@@ -179,7 +187,7 @@ async fn a_transient_failure_after_training_retries_without_a_second_model(pool:
         .to_vec()
     );
     assert_eq!(
-        count(&pool, "SELECT count(*) FROM models").await,
+        count(&pool, "SELECT count(*) FROM versions").await,
         2,
         "one model for the run"
     );
@@ -205,6 +213,7 @@ async fn quarantined_feedback_is_left_out_of_training(pool: PgPool) {
     let (_, matched) = quarantine(
         &mut conn,
         &NewQuarantine {
+            model_id: wine_id(&pool).await,
             source: Some("attacker".into()),
             received_from: None,
             received_until: None,
@@ -220,7 +229,7 @@ async fn quarantined_feedback_is_left_out_of_training(pool: PgPool) {
     assert_status(&run, RunStatus::Succeeded);
     let (feedback_rows, quarantined): (i32, i64) = sqlx::query_as(
         "SELECT ts.feedback_rows, (ts.dropped->>'quarantined')::bigint
-         FROM models m JOIN training_sets ts ON ts.id = m.training_set_id WHERE m.run_id = $1",
+         FROM versions m JOIN training_sets ts ON ts.id = m.training_set_id WHERE m.run_id = $1",
     )
     .bind(run.id)
     .fetch_one(&pool)

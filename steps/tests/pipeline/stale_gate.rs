@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use retrain_engine::{RunStatus, Step, StepContext, StepError, StepOutcome};
 use retrain_steps::ml::Split;
 use retrain_steps::store::promotions::{PromotionKind, PromotionRequest};
-use retrain_steps::store::{models, promotions};
+use retrain_steps::store::{promotions, versions};
 use retrain_steps::{pipeline, pipeline_wrapping};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -31,11 +31,11 @@ async fn a_rollback_between_validate_and_promote_rejects_the_run(pool: PgPool) {
     run_steps(&worker, &["collect", "merge", "train", "validate"]).await;
     // ... then an operator rolls back to version 1 before promote runs.
     let mut conn = pool.acquire().await.unwrap();
-    let v1 = models::by_version(&mut conn, 1).await.unwrap();
+    let v1 = versions::by_version(&mut conn, wine_id(&pool).await, 1).await.unwrap();
     promotions::promote(
         &pool,
         PromotionRequest {
-            model_id: v1.id,
+            version_id: v1.id,
             kind: PromotionKind::Rollback,
             actor: "ops@example.com",
             reason: "version 2 misbehaves",

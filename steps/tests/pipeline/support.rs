@@ -7,7 +7,6 @@ use retrain_steps::pipeline::{FIRST_MODEL, run_params};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use retrain_steps::store::models;
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap};
-use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,7 +101,10 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
 pub fn distinct_inputs(rows: &[Example]) -> i32 {
     let keys: std::collections::HashSet<Vec<u64>> = rows
         .iter()
-        .map(|e| e.features.iter().map(|x| x.to_bits()).collect())
+        .map(|e| {
+            let features = e.input.features().expect("wine rows are tabular");
+            features.iter().map(|x| x.to_bits()).collect()
+        })
         .collect();
     keys.len() as i32
 }
@@ -176,11 +178,23 @@ pub async fn context_of(engine: &Engine, run_id: Uuid, step: &str) -> StepContex
     }
 }
 
-/// The champion's version now.
+/// The wine model's champion version now.
 pub async fn champion_version(pool: &PgPool) -> Option<i32> {
+    champion_version_of(pool, wine_id(pool).await).await
+}
+
+/// A model's champion version now.
+pub async fn champion_version_of(pool: &PgPool, model_id: i32) -> Option<i32> {
     let mut conn = pool.acquire().await.unwrap();
-    retrain_steps::store::promotions::champion(&mut conn)
+    retrain_steps::store::promotions::champion(&mut conn, model_id)
         .await
         .unwrap()
         .map(|(_, version)| version)
+}
+
+/// The wine model as registered.
+pub async fn wine_model(pool: &PgPool) -> models::ModelSpec {
+    models::by_name(&mut *pool.acquire().await.unwrap(), FIRST_MODEL)
+        .await
+        .expect("the wine model is registered")
 }

@@ -5,6 +5,7 @@ use crate::support::*;
 use retrain_engine::TriggerKind;
 use retrain_steps::ml::Split;
 use retrain_steps::pipeline;
+use retrain_steps::pipeline::FIRST_MODEL;
 use retrain_steps::triggers::{self, TriggerConfig, check_threshold};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
@@ -13,23 +14,26 @@ use std::time::{Duration, Instant};
 async fn the_threshold_check_creates_a_run_only_when_enough_feedback_waits(pool: PgPool) {
     let env = bootstrapped(&pool).await;
     let engine = engine_for(&pool, pipeline(env));
+    let wine = wine_model(&pool).await;
     let traffic = split_rows(&pool, Split::Pool).await;
     send_feedback(&pool, &traffic[..19], "users").await;
-    assert!(check_threshold(&engine, 20).await.unwrap().is_none());
+    assert!(check_threshold(&engine, &wine, 20).await.unwrap().is_none());
 
     send_feedback(&pool, &traffic[19..21], "users").await;
-    let created = check_threshold(&engine, 20).await.unwrap().expect("a run");
+    let created = check_threshold(&engine, &wine, 20).await.unwrap().expect("a run");
     assert!(created.is_new());
     assert_eq!(created.run().trigger, TriggerKind::Threshold);
     assert_eq!(created.run().params["waiting_feedback"], 21);
+    assert_eq!(created.run().params["model"], FIRST_MODEL);
+    assert_eq!(created.run().subject, FIRST_MODEL);
     // Checked again while that run is active: the same run.
-    let again = check_threshold(&engine, 20).await.unwrap().unwrap();
+    let again = check_threshold(&engine, &wine, 20).await.unwrap().unwrap();
     assert!(!again.is_new());
     assert_eq!(again.run().id, created.run().id);
 
     // Once a run passed collect, its feedback no longer waits.
     finish(&worker(&engine), &engine, created.run().id).await;
-    assert!(check_threshold(&engine, 20).await.unwrap().is_none());
+    assert!(check_threshold(&engine, &wine, 20).await.unwrap().is_none());
 }
 
 /// Starts the scheduler and waits for its first run; returns that run's trigger.

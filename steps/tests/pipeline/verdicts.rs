@@ -34,7 +34,7 @@ async fn a_retried_validate_returns_the_recorded_verdict(pool: PgPool) {
     assert!(!stored_passed);
 
     // Then the gate is relaxed and the candidate becomes champion by hand.
-    let candidate: i64 = sqlx::query_scalar("SELECT id FROM models WHERE run_id = $1")
+    let candidate: i64 = sqlx::query_scalar("SELECT id FROM versions WHERE run_id = $1")
         .bind(run.id)
         .fetch_one(&pool)
         .await
@@ -42,7 +42,7 @@ async fn a_retried_validate_returns_the_recorded_verdict(pool: PgPool) {
     promotions::promote(
         &pool,
         PromotionRequest {
-            model_id: candidate,
+            version_id: candidate,
             kind: PromotionKind::Manual,
             actor: "ops@example.com",
             reason: "trying it out",
