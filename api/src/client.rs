@@ -13,6 +13,9 @@ pub enum ClientError {
     /// The service refused, in its error shape.
     #[error("{status} {code}: {message}")]
     Api { status: u16, code: String, message: String },
+    /// A file to upload could not be read.
+    #[error("cannot read the file: {0}")]
+    File(std::io::Error),
 }
 
 /// A client bound to one service address, with the admin token if known.
@@ -67,6 +70,34 @@ impl Client {
             request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
         }
         Self::answer(request.send().await?).await
+    }
+
+    /// Streams the file at `file` to `path` (an import), printing progress to
+    /// stderr for files over 16 MiB; the upload has no time limit.
+    ///
+    /// # Errors
+    /// An unreadable file, or as the service answers.
+    pub async fn upload(&self, path: &str, file: &std::path::Path, content_type: &str) -> Result<Value, ClientError> {
+        use futures_util::TryStreamExt;
+        let opened = tokio::fs::File::open(file).await.map_err(ClientError::File)?;
+        let size = opened.metadata().await.map_err(ClientError::File)?.len();
+        let mut sent = 0u64;
+        let mut reported = 0u64;
+        let stream = tokio_util::io::ReaderStream::new(opened).inspect_ok(move |chunk| {
+            sent += chunk.len() as u64;
+            if size > 16 << 20 && (sent - reported >= size / 10 || sent == size) {
+                reported = sent;
+                eprintln!("uploaded {} of {} MiB", sent >> 20, size >> 20);
+            }
+        });
+        let mut request = reqwest::Client::new()
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(reqwest::Body::wrap_stream(stream));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
+        }
+        Ok(Self::answer(request.send().await?).await?.1)
     }
 
     /// `POST /predict`.

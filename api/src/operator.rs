@@ -1,5 +1,5 @@
 //! The operator commands over the REST API: `retrain runs list|show|trigger|
-//! cancel|retry` and `retrain models list|promote`, as tables or `--json`.
+//! cancel|retry` and `retrain models list|show|promote|rollback|create|import`, as tables or `--json`.
 
 use crate::auth;
 use crate::client::Client;
@@ -81,6 +81,90 @@ pub enum ModelsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Create a model from a data file, and wait while a run trains,
+    /// validates and promotes its version 1.
+    Create {
+        name: String,
+        /// What the model reads: named numeric columns, or one text column.
+        #[arg(long, value_parser = ["tabular", "text"])]
+        kind: String,
+        #[command(flatten)]
+        data: DataArgs,
+        /// `decision_tree` (tabular) or `naive_bayes` (text); the kind's default if absent.
+        #[arg(long)]
+        learner: Option<String>,
+        /// New feedback rows that start a run (the service's setting if absent).
+        #[arg(long)]
+        threshold: Option<i32>,
+    },
+    /// Add a data set version to a model, and wait while a run trains on it.
+    Import {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// A data file and how to read it.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// The file: CSV with a header row (comma or semicolon), or JSON lines (`.jsonl`, `.ndjson`).
+    #[arg(long)]
+    data: PathBuf,
+    /// The label column (`label` if absent).
+    #[arg(long)]
+    label: Option<String>,
+    /// Text models: the text column (`text` if absent).
+    #[arg(long, conflicts_with = "features")]
+    text: Option<String>,
+    /// Tabular models: the feature columns, comma-separated, in order (every column but the label if absent).
+    #[arg(long)]
+    features: Option<String>,
+    /// The share of rows held out as the golden set, chosen by a hash of each row's input.
+    #[arg(long, default_value_t = 0.2)]
+    golden_share: f64,
+}
+
+impl DataArgs {
+    /// The query string of an import and the file's content type.
+    fn query(&self) -> (Vec<(&'static str, String)>, &'static str) {
+        let mut query = vec![("golden_share", self.golden_share.to_string())];
+        for (key, value) in [("label", &self.label), ("text", &self.text), ("features", &self.features)] {
+            if let Some(value) = value {
+                query.push((key, value.clone()));
+            }
+        }
+        let extension = self.data.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let content_type = if matches!(extension.as_str(), "jsonl" | "ndjson" | "json") {
+            "application/x-ndjson"
+        } else {
+            "text/csv"
+        };
+        (query, content_type)
+    }
+}
+
+/// `key=value&...`, percent-encoded.
+fn query_string(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn utf8_percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn text(value: &Value) -> String {
@@ -294,6 +378,27 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             let promotion = client.promote(&name, version, &reason).await?;
             print(target.json, &promotion, promotion_line);
         }
+        ModelsCommand::Create {
+            name,
+            kind,
+            data,
+            learner,
+            threshold,
+        } => {
+            let (mut query, content_type) = data.query();
+            query.extend([("name", name.clone()), ("kind", kind)]);
+            query.extend(learner.map(|l| ("learner", l)));
+            query.extend(threshold.map(|t| ("threshold", t.to_string())));
+            let path = format!("/models?{}", query_string(&query));
+            let imported = client.upload(&path, &data.data, content_type).await?;
+            follow_import(target, &client, &imported).await?;
+        }
+        ModelsCommand::Import { name, data } => {
+            let (query, content_type) = data.query();
+            let path = format!("/models/{name}/datasets?{}", query_string(&query));
+            let imported = client.upload(&path, &data.data, content_type).await?;
+            follow_import(target, &client, &imported).await?;
+        }
         ModelsCommand::Rollback { name, version, reason } => {
             let champion = client.model(&name).await?["champion_version"].as_i64();
             if champion.is_none_or(|c| i64::from(version) >= c) {
@@ -305,6 +410,57 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             let promotion = client.promote(&name, version, &reason).await?;
             print(target.json, &promotion, promotion_line);
         }
+    }
+    Ok(())
+}
+
+/// Reports an import, then waits for its run to end and reports that.
+async fn follow_import(target: &Target, client: &crate::client::Client, imported: &Value) -> anyhow::Result<()> {
+    let classes = imported["classes"].as_object().cloned().unwrap_or_default();
+    let rows = |part: &str| classes.values().map(|c| c[part].as_u64().unwrap_or(0)).sum::<u64>();
+    if !target.json {
+        println!(
+            "imported data set version {} of {}: {} rows train, {} golden, {} classes",
+            text(&imported["dataset_version"]),
+            text(&imported["model"]),
+            rows("base"),
+            rows("golden"),
+            classes.len()
+        );
+    }
+    let id = imported["run"]["id"].as_str().unwrap_or_default().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let run = loop {
+        let detail = client.run(&id).await?;
+        let status = detail["status"].as_str().unwrap_or("").to_owned();
+        if !matches!(status.as_str(), "queued" | "running") {
+            break detail;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "run {id} has not ended after 10 minutes: is a worker running? (retrain runs show {id})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    if target.json {
+        print(true, &serde_json::json!({"import": imported, "run": run}), |_| String::new());
+        return Ok(());
+    }
+    let status = text(&run["status"]);
+    let promoted = run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["name"] == "promote"))
+        .map(|s| s["output"]["version"].clone());
+    match (status.as_str(), promoted) {
+        ("succeeded", Some(version)) => println!(
+            "run {id} succeeded: version {} of {} serves",
+            text(&version),
+            text(&imported["model"])
+        ),
+        _ => anyhow::bail!(
+            "run {id} ended {status}: {}",
+            text(&run["outcome"]["reason"])
+        ),
     }
     Ok(())
 }

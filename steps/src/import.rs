@@ -46,6 +46,7 @@ pub struct Upload {
 }
 
 /// Where an upload's golden rows come from.
+#[allow(missing_debug_implementations)]
 pub enum GoldenSource {
     /// This share of the data file's rows, chosen by input hash.
     Share(crate::data::GoldenShare),

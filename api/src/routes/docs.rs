@@ -16,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
         super::predict::predict_batch_named, super::feedback::feedback, super::feedback::feedback_named,
         super::quarantine::quarantine,
         super::models::info, super::models::list, super::models::show,
+        super::datasets::create, super::datasets::import,
         super::versions::list, super::versions::show, super::versions::promote,
         super::runs::trigger, super::runs::trigger_named, super::runs::list, super::runs::show, super::runs::cancel, super::runs::retry,
         super::health::health, super::health::ready, super::health::metrics,

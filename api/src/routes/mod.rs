@@ -3,6 +3,7 @@
 mod docs;
 pub mod feedback;
 pub mod health;
+pub mod datasets;
 pub(crate) mod input;
 pub mod models;
 pub mod predict;
@@ -56,7 +57,17 @@ pub fn router(state: AppState) -> Router {
             count_request(metrics.clone(), request, next)
         }))
         .layer(middleware::from_fn(deadline));
-    request_id::traced(router).with_state(state)
+    // Uploads stream as long as they take and are bounded by the import's
+    // own size limit, so they have neither the body limit nor the deadline.
+    let metrics = state.metrics.clone();
+    let uploads = Router::new()
+        .route("/models", post(datasets::create))
+        .route("/models/{name}/datasets", post(datasets::import))
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(move |request, next| {
+            count_request(metrics.clone(), request, next)
+        }));
+    request_id::traced(router.merge(uploads)).with_state(state)
 }
 
 /// Longest a request may take, body included.

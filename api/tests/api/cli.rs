@@ -4,24 +4,6 @@
 use crate::support::*;
 use retrain_testkit::db::url_of;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::process::Command;
-
-fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_retrain"));
-    command
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("RETRAIN_ADMIN_TOKEN");
-    if let Some(url) = database_url {
-        command.env("DATABASE_URL", url);
-    }
-    let output = command.output().expect("the retrain binary runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn the_demo_plays_all_five_exercises(_: PgPoolOptions, connect: PgConnectOptions) {

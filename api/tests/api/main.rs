@@ -11,6 +11,7 @@ mod hostile_input;
 mod hot_swap;
 mod idempotency;
 mod observability;
+mod own_models;
 mod predict;
 mod request_ids;
 mod runs_and_models;

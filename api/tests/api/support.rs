@@ -225,3 +225,22 @@ fn the_harness_ignores_retrain_variables_in_the_shell() {
     assert_eq!(clean, shell);
     assert!(clean.contains("threshold: 20"), "{clean}");
 }
+
+/// Runs the `retrain` binary as a person would (no admin token from the
+/// shell); `DATABASE_URL` set if given. Returns (success, stdout, stderr).
+pub fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_retrain"));
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("RETRAIN_ADMIN_TOKEN");
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    let output = command.output().expect("the retrain binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

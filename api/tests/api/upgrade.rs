@@ -25,7 +25,7 @@ async fn kept(pool: &PgPool, versions_table: &str) -> Vec<i64> {
 async fn a_database_of_the_previous_release_upgrades_in_place(_: PgPoolOptions, connect: PgConnectOptions) {
     // The dump sets the session's search_path: load it on a connection of its own.
     let mut loader = sqlx::PgConnection::connect_with(&connect).await.unwrap();
-    sqlx::raw_sql(include_str!("../fixtures/release_2026_11_30.sql"))
+    sqlx::raw_sql(include_str!("../../../tests/fixtures/release_2026_11_30.sql"))
         .execute(&mut loader)
         .await
         .unwrap();

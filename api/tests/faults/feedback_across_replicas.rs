@@ -38,7 +38,7 @@ async fn feedback_citing_another_replicas_prediction_is_stored_and_linked_when_i
         .await
         .unwrap();
     let prediction_id: Uuid = predicted["prediction_id"].as_str().unwrap().parse().unwrap();
-    let label = predicted["label"].as_i64().unwrap();
+    let label = predicted["label"].as_str().unwrap().to_owned();
 
     let response = receiving
         .client
@@ -63,7 +63,7 @@ async fn feedback_citing_another_replicas_prediction_is_stored_and_linked_when_i
 
     hold.commit().await.unwrap();
     let link = || async {
-        sqlx::query_as::<_, (String, Option<i32>, Option<i32>)>(
+        sqlx::query_as::<_, (String, Option<String>, Option<i32>)>(
             "SELECT link, predicted_label, model_version FROM feedback_links WHERE feedback_id = $1",
         )
         .bind(feedback_id)
@@ -76,7 +76,7 @@ async fn feedback_citing_another_replicas_prediction_is_stored_and_linked_when_i
     })
     .await;
     let (_, predicted_label, model_version) = link().await;
-    assert_eq!((predicted_label.map(i64::from), model_version), (Some(label), Some(1)));
+    assert_eq!((predicted_label, model_version), (Some(label), Some(1)));
     drop((serving, receiving));
     pool.close().await;
 }

@@ -190,7 +190,9 @@ impl Model {
         self.kind
     }
 
-    /// The classes the model knows, ascending.
+    /// The classes the model knows, in the order its leaves index them:
+    /// ascending for a tree trained now; as integers for a format 1
+    /// artifact (so `"9"` before `"10"`).
     pub fn classes(&self) -> &[String] {
         &self.classes
     }

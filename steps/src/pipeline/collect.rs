@@ -1,5 +1,7 @@
 //! collect: snapshot the feedback watermark; too little new feedback since
-//! the last run that passed collect ends the run `skipped`.
+//! the last run that passed collect ends the run `skipped`, unless the
+//! model has data its champion was not trained on (a first version is due,
+//! or a data set was imported since).
 //!
 //! The watermark is commit-order safe: collect reads max(id) holding the
 //! `retrain.collect` advisory lock exclusively, and every statement that
@@ -54,7 +56,7 @@ impl Step for Collect {
                     watermark,
                     new_rows,
                     threshold,
-                    passed: new_rows >= threshold,
+                    passed: new_rows >= threshold || has_new_data(&mut tx, model.id).await?,
                 };
                 sqlx::query(
                     "INSERT INTO collections (run_id, previous_watermark, watermark, new_rows, threshold, passed, model_id)
@@ -91,4 +93,20 @@ impl Step for Collect {
             output,
         })
     }
+}
+
+/// Whether the model's newest data set has not trained its champion yet: it
+/// has no champion (its first version is due), or a data set was imported
+/// since. Such a run goes ahead whatever the feedback.
+async fn has_new_data(conn: &mut sqlx::PgConnection, model_id: i32) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT (SELECT max(id) FROM datasets WHERE model_id = $1) IS DISTINCT FROM
+                (SELECT ts.dataset_id FROM champion c
+                 JOIN versions v ON v.id = c.version_id
+                 JOIN training_sets ts ON ts.id = v.training_set_id
+                 WHERE c.model_id = $1)",
+    )
+    .bind(model_id)
+    .fetch_one(conn)
+    .await
 }

@@ -17,7 +17,7 @@ use sqlx::postgres::PgPoolOptions;
 /// psql: its backslash commands are psql's own and are dropped; its
 /// session settings are reset afterwards.
 async fn load_release(pool: &PgPool) {
-    let dump = include_str!("../fixtures/release_2026_11_30.sql");
+    let dump = include_str!("../../../tests/fixtures/release_2026_11_30.sql");
     let sql: String = dump
         .lines()
         .filter(|line| !line.starts_with('\\'))
@@ -40,9 +40,6 @@ const TABLES: [&str; 8] = [
 ];
 
 #[sqlx::test(migrations = false)]
-#[ignore = "migration 0009 stores the wine model's learner as {\"learner\": \"decision_tree\", <params>}, \
-            which ml::Learner (tagged by \"name\", settings under \"settings\") cannot read: \
-            models::by_name fails with `missing field name`"]
 async fn a_database_of_the_last_release_upgrades_in_place(pool: PgPool) {
     load_release(&pool).await;
     let mut before = Vec::new();

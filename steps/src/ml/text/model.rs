@@ -203,7 +203,10 @@ impl TextModel {
                 found: format,
             });
         }
-        let model: Self = postcard::from_bytes(rest)?;
+        let (model, rest) = postcard::take_from_bytes::<Self>(rest)?;
+        if !rest.is_empty() {
+            return Err(ModelError::Corrupt(format!("{} trailing bytes", rest.len())));
+        }
         model.settings.check().map_err(|e| ModelError::Corrupt(e.to_string()))?;
         let Classifier::MultinomialNb(nb) = &model.classifier;
         let sorted = model.classes.is_sorted_by(|a, b| a < b);

@@ -1,0 +1,272 @@
+//! A model's data over HTTP: `POST /models` creates a model from its first
+//! file and `POST /models/{name}/datasets` adds a data set version. Both
+//! take the file as the request body (CSV or JSON lines), stream it into
+//! one transaction (nothing is half-imported), and start a run that trains,
+//! validates and promotes on it.
+
+use super::input::{PathParam, QueryParams};
+use crate::auth::Admin;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use futures_util::TryStreamExt;
+use retrain_engine::{NewRun, Run, TriggerKind};
+use retrain_steps::PIPELINE;
+use retrain_steps::data::{DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_COLUMN, Format, GoldenShare, ImportError, ImportSpec, InputColumns};
+use retrain_steps::import::{self, GoldenSource, ImportFailure, Imported, NewModelFromFile, Upload};
+use retrain_steps::ml::{InputKind, Learner};
+use retrain_steps::pipeline::run_params;
+use retrain_steps::store::models;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+use utoipa::{IntoParams, ToSchema};
+
+/// How to read the uploaded file, and (creating a model) what the model is.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Creating: the model's name (lower case letters, digits, `._-`).
+    pub name: Option<String>,
+    /// Creating: `tabular` (named numeric columns) or `text` (one text column).
+    pub kind: Option<InputKind>,
+    /// Creating: `decision_tree` (tabular) or `naive_bayes` (text); the kind's default if absent.
+    pub learner: Option<String>,
+    /// Creating: new feedback rows that start a run (the service's setting if absent).
+    pub threshold: Option<i32>,
+    /// `csv` or `jsonl`; from the Content-Type if absent (`text/csv`, `application/x-ndjson`).
+    pub format: Option<String>,
+    /// The label column (`label` if absent).
+    pub label: Option<String>,
+    /// Text models: the text column (`text` if absent).
+    pub text: Option<String>,
+    /// Tabular models: the feature columns, comma-separated, in order (every column but the label if absent).
+    pub features: Option<String>,
+    /// The share of rows, chosen by a hash of each row's input, held out as the golden set (0.2 if absent).
+    pub golden_share: Option<f64>,
+}
+
+/// Rows of one class in each part.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClassRows {
+    pub base: u64,
+    pub golden: u64,
+}
+
+/// What was imported, and the run that trains on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResponse {
+    pub model: String,
+    pub kind: InputKind,
+    pub dataset_version: i32,
+    /// Tabular models: the feature columns, in order.
+    pub feature_names: Vec<String>,
+    /// Rows per class: `base` trains, `golden` only validates.
+    pub classes: BTreeMap<String, ClassRows>,
+    /// The run that trains, validates and promotes on the new data.
+    pub run: Run,
+}
+
+/// Create a model from its first data file (the request body), and start the
+/// run that trains, validates and promotes its version 1.
+#[utoipa::path(post, path = "/models", tag = "models", params(ImportQuery),
+    request_body(content = String, description = "The data: CSV with a header row, or JSON lines", content_type = "text/csv"),
+    security(("admin_token" = [])),
+    responses((status = 201, body = ImportResponse, description = "Imported; the run is queued"),
+              (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+              (status = 409, description = "A model with that name exists", body = ErrorBody),
+              (status = 413, description = "The file is over the size limit", body = ErrorBody),
+              (status = 422, description = "A bad file (the message names the line and column) or bad settings", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    admin: Admin,
+    QueryParams(query): QueryParams<ImportQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
+    let name = query.name.clone().ok_or_else(|| invalid("give the model's name: ?name=..."))?;
+    let kind = query.kind.ok_or_else(|| invalid("give the model's kind: ?kind=tabular or ?kind=text"))?;
+    if let Some(problem) = models::name_problem(&name) {
+        return Err(invalid(problem));
+    }
+    let learner = match &query.learner {
+        None => None,
+        Some(learner) => Some(Learner::named(learner).ok_or_else(|| {
+            invalid(format!("unknown learner {learner:?}: decision_tree (tabular) or naive_bayes (text)"))
+        })?),
+    };
+    if query.threshold.is_some_and(|t| t < 1) {
+        return Err(invalid("threshold must be at least 1"));
+    }
+    let upload = upload(&query, kind, &headers, body)?;
+    let new = NewModelFromFile {
+        name: &name,
+        kind,
+        learner,
+        threshold: query.threshold,
+    };
+    let imported = import::create_model(&state.pool, new, upload, progress(name.clone())).await.map_err(refusal)?;
+    answer(&state, &admin, imported).await
+}
+
+/// Add a data set version to a model (the request body), and start the run
+/// that trains on it.
+#[utoipa::path(post, path = "/models/{name}/datasets", tag = "models",
+    params(("name" = String, Path, description = "The model's name"), ImportQuery),
+    request_body(content = String, description = "The data: CSV with a header row, or JSON lines", content_type = "text/csv"),
+    security(("admin_token" = [])),
+    responses((status = 201, body = ImportResponse, description = "Imported; the run is queued"),
+              (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+              (status = 404, description = "No such model", body = ErrorBody),
+              (status = 413, description = "The file is over the size limit", body = ErrorBody),
+              (status = 422, description = "A bad file (the message names the line and column)", body = ErrorBody)))]
+pub async fn import(
+    State(state): State<AppState>,
+    admin: Admin,
+    PathParam(name): PathParam<String>,
+    QueryParams(query): QueryParams<ImportQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
+    if query.name.is_some() || query.kind.is_some() || query.learner.is_some() || query.threshold.is_some() {
+        return Err(invalid("name, kind, learner and threshold are set when a model is created"));
+    }
+    let model = models::by_name(&mut *state.pool.acquire().await?, &name).await?;
+    let mut query = query;
+    if query.text.is_none() {
+        query.text = model.text_column.clone();
+    }
+    let upload = upload(&query, model.kind, &headers, body)?;
+    let imported = import::import_dataset(&state.pool, model, upload, progress(name)).await.map_err(refusal)?;
+    answer(&state, &admin, imported).await
+}
+
+/// Queues the run that trains on the import, and answers.
+async fn answer(state: &AppState, admin: &Admin, imported: Imported) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
+    let Imported { model, dataset, summary } = imported;
+    let mut params = run_params(&model.name);
+    params["reason"] = format!("data set version {} imported", dataset.version).into();
+    let run = state
+        .engine
+        .create_run(NewRun {
+            pipeline: PIPELINE,
+            subject: &model.name,
+            trigger: TriggerKind::Manual,
+            params,
+            requested_by: &admin.actor,
+        })
+        .await?
+        .run()
+        .clone();
+    tracing::info!(model = %model.name, version = dataset.version, actor = %admin.actor, "data set imported");
+    Ok((
+        StatusCode::CREATED,
+        Json(ImportResponse {
+            model: model.name,
+            kind: model.kind,
+            dataset_version: dataset.version,
+            feature_names: dataset.feature_names,
+            classes: summary
+                .classes
+                .into_iter()
+                .map(|(class, count)| (class, ClassRows { base: count.base, golden: count.golden }))
+                .collect(),
+            run,
+        }),
+    ))
+}
+
+/// The upload: the body as a blocking reader, read as the query says.
+fn upload(query: &ImportQuery, kind: InputKind, headers: &HeaderMap, body: Body) -> Result<Upload, ApiError> {
+    let format = match query.format.as_deref() {
+        Some("csv") => Format::Csv,
+        Some("jsonl" | "ndjson") => Format::JsonLines,
+        Some(other) => return Err(invalid(format!("unknown format {other:?}: csv or jsonl"))),
+        None => format_of(headers)?,
+    };
+    let input = match kind {
+        InputKind::Text => {
+            if query.features.is_some() {
+                return Err(invalid("a text model reads one text column: give ?text=, not ?features="));
+            }
+            InputColumns::Text {
+                column: query.text.clone().unwrap_or_else(|| DEFAULT_TEXT_COLUMN.to_owned()),
+            }
+        }
+        InputKind::Tabular => {
+            if query.text.is_some() {
+                return Err(invalid("a tabular model reads numeric columns: give ?features=, not ?text="));
+            }
+            InputColumns::Tabular {
+                features: query
+                    .features
+                    .as_ref()
+                    .map(|list| list.split(',').map(|c| c.trim().to_owned()).collect()),
+            }
+        }
+    };
+    let mut spec = ImportSpec::new(format, input);
+    spec.label = query.label.clone().unwrap_or_else(|| DEFAULT_LABEL_COLUMN.to_owned());
+    let share = GoldenShare::new(query.golden_share.unwrap_or(GoldenShare::DEFAULT.get()))
+        .map_err(|e| ApiError::bad_request("invalid_data", e.to_string()))?;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    Ok(Upload {
+        name: "upload".to_owned(),
+        spec,
+        data: Box::new(SyncIoBridge::new(StreamReader::new(stream))),
+        golden: GoldenSource::Share(share),
+    })
+}
+
+/// The file format a Content-Type names.
+fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match content_type.as_str() {
+        "text/csv" => Ok(Format::Csv),
+        "application/x-ndjson" | "application/jsonl" | "application/json-lines" => Ok(Format::JsonLines),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the data as text/csv or application/x-ndjson (or say ?format=csv|jsonl)",
+        )),
+    }
+}
+
+/// Logs progress every 100,000 rows of a long import.
+fn progress(model: String) -> impl Fn(u64) + Send + 'static {
+    move |rows| {
+        if rows % 100_000 == 0 {
+            tracing::info!(model = %model, rows, "importing");
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_import", message)
+}
+
+/// A refused import in the API's error shape: the file's faults are 422
+/// (413 past the size limit), the rest as usual.
+fn refusal(failure: ImportFailure) -> ApiError {
+    match failure {
+        ImportFailure::File(e @ ImportError::TooLarge { .. }) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.to_string())
+        }
+        ImportFailure::File(ImportError::Io(e)) => ApiError::bad_request("invalid_data", format!("the upload broke off: {e}")),
+        ImportFailure::File(e) => ApiError::bad_request("invalid_data", e.to_string()),
+        ImportFailure::Steps(retrain_steps::StepsError::Inconsistent(message)) => invalid(message),
+        ImportFailure::Steps(e) => e.into(),
+    }
+}

@@ -1,0 +1,282 @@
+//! Bring your own model, end to end: a tabular model from a user's CSV
+//! (through `retrain models create`) and a text model from a user's JSON
+//! lines (through `POST /models`) each get version 1 by a normal run, answer
+//! predictions, take feedback, retrain into version 2 that every request
+//! then meets (hot swap), and roll back. The data is generated here.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// A small deterministic generator (splitmix64), so the data is the same
+/// on every run.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[(self.next() % words.len() as u64) as usize]
+    }
+}
+
+/// A fruit: weight, sugar and acidity, labelled by rules a tree can learn.
+fn fruit(rng: &mut Seeded) -> ([f64; 3], &'static str) {
+    let weight = (100.0 + 200.0 * rng.unit()).round();
+    let sugar = (20.0 * rng.unit() * 10.0).round() / 10.0;
+    let acidity = (5.0 * rng.unit() * 100.0).round() / 100.0;
+    let kind = if acidity > 3.5 {
+        "lemon"
+    } else if weight > 200.0 {
+        "orange"
+    } else {
+        "apple"
+    };
+    ([weight, sugar, acidity], kind)
+}
+
+/// A support ticket's text and its category.
+fn ticket(rng: &mut Seeded) -> (String, &'static str) {
+    const FILLER: [&str; 8] = ["please", "help", "today", "again", "since", "monday", "urgent", "thanks"];
+    let (category, words): (&str, [&str; 6]) = match rng.next() % 3 {
+        0 => ("billing", ["invoice", "charge", "refund", "payment", "card", "price"]),
+        1 => ("outage", ["down", "error", "timeout", "crash", "unavailable", "slow"]),
+        _ => ("account", ["password", "login", "email", "username", "reset", "locked"]),
+    };
+    let text = format!(
+        "{} {} {} {} {} {}",
+        rng.pick(&FILLER),
+        rng.pick(&words),
+        rng.pick(&FILLER),
+        rng.pick(&words),
+        rng.pick(&FILLER),
+        rng.unit().to_bits() % 1000
+    );
+    (text, category)
+}
+
+async fn run_ends(app: &TestApp, run: &Value) -> Value {
+    let id = run["id"].as_str().unwrap().to_owned();
+    eventually(60, "the run ends", || async {
+        let detail = app.json(&format!("/runs/{id}")).await;
+        !matches!(detail["status"].as_str(), Some("queued" | "running"))
+    })
+    .await;
+    app.json(&format!("/runs/{id}")).await
+}
+
+async fn serves(app: &TestApp, model: &str, input: Value, version: i64) {
+    eventually(10, &format!("{model} serves version {version}"), || async {
+        let answer: Value = app.post(&format!("/models/{model}/predict"), input.clone()).await.json().await.unwrap();
+        answer["model_version"] == version
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_tabular_model_from_a_users_csv_learns_swaps_and_rolls_back(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "all", &[]).await;
+    let mut rng = Seeded(7);
+    // Semicolons and quoted headers, as spreadsheets write them.
+    let mut csv = String::from("\"weight\";\"sugar\";\"acidity\";\"kind\"\n");
+    for _ in 0..600 {
+        let ([w, s, a], kind) = fruit(&mut rng);
+        csv.push_str(&format!("{w};{s};{a};{kind}\n"));
+    }
+    let dir = std::env::temp_dir().join(format!("retrain-own-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fruit.csv");
+    std::fs::write(&file, csv).unwrap();
+
+    let base = app.url("");
+    let file_arg = file.to_str().unwrap().to_owned();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        retrain(
+            &["models", "create", "fruit", "--kind", "tabular", "--data", &file_arg, "--label", "kind",
+              "--url", &base, "--token", TOKEN],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("imported data set version 1 of fruit"), "{out}");
+    assert!(out.contains("version 1 of fruit serves"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let model = app.json("/models/fruit").await;
+    assert_eq!(model["feature_names"], json!(["weight", "sugar", "acidity"]));
+    assert_eq!(model["classes"], json!(["apple", "lemon", "orange"]));
+    // By name or in column order; the model's own classes.
+    let by_name = json!({"features": {"sugar": 12.0, "acidity": 4.5, "weight": 150.0}});
+    serves(&app, "fruit", by_name.clone(), 1).await;
+    let answer: Value = app.post("/models/fruit/predict", by_name.clone()).await.json().await.unwrap();
+    assert_eq!((answer["model"].as_str(), answer["label"].as_str()), (Some("fruit"), Some("lemon")), "{answer}");
+    assert_eq!(answer["model_version"], 1);
+    let ordered: Value = app
+        .post("/models/fruit/predict", json!({"features": [250.0, 10.0, 1.0]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ordered["label"], "orange", "{ordered}");
+    let text = app.post("/models/fruit/predict", json!({"text": "a lemon"})).await;
+    assert_eq!(text.status(), 422);
+    assert_eq!(error_code(text).await, "wrong_input");
+    let nowhere = app.post("/models/plum/predict", json!({"features": [1.0, 2.0, 3.0]})).await;
+    assert_eq!((nowhere.status().as_u16(), error_code(nowhere).await.as_str()), (404, "unknown_model"));
+
+    // Feedback: fresh fruit with their true kinds; then a run promotes version 2.
+    let mut rng = Seeded(99);
+    for _ in 0..40 {
+        let (features, kind) = fruit(&mut rng);
+        let stored = app
+            .post("/models/fruit/feedback", json!({"features": features, "correct_label": kind}))
+            .await;
+        assert_eq!(stored.status(), 201);
+    }
+    let wrong_class = app
+        .post("/models/fruit/feedback", json!({"features": [1.0, 2.0, 3.0], "correct_label": "pear"}))
+        .await;
+    assert_eq!(error_code(wrong_class).await, "unknown_label");
+    let run: Value = app.admin_post("/models/fruit/runs", json!({"reason": "feedback"})).await.json().await.unwrap();
+    assert_eq!(run["subject"], "fruit");
+    let detail = run_ends(&app, &run).await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    serves(&app, "fruit", by_name.clone(), 2).await;
+    // The wine model was not touched.
+    assert_eq!(app.served_version().await, 1);
+
+    let rollback = app
+        .admin_post("/models/fruit/versions/1/promote", json!({"reason": "back to the first"}))
+        .await;
+    assert_eq!(rollback.status(), 200);
+    let rollback: Value = rollback.json().await.unwrap();
+    assert_eq!((rollback["kind"].as_str(), rollback["model"].as_str()), (Some("rollback"), Some("fruit")));
+    serves(&app, "fruit", by_name, 1).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let app = spawn(&connect, "all", &[]).await;
+    let mut rng = Seeded(11);
+    let mut lines = String::new();
+    for _ in 0..450 {
+        let (text, category) = ticket(&mut rng);
+        lines.push_str(&serde_json::to_string(&json!({"body": text, "category": category})).unwrap());
+        lines.push('\n');
+    }
+    let created = app
+        .client
+        .post(app.url("/models?name=tickets&kind=text&text=body&label=category"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(lines.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["dataset_version"], 1);
+    let classes = created["classes"].as_object().unwrap();
+    assert_eq!(classes.len(), 3, "{created}");
+    assert!(classes.values().all(|c| c["golden"].as_u64().unwrap() > 0), "{created}");
+    let detail = run_ends(&app, &created["run"]).await;
+    assert_eq!(detail["status"], "succeeded", "version 1 by a normal run: {detail}");
+
+    let question = json!({"text": "please my invoice shows a double charge"});
+    serves(&app, "tickets", question.clone(), 1).await;
+    let answer: Value = app.post("/models/tickets/predict", question.clone()).await.json().await.unwrap();
+    assert_eq!((answer["label"].as_str(), answer["model_version"].as_i64()), (Some("billing"), Some(1)), "{answer}");
+    let features = app.post("/models/tickets/predict", json!({"features": [1.0]})).await;
+    assert_eq!(error_code(features).await, "wrong_input");
+    let again = app
+        .client
+        .post(app.url("/models?name=tickets&kind=text&text=body&label=category"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "the name is taken");
+
+    // Feedback citing predictions, then a run that promotes version 2.
+    let mut rng = Seeded(12);
+    for _ in 0..40 {
+        let (text, category) = ticket(&mut rng);
+        let predicted: Value = app.post("/models/tickets/predict", json!({"text": text})).await.json().await.unwrap();
+        let stored = app
+            .post(
+                "/models/tickets/feedback",
+                json!({"text": text, "correct_label": category, "prediction_id": predicted["prediction_id"]}),
+            )
+            .await;
+        assert_eq!(stored.status(), 201);
+    }
+    let run: Value = app.admin_post("/models/tickets/runs", json!({})).await.json().await.unwrap();
+    let detail = run_ends(&app, &run).await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    serves(&app, "tickets", question.clone(), 2).await;
+    let versions = app.json("/models/tickets/versions").await;
+    assert_eq!(versions[0]["kind"], "naive_bayes");
+    assert_eq!(versions[0]["feedback_to"].as_i64().is_some(), true);
+
+    let rollback = app.admin_post("/models/tickets/versions/1/promote", json!({"reason": "back"})).await;
+    assert_eq!(rollback.status(), 200);
+    serves(&app, "tickets", question, 1).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_bad_file_names_its_line_and_column_and_stores_nothing(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "api", &[]).await;
+    let upload = |query: &'static str, content_type: &'static str, body: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url(&format!("/models?{query}")))
+                .bearer_auth(TOKEN)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let cases = [
+        ("name=a&kind=tabular", "text/csv", "x,y,label\n1,2,a\n3,oops,b\n", "line 3", "y"),
+        ("name=a&kind=tabular", "text/csv", "x,y,label\n1,2,a\n3,4\n", "line 3", ""),
+        ("name=a&kind=text", "application/x-ndjson", "{\"text\": \"fine\", \"label\": \"a\"}\n{\"text\": \"\", \"label\": \"b\"}\n", "line 2", "text"),
+        ("name=a&kind=text", "application/x-ndjson", "{\"text\": \"only\", \"label\": \"a\"}\n{\"text\": \"one\", \"label\": \"a\"}\n", "at least two classes", ""),
+    ];
+    for (query, content_type, body, says, column) in cases {
+        let response = upload(query, content_type, body).await;
+        assert_eq!(response.status(), 422, "{body}");
+        let error: Value = response.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says) && message.contains(column), "{body}: {message}");
+    }
+    let bad_name = upload("name=Bad%20Name&kind=text", "application/x-ndjson", "").await;
+    assert_eq!(error_code(bad_name).await, "invalid_import");
+    let wrong_type = upload("name=a&kind=text", "application/pdf", "").await;
+    assert_eq!(wrong_type.status(), 415);
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM models").await, 1, "only the wine model");
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM datasets").await, 1);
+    app.stop().await;
+}
