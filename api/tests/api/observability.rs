@@ -4,9 +4,11 @@
 //! while the test makes traffic, a promotion and a rejected run; then every
 //! PromQL expression of the dashboards and alert rules parses and every
 //! dashboard query returns data, and every dashboard SQL query runs against
-//! the migrated database and returns the columns its panel uses. Plain tests
-//! check the panels' data sources against the provisioning and run promtool
-//! on the configuration and the alert rule unit tests.
+//! the migrated database and returns the columns its panel uses, with the
+//! dashboards' `model` variable evaluated as Grafana would and expanded into
+//! every query. Plain tests check the panels' data sources and the variable
+//! against the provisioning and run promtool on the configuration and the
+//! alert rule unit tests.
 //!
 //! Prometheus and promtool missing is a failure, not a skip: CI installs them.
 
@@ -15,7 +17,8 @@ mod prometheus;
 
 use crate::support::*;
 use dashboards::{
-    POSTGRES, PROMETHEUS, columns_used, dashboards, panels, promql, provisioned_datasources, queries, sql,
+    POSTGRES, PROMETHEUS, columns_used, dashboards, label_values, model_variable, panels, promql,
+    provisioned_datasources, queries, sql,
 };
 use prometheus::Prometheus;
 use retrain_steps::ml::{Example, Split};
@@ -91,6 +94,24 @@ fn every_panel_reads_a_provisioned_data_source_with_a_well_formed_query() {
                 "{file}: annotation without a data source"
             );
         }
+        // The model variable: one query both data sources can use (a
+        // multi-value selection, All meaning every listed name), from a
+        // provisioned Prometheus.
+        let variable = model_variable(&dashboard);
+        assert_eq!(variable["type"], "query", "{file}");
+        assert_eq!(
+            (&variable["multi"], &variable["includeAll"]),
+            (&json!(true), &json!(true)),
+            "{file}"
+        );
+        assert!(
+            variable["allValue"].is_null(),
+            "{file}: All must list the names, for SQL's IN"
+        );
+        let uid = variable["datasource"]["uid"].as_str().unwrap();
+        assert_eq!(provisioned.get(uid).map(String::as_str), Some(PROMETHEUS), "{file}");
+        assert_eq!(variable["query"]["query"], variable["definition"], "{file}");
+        assert_eq!(label_values(variable).1, "model", "{file}");
     }
     let queries = queries();
     assert!(queries.iter().any(|q| q.is(PROMETHEUS)) && queries.iter().any(|q| q.is(POSTGRES)));
@@ -122,6 +143,12 @@ fn every_panel_reads_a_provisioned_data_source_with_a_well_formed_query() {
                 query.place
             );
             assert_eq!(query.target["rawQuery"], true, "{}", query.place);
+            // Every table the dashboards read belongs to a model.
+            assert!(
+                query.target["rawSql"].as_str().unwrap().contains(" IN ($model)"),
+                "{}: not filtered by the model variable",
+                query.place
+            );
             let format = query.target["format"].as_str();
             assert!(
                 matches!(format, Some("table" | "time_series")),
@@ -320,20 +347,76 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(
     })
     .await;
 
+    // The model variable, evaluated as Grafana does (the label's values on
+    // the series of its metric), lists the registry's models; the queries
+    // below run with them all selected.
+    let registry: Vec<String> = sqlx::query_scalar("SELECT name FROM models ORDER BY name")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(registry, ["wine-quality"]);
+    for (file, dashboard) in dashboards() {
+        let (metric, label) = label_values(model_variable(&dashboard));
+        let values: Value = prometheus
+            .http
+            .get(format!("{}/api/v1/label/{label}/values", prometheus.url))
+            .query(&[("match[]", metric.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(values["data"], json!(registry), "{file}: the model variable\n{values}");
+    }
+    let models = registry;
+
+    // The metrics that carry a model label: a dashboard query that reads one
+    // filters it by the model variable in every selector.
+    let labelled: BTreeSet<String> = prometheus
+        .result("count by (__name__) ({__name__=~\"retrain_.+\", model!=\"\"})")
+        .await
+        .iter()
+        .map(|s| s["metric"]["__name__"].as_str().unwrap().to_owned())
+        .collect();
+    for metric in [
+        "retrain_predictions_total",
+        "retrain_champion_version",
+        "retrain_served_model_info",
+    ] {
+        assert!(labelled.contains(metric), "{metric} has no model label: {labelled:?}");
+    }
+
     // Every dashboard PromQL query parses and returns data.
     let queries = queries();
     for query in queries.iter().filter(|q| q.is(PROMETHEUS)) {
-        let expr = promql(query);
+        let raw = query.target["expr"].as_str().unwrap();
+        for metric in &labelled {
+            for (at, _) in raw.match_indices(metric.as_str()) {
+                let after = &raw[at + metric.len()..];
+                let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+                if raw[..at].ends_with(word) || after.starts_with(word) {
+                    continue;
+                }
+                let selector = after.strip_prefix('{').and_then(|s| s.split_once('}')).map(|s| s.0);
+                assert!(
+                    selector.is_some_and(|s| s.contains("model=~\"$model\"")),
+                    "{}: {metric} not filtered by the model variable: {raw}",
+                    query.place
+                );
+            }
+        }
+        let expr = promql(query, &models);
         let (status, body) = prometheus.query(&expr).await;
         assert_eq!(status, 200, "{}: {expr}\n{body}", query.place);
         prometheus.wait_for(SETTLE_SECS, &expr).await;
     }
 
     // Every dashboard SQL query runs against this database (a skipped and a
-    // rejected run, three models, two promotions), finds rows, and returns
+    // rejected run, three versions, two promotions), finds rows, and returns
     // the columns its panel reads.
     for query in queries.iter().filter(|q| q.is(POSTGRES)) {
-        let sql = sql(query);
+        let sql = sql(query, &models);
         let rows = sqlx::query(&sql)
             .fetch_all(&app.pool)
             .await

@@ -1,7 +1,9 @@
 //! The dashboards' queries as Grafana would send them: found in
-//! dashboards/*.json (panels and annotations), with Grafana's variables and
-//! SQL macros expanded, and the result columns each panel reads by name;
-//! and the data sources the provisioning file declares.
+//! dashboards/*.json (panels and annotations), with Grafana's variables
+//! (the interval ones, and the `model` template variable as Grafana formats a
+//! multi-value selection for each data source) and SQL macros expanded, and
+//! the result columns each panel reads by name; and the data sources the
+//! provisioning file declares.
 
 use super::repo;
 use serde_json::Value;
@@ -88,14 +90,69 @@ pub fn queries() -> Vec<Query> {
     all
 }
 
-/// A dashboard's PromQL as Prometheus gets it from Grafana: the interval
-/// variables become 1m, which a test lasting seconds can fill (a rate over
-/// 1m needs two 1 s scrapes).
-pub fn promql(query: &Query) -> String {
+/// The dashboard's `model` template variable: one variable, the same in
+/// every dashboard, that panels of both data sources filter by.
+pub fn model_variable(dashboard: &Value) -> &Value {
+    let variables = dashboard["templating"]["list"].as_array().expect("a templating list");
+    let found: Vec<_> = variables.iter().filter(|v| v["name"] == "model").collect();
+    assert_eq!(found.len(), 1, "one `model` variable: {variables:?}");
+    found[0]
+}
+
+/// The (metric, label) of a `label_values(metric, label)` variable query.
+pub fn label_values(variable: &Value) -> (String, String) {
+    let definition = variable["definition"].as_str().expect("a variable definition");
+    let inner = definition
+        .strip_prefix("label_values(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not a label_values(metric, label) query: {definition}"));
+    let (metric, label) = inner.split_once(',').unwrap();
+    (metric.trim().to_owned(), label.trim().to_owned())
+}
+
+/// `$model` in PromQL as Grafana's Prometheus data source writes a
+/// multi-value (or All) selection: each name regex-escaped, several as
+/// `(a|b)`. The panels use it as `model=~"$model"`.
+fn promql_models(models: &[String]) -> String {
+    let escaped: Vec<String> = models
+        .iter()
+        .map(|m| {
+            m.chars().fold(String::new(), |mut out, c| {
+                if "$^*{}[]'+?.()|".contains(c) {
+                    out.push_str("\\\\");
+                }
+                out.push(c);
+                out
+            })
+        })
+        .collect();
+    match escaped.as_slice() {
+        [one] => one.clone(),
+        _ => format!("({})", escaped.join("|")),
+    }
+}
+
+/// `$model` in SQL as Grafana's SQL data sources write a multi-value (or
+/// All) selection: each name quoted, comma-separated. The panels use it as
+/// `model IN ($model)`.
+fn sql_models(models: &[String]) -> String {
+    assert!(!models.is_empty(), "the model variable has no values");
+    models
+        .iter()
+        .map(|m| format!("'{}'", m.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A dashboard's PromQL as Prometheus gets it from Grafana with `models`
+/// selected: the interval variables become 1m, which a test lasting seconds
+/// can fill (a rate over 1m needs two 1 s scrapes).
+pub fn promql(query: &Query, models: &[String]) -> String {
     let expr = query.target["expr"].as_str().unwrap();
     let expr = ["$__rate_interval", "$__interval", "$__range"]
         .iter()
         .fold(expr.to_owned(), |expr, variable| expr.replace(variable, "1m"));
+    let expr = expr.replace("$model", &promql_models(models));
     assert!(
         !expr.contains('$'),
         "{}: a variable the test does not know: {expr}",
@@ -104,12 +161,15 @@ pub fn promql(query: &Query) -> String {
     expr
 }
 
-/// A dashboard's SQL as Grafana's PostgreSQL data source expands it, over
-/// the last six hours (and a minute ahead, for the clock's sake).
-pub fn sql(query: &Query) -> String {
+/// A dashboard's SQL as Grafana's PostgreSQL data source expands it with
+/// `models` selected, over the last six hours (and a minute ahead, for the
+/// clock's sake).
+pub fn sql(query: &Query, models: &[String]) -> String {
     let raw = query.target["rawSql"].as_str().unwrap();
     let interval = query.panel["interval"].as_str().unwrap_or("1m");
-    let raw = raw.replace("$__interval", interval);
+    let raw = raw
+        .replace("$__interval", interval)
+        .replace("$model", &sql_models(models));
     let now = chrono::Utc::now();
     let from = (now - chrono::Duration::hours(6)).to_rfc3339();
     let to = (now + chrono::Duration::minutes(1)).to_rfc3339();
