@@ -5,6 +5,8 @@ use crate::support::*;
 use retrain_engine::{RunStatus, StepStatus};
 use retrain_steps::ml::Split;
 use retrain_steps::pipeline;
+use retrain_steps::pipeline::FIRST_MODEL;
+use retrain_steps::store::feedback::{self, NewFeedback};
 use sqlx::PgPool;
 use sqlx::Row;
 use uuid::Uuid;
@@ -22,6 +24,7 @@ fn bind(sql: &str, run_id: Uuid, version: i32) -> String {
     sql.replace(":'run_id'", &format!("'{run_id}'"))
         .replace(":version", &version.to_string())
         .replace(":'moment'", "now()")
+        .replace(":'model'", &format!("'{FIRST_MODEL}'"))
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
@@ -41,8 +44,23 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
     let rejected = finish(&worker, &engine, trigger(&engine).await.id).await;
     assert_eq!(rejected.status, RunStatus::Rejected);
 
+    // Feedback citing a prediction that was never logged: unlinked.
+    let cited = split_rows(&pool, Split::Pool).await[40].clone();
+    let unlinked = NewFeedback {
+        model_id: wine_id(&pool).await,
+        input: cited.input.clone(),
+        correct_label: cited.label.clone(),
+        prediction_id: Some(Uuid::new_v4()),
+        predicted_label: None,
+        model_version: None,
+        source: Some("users".to_owned()),
+    };
+    feedback::insert_many(&mut *pool.acquire().await.unwrap(), &[unlinked])
+        .await
+        .unwrap();
+
     let queries = documented_queries();
-    assert_eq!(queries.len(), 6, "docs/audit.md changed: update this test");
+    assert_eq!(queries.len(), 7, "docs/audit.md changed: update this test");
 
     // Timeline of the promoted run: five steps in order, all succeeded once.
     let rows = sqlx::query(&bind(&queries[0], promoted.id, 2))
@@ -96,7 +114,7 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
     assert!(row.get::<bool, _>("gate_passed"));
 
     // Promotion history: bootstrap v1, then the pipeline's v2.
-    let rows = sqlx::query(&queries[4]).fetch_all(&pool).await.unwrap();
+    let rows = sqlx::query(&bind(&queries[4], promoted.id, 2)).fetch_all(&pool).await.unwrap();
     let history: Vec<(Option<i32>, i32, String)> = rows
         .iter()
         .map(|r| (r.get("from_version"), r.get("to_version"), r.get("actor")))
@@ -112,4 +130,12 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(serving, 2);
+
+    // Feedback links per model: the one row citing a prediction, unlinked.
+    let rows = sqlx::query(&queries[6]).fetch_all(&pool).await.unwrap();
+    let links: Vec<(String, i64, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get("model"), r.get("linked"), r.get("unlinked"), r.get("mismatch")))
+        .collect();
+    assert_eq!(links, vec![(FIRST_MODEL.to_owned(), 0, 1, 0)]);
 }
