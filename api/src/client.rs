@@ -90,14 +90,39 @@ impl Client {
                 eprintln!("uploaded {} of {} MiB", sent >> 20, size >> 20);
             }
         });
+        self.upload_body(path, reqwest::Body::wrap_stream(stream), content_type).await
+    }
+
+    /// Sends `body` to `path` (an import) with no time limit.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn upload_body(&self, path: &str, body: reqwest::Body, content_type: &str) -> Result<Value, ClientError> {
         let mut request = reqwest::Client::new()
             .post(self.url(path))
             .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(reqwest::Body::wrap_stream(stream));
+            .body(body);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
         }
         Ok(Self::answer(request.send().await?).await?.1)
+    }
+
+    /// `POST /models/{model}/predict` with an input (`features` or `text`).
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn predict_with(&self, model: &str, input: &Value) -> Result<Value, ClientError> {
+        Ok(self.post(&format!("/models/{model}/predict"), input, false).await?.1)
+    }
+
+    /// `POST /models/{model}/feedback`; returns the feedback id.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn feedback_to(&self, model: &str, body: &Value) -> Result<i64, ClientError> {
+        let (_, answer) = self.post(&format!("/models/{model}/feedback"), body, false).await?;
+        Ok(answer["feedback_id"].as_i64().unwrap_or_default())
     }
 
     /// `POST /predict`.

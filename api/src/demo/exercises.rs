@@ -1,8 +1,11 @@
-//! The five exercises of the demo, each played over HTTP against the running
-//! service: traffic and feedback, a retrain run, a hot swap under load, a
-//! poisoning attempt, and the metrics a dashboard would show.
+//! The exercises of the demo, each played over HTTP against the running
+//! service: on the wine model, traffic and feedback, a retrain run, a hot
+//! swap under load, a poisoning attempt, and the metrics a dashboard would
+//! show; then a text model of generated tickets that learns its users'
+//! new words from their feedback.
 
 use super::load::Load;
+use super::tickets::{Ticket, Tickets, Vocabulary};
 use super::{Outcome, say};
 use crate::client::Client;
 use anyhow::{Context, bail};
@@ -26,7 +29,7 @@ pub async fn play(client: &Client, pool: &PgPool, started: Instant) -> Vec<Outco
     println!("\n2. A retrain run: collect -> merge -> train -> validate -> promote");
     outcomes.push(outcome(
         "2. retrain run",
-        retrain(client, started, "demo: users sent feedback").await,
+        retrain(client, FIRST_MODEL, started, "demo: users sent feedback").await,
     ));
     println!("\n3. Hot swap under load: roll back and forward while clients predict");
     outcomes.push(outcome("3. hot swap", hot_swap(client, pool, started).await));
@@ -34,6 +37,8 @@ pub async fn play(client: &Client, pool: &PgPool, started: Instant) -> Vec<Outco
     outcomes.push(outcome("4. poisoning", poisoning(client, pool, started).await));
     println!("\n5. What a dashboard would show (from /metrics)");
     outcomes.push(outcome("5. metrics", metrics(client).await));
+    println!("\n6. Your own model: a text classifier hit with text, corrected by its users");
+    outcomes.push(outcome("6. text model", text_model(client, started).await));
     outcomes
 }
 
@@ -147,18 +152,24 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
     ))
 }
 
-/// Triggers a run and prints its events as they happen; returns a summary.
-async fn retrain(client: &Client, started: Instant, reason: &str) -> anyhow::Result<String> {
-    let (run, new) = client.trigger(Some(FIRST_MODEL), Some(reason)).await?;
+/// Triggers a run of `model` and prints its events as they happen; returns
+/// a summary.
+async fn retrain(client: &Client, model: &str, started: Instant, reason: &str) -> anyhow::Result<String> {
+    let (run, new) = client.trigger(Some(model), Some(reason)).await?;
     let id = run["id"].as_str().context("run without id")?.to_owned();
     say(
         started,
         &format!("{} run {}", if new { "queued" } else { "joined the active" }, &id[..8]),
     );
+    follow_run(client, &id, started).await
+}
+
+/// Prints a run's events as they happen until it ends; returns a summary.
+async fn follow_run(client: &Client, id: &str, started: Instant) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut printed = 0;
     let detail = loop {
-        let detail = client.run(&id).await?;
+        let detail = client.run(id).await?;
         let events = detail["events"].as_array().cloned().unwrap_or_default();
         for event in &events[printed.min(events.len())..] {
             let what = event["step"].as_str().unwrap_or("run");
@@ -221,7 +232,7 @@ fn print_comparison(validate: &Value) {
     let c = &validate["comparison"];
     if c.is_object() {
         println!(
-            "   paired on {} golden wines: only the candidate right on {}, only the champion on {} (McNemar p = {:.3})",
+            "   paired on {} golden rows: only the candidate right on {}, only the champion on {} (McNemar p = {:.3})",
             c["n"],
             c["only_candidate_right"],
             c["only_champion_right"],
@@ -319,7 +330,7 @@ async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::
     })
     .await;
     let sent = sent.into_iter().filter(Result::is_ok).count();
-    let summary = retrain(client, started, "demo: after a poisoning attempt").await?;
+    let summary = retrain(client, FIRST_MODEL, started, "demo: after a poisoning attempt").await?;
     let matched = client
         .quarantine(&attacker, "demo: label-flipping attack refused by the gate")
         .await?;
@@ -357,4 +368,88 @@ async fn metrics(client: &Client) -> anyhow::Result<String> {
     Ok(format!(
         "{shown} series shown; Grafana dashboards in dashboards/ plot them"
     ))
+}
+
+/// The demo's text model.
+const TEXT_MODEL: &str = "support-tickets";
+
+/// Creates a text model from generated tickets, sends it tickets written
+/// with words it has never seen, lets users correct its answers, retrains,
+/// and measures it on fresh tickets of that kind before and after.
+async fn text_model(client: &Client, started: Instant) -> anyhow::Result<String> {
+    let mut tickets = Tickets::new(2026);
+    say(
+        started,
+        &format!("creating the text model {TEXT_MODEL} from 600 support tickets the demo generates (not real data)"),
+    );
+    let created = client
+        .upload_body(
+            &format!("/models?name={TEXT_MODEL}&kind=text&text=body&label=category"),
+            tickets.json_lines(600, Vocabulary::Known).into(),
+            "application/x-ndjson",
+        )
+        .await?;
+    let run = created["run"]["id"].as_str().context("import without a run")?.to_owned();
+    println!(
+        "   imported {} classes; run {} trains, validates and promotes version 1",
+        created["classes"].as_object().map_or(0, serde_json::Map::len),
+        &run[..8]
+    );
+    follow_run(client, &run, started).await?;
+    let fresh: Vec<Ticket> = (0..150).map(|_| tickets.ticket(Vocabulary::New)).collect();
+    let before = right_answers(client, &fresh, 1).await?;
+    say(
+        started,
+        &format!(
+            "version 1 answers {before} of {} new tickets right: they use words (\"2fa\", \"renewal\", \"502\") it never saw",
+            fresh.len()
+        ),
+    );
+    let traffic: Vec<Ticket> = (0..150).map(|_| tickets.ticket(Vocabulary::New)).collect();
+    for ticket in &traffic {
+        let answer = client.predict_with(TEXT_MODEL, &json!({"text": ticket.text})).await?;
+        client
+            .feedback_to(
+                TEXT_MODEL,
+                &json!({"text": ticket.text, "correct_label": ticket.category,
+                        "prediction_id": answer["prediction_id"], "source": "demo-agents"}),
+            )
+            .await?;
+    }
+    say(
+        started,
+        &format!("support agents correct the model's answers on {} more tickets", traffic.len()),
+    );
+    let summary = retrain(client, TEXT_MODEL, started, "demo: agents corrected the text model").await?;
+    let after = right_answers(client, &fresh, 2).await?;
+    say(
+        started,
+        &format!("version 2 answers {after} of {} of the same new tickets right", fresh.len()),
+    );
+    Ok(format!(
+        "{TEXT_MODEL} (generated tickets): {before} -> {after} of {} new-word tickets right; {summary}",
+        fresh.len()
+    ))
+}
+
+/// How many of `tickets` the text model's `version` classifies right,
+/// waiting (up to 10 s) for the replica to serve that version.
+async fn right_answers(client: &Client, tickets: &[Ticket], version: i64) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = client.predict_with(TEXT_MODEL, &json!({"text": tickets[0].text})).await;
+        if probe.is_ok_and(|answer| answer["model_version"] == version) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{TEXT_MODEL} does not serve version {version} after 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut right = 0;
+    for ticket in tickets {
+        let answer = client.predict_with(TEXT_MODEL, &json!({"text": ticket.text})).await?;
+        right += usize::from(answer["label"] == ticket.category);
+    }
+    Ok(right)
 }

@@ -18,6 +18,7 @@ async fn the_demo_plays_all_five_exercises(_: PgPoolOptions, connect: PgConnectO
         "3. hot swap",
         "4. poisoning",
         "5. metrics",
+        "6. text model",
     ] {
         let line = out
             .lines()
@@ -29,6 +30,17 @@ async fn the_demo_plays_all_five_exercises(_: PgPoolOptions, connect: PgConnectO
     assert!(out.contains(", 0 failed"), "no request failed during the swaps:\n{out}");
     let poisoning = out.lines().find(|l| l.starts_with("4. poisoning")).unwrap();
     assert!(poisoning.contains("rejected"), "{poisoning}");
+    // The text model says its data is generated, and it learns its users' words.
+    assert!(out.contains("the demo generates (not real data)"), "{out}");
+    let text = out.lines().find(|l| l.starts_with("6. text model")).unwrap();
+    let counts: Vec<u32> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect();
+    // "6. text model ... (generated tickets): B -> A of N ..."
+    let (before, after) = (counts[1], counts[2]);
+    assert!(after > before, "retraining on feedback improves the text model: {text}");
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
