@@ -61,6 +61,7 @@ pub struct CancelResponse {
     security(("admin_token" = [])),
     responses((status = 201, body = Run, description = "A new run was queued"),
               (status = 200, body = Run, description = "A run was already active: that run"),
+              (status = 404, description = "No such model", body = ErrorBody),
               (status = 400, description = "Malformed JSON", body = ErrorBody),
               (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
               (status = 408, description = "The body stalled", body = ErrorBody),
