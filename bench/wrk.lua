@@ -1,6 +1,8 @@
--- wrk script for bench/http.sh: why it exists: wrk alone can only send one
--- fixed request; this one POSTs /predict or /feedback (BENCH_ENDPOINT) with
--- bodies drawn round-robin from 48 real wine rows (all six classes), counts
+-- wrk script for bench/http.sh and bench/models.sh: why it exists: wrk alone
+-- can only send one fixed request; this one POSTs /predict or /feedback
+-- (BENCH_ENDPOINT) with bodies drawn round-robin from 48 real wine rows (all
+-- six classes), or (BENCH_ENDPOINT=text) a text model's /predict with
+-- generated-style tickets (BENCH_MODEL, default support-tickets), counts
 -- non-2xx answers and 201s in every thread, and prints one RESULT line that
 -- http.sh parses. Rows come from the default data set's pool split.
 
@@ -55,6 +57,19 @@ local rows = {
   {{7.8, 0.57, 0.09, 2.3, 0.065, 34, 45, 0.99417, 3.46, 0.74, 12.7}, 8},
 }
 
+-- Support tickets in the style of the demo's generator (api/src/demo/tickets.rs),
+-- for the text model's /predict (BENCH_ENDPOINT=text).
+local texts = {
+  "please invoice today charge since ticket 4711", "help down again timeout urgent ticket 12",
+  "my password the reset thanks ticket 977", "urgent refund monday payment please ticket 3",
+  "the error since crash today ticket 88", "login again email help ticket 5150",
+  "thanks card my price again ticket 61", "unavailable please slow monday ticket 404",
+  "username locked since help ticket 2718", "renewal subscription today please ticket 31",
+  "502 latency again urgent ticket 777", "2fa sso my help ticket 8080",
+  "please coupon plan since ticket 19", "degraded incident the today ticket 256",
+  "passkey verification thanks again ticket 1024", "receipt vat monday please ticket 42",
+}
+
 local endpoint = os.getenv("BENCH_ENDPOINT") or "predict"
 local threads = {}
 local next_id = 0
@@ -82,6 +97,13 @@ function init(args)
       body = string.format('{"features":[%s]}', features)
     end
     requests[i] = wrk.format("POST", "/" .. endpoint, headers, body)
+  end
+  if endpoint == "text" then
+    local path = "/models/" .. (os.getenv("BENCH_MODEL") or "support-tickets") .. "/predict"
+    requests = {}
+    for i, text in ipairs(texts) do
+      requests[i] = wrk.format("POST", path, headers, string.format('{"text":"%s"}', text))
+    end
   end
   -- Threads start at different rows.
   n = (id * 17) % #requests

@@ -90,7 +90,8 @@ impl Client {
                 eprintln!("uploaded {} of {} MiB", sent >> 20, size >> 20);
             }
         });
-        self.upload_body(path, reqwest::Body::wrap_stream(stream), content_type).await
+        self.upload_body(path, reqwest::Body::wrap_stream(stream), content_type)
+            .await
     }
 
     /// Sends `body` to `path` (an import) with no time limit.

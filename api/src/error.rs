@@ -209,9 +209,11 @@ impl From<StepsError> for ApiError {
         match err {
             StepsError::Database(e) => Self::from_database_error(&e),
             StepsError::VersionNotFound(version) => Self::not_found(format!("no model version {version}")),
-            StepsError::UnknownModel(name) => {
-                Self::new(StatusCode::NOT_FOUND, "unknown_model", format!("there is no model named {name:?}"))
-            }
+            StepsError::UnknownModel(name) => Self::new(
+                StatusCode::NOT_FOUND,
+                "unknown_model",
+                format!("there is no model named {name:?}"),
+            ),
             e @ StepsError::ModelExists(_) => Self::conflict("model_exists", e.to_string()),
             e @ StepsError::AlreadyChampion(_) => Self::conflict("already_champion", e.to_string()),
             other => Self::internal(&other),

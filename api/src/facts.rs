@@ -47,12 +47,21 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
             .with_label_values(&[model])
             .set(i64::from(fact.champion_version.unwrap_or(0)));
         if let Some(accuracy) = fact.champion_accuracy {
-            metrics.golden_accuracy.with_label_values(&[model, "champion"]).set(accuracy);
+            metrics
+                .golden_accuracy
+                .with_label_values(&[model, "champion"])
+                .set(accuracy);
         }
         if let Some(accuracy) = fact.candidate_accuracy {
-            metrics.golden_accuracy.with_label_values(&[model, "candidate"]).set(accuracy);
+            metrics
+                .golden_accuracy
+                .with_label_values(&[model, "candidate"])
+                .set(accuracy);
         }
-        metrics.feedback_waiting.with_label_values(&[model]).set(fact.feedback_waiting);
+        metrics
+            .feedback_waiting
+            .with_label_values(&[model])
+            .set(fact.feedback_waiting);
     }
     metrics.last_success_timestamp.set(last_success.unwrap_or(0.0));
     Ok(())

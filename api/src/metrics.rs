@@ -283,7 +283,11 @@ impl Metrics {
     /// A counter seen before is found without allocating.
     pub fn count_prediction(&self, model: &str, version: i32, label: &str) {
         let known = self.prediction_counters.load();
-        if let Some(counter) = known.get(model).and_then(|v| v.get(&version)).and_then(|l| l.get(label)) {
+        if let Some(counter) = known
+            .get(model)
+            .and_then(|v| v.get(&version))
+            .and_then(|l| l.get(label))
+        {
             counter.inc();
             return;
         }
@@ -307,7 +311,10 @@ impl Metrics {
     /// Marks `version` as the one of `model` served (and no other of it).
     pub fn set_served(&self, model: &str, version: i32, version_id: i64) {
         let labels = [version.to_string(), version_id.to_string()];
-        let mut served = self.served_labels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut served = self
+            .served_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some([old_version, old_id]) = served.insert(model.to_owned(), labels.clone()) {
             let _ = self.served_version.remove_label_values(&[model, &old_version, &old_id]);
         }

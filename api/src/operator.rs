@@ -129,12 +129,21 @@ impl DataArgs {
     /// The query string of an import and the file's content type.
     fn query(&self) -> (Vec<(&'static str, String)>, &'static str) {
         let mut query = vec![("golden_share", self.golden_share.to_string())];
-        for (key, value) in [("label", &self.label), ("text", &self.text), ("features", &self.features)] {
+        for (key, value) in [
+            ("label", &self.label),
+            ("text", &self.text),
+            ("features", &self.features),
+        ] {
             if let Some(value) = value {
                 query.push((key, value.clone()));
             }
         }
-        let extension = self.data.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let extension = self
+            .data
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let content_type = if matches!(extension.as_str(), "jsonl" | "ndjson" | "json") {
             "application/x-ndjson"
         } else {
@@ -368,7 +377,9 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             let model = client.model(&name).await?;
             let versions = client.versions(&name).await?;
             if target.json {
-                print(true, &serde_json::json!({"model": model, "versions": versions}), |_| String::new());
+                print(true, &serde_json::json!({"model": model, "versions": versions}), |_| {
+                    String::new()
+                });
             } else {
                 println!("{}", models_table(&Value::Array(vec![model])));
                 println!("\n{}", versions_table(&versions));
@@ -443,7 +454,9 @@ async fn follow_import(target: &Target, client: &crate::client::Client, imported
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     };
     if target.json {
-        print(true, &serde_json::json!({"import": imported, "run": run}), |_| String::new());
+        print(true, &serde_json::json!({"import": imported, "run": run}), |_| {
+            String::new()
+        });
         return Ok(());
     }
     let status = text(&run["status"]);
@@ -457,10 +470,7 @@ async fn follow_import(target: &Target, client: &crate::client::Client, imported
             text(&version),
             text(&imported["model"])
         ),
-        _ => anyhow::bail!(
-            "run {id} ended {status}: {}",
-            text(&run["outcome"]["reason"])
-        ),
+        _ => anyhow::bail!("run {id} ended {status}: {}", text(&run["outcome"]["reason"])),
     }
     Ok(())
 }

@@ -89,5 +89,9 @@ pub(crate) async fn active_run_in(
     let sql = format!(
         "SELECT {RUN_COLUMNS} FROM runs WHERE pipeline = $1 AND subject = $2 AND status IN ('queued', 'running')"
     );
-    Ok(sqlx::query_as(&sql).bind(pipeline).bind(subject).fetch_optional(conn).await?)
+    Ok(sqlx::query_as(&sql)
+        .bind(pipeline)
+        .bind(subject)
+        .fetch_optional(conn)
+        .await?)
 }

@@ -56,7 +56,10 @@ pub enum GoldenSource {
 
 impl std::fmt::Debug for Upload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload").field("name", &self.name).field("spec", &self.spec).finish_non_exhaustive()
+        f.debug_struct("Upload")
+            .field("name", &self.name)
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
     }
 }
 
@@ -197,8 +200,8 @@ async fn import_in(
     reader
         .await
         .map_err(|e| StepsError::Inconsistent(format!("the import's reader failed: {e}")))?;
-    let (feature_names, summary) = outcome
-        .ok_or_else(|| StepsError::Inconsistent("the import's reader ended without a result".into()))??;
+    let (feature_names, summary) =
+        outcome.ok_or_else(|| StepsError::Inconsistent("the import's reader ended without a result".into()))??;
     if model.kind == InputKind::Tabular {
         check_columns(conn, &model, &feature_names).await?;
     }
@@ -214,7 +217,11 @@ async fn import_in(
     .bind(&feature_names)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(Imported { model, dataset, summary })
+    Ok(Imported {
+        model,
+        dataset,
+        summary,
+    })
 }
 
 /// A tabular model takes the first file's columns; later files must have
@@ -284,11 +291,20 @@ fn send_rows(
     for row in rows {
         let row = row?;
         let split = part(&row);
-        chunk.push((split, Example { input: row.input, label: row.label }));
+        chunk.push((
+            split,
+            Example {
+                input: row.input,
+                label: row.label,
+            },
+        ));
         *seen += 1;
         if chunk.len() == CHUNK {
             progress(*seen);
-            if sender.blocking_send(Batch::Rows(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
+            if sender
+                .blocking_send(Batch::Rows(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))))
+                .is_err()
+            {
                 return Ok(());
             }
         }

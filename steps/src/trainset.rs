@@ -322,18 +322,18 @@ mod tests {
     fn the_latest_label_for_an_input_wins_and_drops_are_counted() {
         let base = vec![ex(1.0, 0), ex(2.0, 0), ex(2.0, 0), ex(3.0, 1)];
         let feedback = vec![
-            fb(10, ex(2.0, 1)), // overrides both base rows for 2.0
-            fb(11, ex(4.0, 0)), // new input
-            fb(12, ex(4.0, 1)), // supersedes feedback 11
+            fb(10, ex(2.0, 1)),                       // overrides both base rows for 2.0
+            fb(11, ex(4.0, 0)),                       // new input
+            fb(12, ex(4.0, 1)),                       // supersedes feedback 11
             fb(13, Example::tabular(vec![1.0], "0")), // wrong width
-            fb(14, ex(f64::NAN, 0)), // not finite
-            fb(15, ex(5.0, 7)), // unknown label
+            fb(14, ex(f64::NAN, 0)),                  // not finite
+            fb(15, ex(5.0, 7)),                       // unknown label
             FeedbackExample {
                 quarantined: true,
                 ..fb(16, ex(1.0, 1))
             }, // quarantined: no effect
-            fb(17, Example::text("a text", "0")), // a text for a tabular model
-            fb(18, ex(9.0, 0)),                    // a golden row's input
+            fb(17, Example::text("a text", "0")),     // a text for a tabular model
+            fb(18, ex(9.0, 0)),                       // a golden row's input
         ];
         let golden: HashSet<InputHash> = [input_hash(&ex(9.0, 1).input)].into_iter().collect();
         let set = merge(&dataset(), base, feedback, 18, vec![], &golden);
@@ -370,10 +370,10 @@ mod tests {
             .collect();
         let feedback = vec![
             fb(1, Example::text("  GREAT\tmovie ", "neg")), // a golden row's input, written differently
-            fb(2, Example::text("A  Dull Plot", "pos")),     // overrides the base row
-            fb(3, Example::text("   ", "pos")),              // empty
-            fb(4, Example::tabular(vec![1.0], "pos")),       // a tabular input for a text model
-            fb(5, Example::text("loved it", "meh")),         // unknown class
+            fb(2, Example::text("A  Dull Plot", "pos")),    // overrides the base row
+            fb(3, Example::text("   ", "pos")),             // empty
+            fb(4, Example::tabular(vec![1.0], "pos")),      // a tabular input for a text model
+            fb(5, Example::text("loved it", "meh")),        // unknown class
             fb(6, Example::text("loved it", "pos")),
         ];
         let set = merge(&dataset, base, feedback, 6, vec![], &golden);
@@ -400,9 +400,30 @@ mod tests {
 
     #[test]
     fn the_same_rows_give_the_same_hash_and_different_rows_another() {
-        let a = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![], &none());
-        let b = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 1))], 1, vec![], &none());
-        let c = merge(&dataset(), vec![ex(1.0, 0)], vec![fb(1, ex(2.0, 0))], 1, vec![], &none());
+        let a = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![fb(1, ex(2.0, 1))],
+            1,
+            vec![],
+            &none(),
+        );
+        let b = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![fb(1, ex(2.0, 1))],
+            1,
+            vec![],
+            &none(),
+        );
+        let c = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![fb(1, ex(2.0, 0))],
+            1,
+            vec![],
+            &none(),
+        );
         assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
         assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
     }

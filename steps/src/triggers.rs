@@ -5,8 +5,8 @@
 //! a second.
 
 use crate::pipeline::{PIPELINE, run_params};
-use crate::store::models::{self, ModelSpec};
 use crate::store::feedback;
+use crate::store::models::{self, ModelSpec};
 use retrain_engine::{Created, Engine, EngineError, NewRun, TriggerKind};
 use serde_json::json;
 use std::time::Duration;

@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The wine model's newest data set.
 async fn wine_dataset(conn: &mut sqlx::PgConnection) -> datasets::Dataset {
-    let wine = models::by_name(conn, FIRST_MODEL).await.expect("the database is bootstrapped");
+    let wine = models::by_name(conn, FIRST_MODEL)
+        .await
+        .expect("the database is bootstrapped");
     datasets::current(conn, wine.id)
         .await
         .expect("the data set is readable")

@@ -389,7 +389,10 @@ async fn text_model(client: &Client, started: Instant) -> anyhow::Result<String>
             "application/x-ndjson",
         )
         .await?;
-    let run = created["run"]["id"].as_str().context("import without a run")?.to_owned();
+    let run = created["run"]["id"]
+        .as_str()
+        .context("import without a run")?
+        .to_owned();
     println!(
         "   imported {} classes; run {} trains, validates and promotes version 1",
         created["classes"].as_object().map_or(0, serde_json::Map::len),
@@ -418,13 +421,19 @@ async fn text_model(client: &Client, started: Instant) -> anyhow::Result<String>
     }
     say(
         started,
-        &format!("support agents correct the model's answers on {} more tickets", traffic.len()),
+        &format!(
+            "support agents correct the model's answers on {} more tickets",
+            traffic.len()
+        ),
     );
     let summary = retrain(client, TEXT_MODEL, started, "demo: agents corrected the text model").await?;
     let after = right_answers(client, &fresh, 2).await?;
     say(
         started,
-        &format!("version 2 answers {after} of {} of the same new tickets right", fresh.len()),
+        &format!(
+            "version 2 answers {after} of {} of the same new tickets right",
+            fresh.len()
+        ),
     );
     Ok(format!(
         "{TEXT_MODEL} (generated tickets): {before} -> {after} of {} new-word tickets right; {summary}",

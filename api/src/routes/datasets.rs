@@ -15,7 +15,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::TryStreamExt;
 use retrain_engine::{NewRun, Run, TriggerKind};
 use retrain_steps::PIPELINE;
-use retrain_steps::data::{DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_COLUMN, Format, GoldenShare, ImportError, ImportSpec, InputColumns};
+use retrain_steps::data::{
+    DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_COLUMN, Format, GoldenShare, ImportError, ImportSpec, InputColumns,
+};
 use retrain_steps::import::{self, GoldenSource, ImportFailure, Imported, NewModelFromFile, Upload};
 use retrain_steps::ml::{InputKind, Learner};
 use retrain_steps::pipeline::run_params;
@@ -88,15 +90,22 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
-    let name = query.name.clone().ok_or_else(|| invalid("give the model's name: ?name=..."))?;
-    let kind = query.kind.ok_or_else(|| invalid("give the model's kind: ?kind=tabular or ?kind=text"))?;
+    let name = query
+        .name
+        .clone()
+        .ok_or_else(|| invalid("give the model's name: ?name=..."))?;
+    let kind = query
+        .kind
+        .ok_or_else(|| invalid("give the model's kind: ?kind=tabular or ?kind=text"))?;
     if let Some(problem) = models::name_problem(&name) {
         return Err(invalid(problem));
     }
     let learner = match &query.learner {
         None => None,
         Some(learner) => Some(Learner::named(learner).ok_or_else(|| {
-            invalid(format!("unknown learner {learner:?}: decision_tree (tabular) or naive_bayes (text)"))
+            invalid(format!(
+                "unknown learner {learner:?}: decision_tree (tabular) or naive_bayes (text)"
+            ))
         })?),
     };
     if query.threshold.is_some_and(|t| t < 1) {
@@ -109,7 +118,9 @@ pub async fn create(
         learner,
         threshold: query.threshold,
     };
-    let imported = import::create_model(&state.pool, new, upload, progress(name.clone())).await.map_err(refusal)?;
+    let imported = import::create_model(&state.pool, new, upload, progress(name.clone()))
+        .await
+        .map_err(refusal)?;
     answer(&state, &admin, imported).await
 }
 
@@ -133,7 +144,9 @@ pub async fn import(
     body: Body,
 ) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
     if query.name.is_some() || query.kind.is_some() || query.learner.is_some() || query.threshold.is_some() {
-        return Err(invalid("name, kind, learner and threshold are set when a model is created"));
+        return Err(invalid(
+            "name, kind, learner and threshold are set when a model is created",
+        ));
     }
     let model = models::by_name(&mut *state.pool.acquire().await?, &name).await?;
     let mut query = query;
@@ -141,13 +154,23 @@ pub async fn import(
         query.text = model.text_column.clone();
     }
     let upload = upload(&query, model.kind, &headers, body)?;
-    let imported = import::import_dataset(&state.pool, model, upload, progress(name)).await.map_err(refusal)?;
+    let imported = import::import_dataset(&state.pool, model, upload, progress(name))
+        .await
+        .map_err(refusal)?;
     answer(&state, &admin, imported).await
 }
 
 /// Queues the run that trains on the import, and answers.
-async fn answer(state: &AppState, admin: &Admin, imported: Imported) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
-    let Imported { model, dataset, summary } = imported;
+async fn answer(
+    state: &AppState,
+    admin: &Admin,
+    imported: Imported,
+) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
+    let Imported {
+        model,
+        dataset,
+        summary,
+    } = imported;
     let mut params = run_params(&model.name);
     params["reason"] = format!("data set version {} imported", dataset.version).into();
     let run = state
@@ -173,7 +196,15 @@ async fn answer(state: &AppState, admin: &Admin, imported: Imported) -> Result<(
             classes: summary
                 .classes
                 .into_iter()
-                .map(|(class, count)| (class, ClassRows { base: count.base, golden: count.golden }))
+                .map(|(class, count)| {
+                    (
+                        class,
+                        ClassRows {
+                            base: count.base,
+                            golden: count.golden,
+                        },
+                    )
+                })
                 .collect(),
             run,
         }),
@@ -191,7 +222,9 @@ fn upload(query: &ImportQuery, kind: InputKind, headers: &HeaderMap, body: Body)
     let input = match kind {
         InputKind::Text => {
             if query.features.is_some() {
-                return Err(invalid("a text model reads one text column: give ?text=, not ?features="));
+                return Err(invalid(
+                    "a text model reads one text column: give ?text=, not ?features=",
+                ));
             }
             InputColumns::Text {
                 column: query.text.clone().unwrap_or_else(|| DEFAULT_TEXT_COLUMN.to_owned()),
@@ -199,7 +232,9 @@ fn upload(query: &ImportQuery, kind: InputKind, headers: &HeaderMap, body: Body)
         }
         InputKind::Tabular => {
             if query.text.is_some() {
-                return Err(invalid("a tabular model reads numeric columns: give ?features=, not ?text="));
+                return Err(invalid(
+                    "a tabular model reads numeric columns: give ?features=, not ?text=",
+                ));
             }
             InputColumns::Tabular {
                 features: query
@@ -264,7 +299,9 @@ fn refusal(failure: ImportFailure) -> ApiError {
         ImportFailure::File(e @ ImportError::TooLarge { .. }) => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.to_string())
         }
-        ImportFailure::File(ImportError::Io(e)) => ApiError::bad_request("invalid_data", format!("the upload broke off: {e}")),
+        ImportFailure::File(ImportError::Io(e)) => {
+            ApiError::bad_request("invalid_data", format!("the upload broke off: {e}"))
+        }
         ImportFailure::File(e) => ApiError::bad_request("invalid_data", e.to_string()),
         ImportFailure::Steps(retrain_steps::StepsError::Inconsistent(message)) => invalid(message),
         ImportFailure::Steps(e) => e.into(),

@@ -42,8 +42,12 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
     if !matches!(ping, Ok(Ok(_))) {
         return Err(ApiError::unavailable("the database does not answer"));
     }
-    let models: std::collections::BTreeMap<String, i32> =
-        state.serving.all().iter().map(|(name, served)| (name.clone(), served.version)).collect();
+    let models: std::collections::BTreeMap<String, i32> = state
+        .serving
+        .all()
+        .iter()
+        .map(|(name, served)| (name.clone(), served.version))
+        .collect();
     if models.is_empty() {
         return Err(ApiError::unavailable("no model is loaded yet"));
     }

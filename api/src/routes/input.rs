@@ -3,11 +3,11 @@
 
 use crate::error::ApiError;
 use crate::serving::ServedModel;
+use axum::extract::{FromRequest, FromRequestParts};
 use retrain_steps::ml::{Input, InputKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
-use axum::extract::{FromRequest, FromRequestParts};
 
 /// A JSON object body (`application/json`), refused in the API's error
 /// shape: 415 for another content type, 400 for malformed JSON, 413 past the
@@ -226,7 +226,10 @@ pub fn check_label(label: &str, model: &ServedModel, field: &str) -> Result<(), 
     }
     Err(ApiError::bad_request(
         "unknown_label",
-        format!("{field} {label:?} is not one of the classes {:?} of model {:?}", model.labels, model.model),
+        format!(
+            "{field} {label:?} is not one of the classes {:?} of model {:?}",
+            model.labels, model.model
+        ),
     ))
 }
 

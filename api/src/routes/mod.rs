@@ -1,9 +1,9 @@
 //! The HTTP routes, their limits and the OpenAPI document.
 
+pub mod datasets;
 mod docs;
 pub mod feedback;
 pub mod health;
-pub mod datasets;
 pub(crate) mod input;
 pub mod models;
 pub mod predict;

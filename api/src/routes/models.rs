@@ -109,7 +109,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ModelSummary
 #[utoipa::path(get, path = "/models/{name}", tag = "models",
     params(("name" = String, Path, description = "The model's name")),
     responses((status = 200, body = ModelDetail), (status = 404, description = "No such model", body = ErrorBody)))]
-pub async fn show(State(state): State<AppState>, PathParam(name): PathParam<String>) -> Result<Json<ModelDetail>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    PathParam(name): PathParam<String>,
+) -> Result<Json<ModelDetail>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let spec = models::by_name(&mut conn, &name).await?;
     let (gate, threshold, id) = (spec.gate.clone(), spec.threshold, spec.id);

@@ -76,13 +76,19 @@ pub struct BatchResponse {
 }
 
 /// Answers one checked input and logs it.
-fn predict_one(state: &AppState, model: &ServedModel, input: retrain_steps::ml::Input) -> Result<PredictResponse, ApiError> {
+fn predict_one(
+    state: &AppState,
+    model: &ServedModel,
+    input: retrain_steps::ml::Input,
+) -> Result<PredictResponse, ApiError> {
     let prediction = model
         .classifier
         .predict(&input)
         .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))?;
     let id = Uuid::now_v7();
-    state.metrics.count_prediction(&model.model, model.version, &prediction.label);
+    state
+        .metrics
+        .count_prediction(&model.model, model.version, &prediction.label);
     state.predictions.record(LoggedPrediction {
         id,
         model_id: model.model_id,
@@ -107,7 +113,10 @@ async fn predict_with(state: &AppState, model: &str, request: PredictRequest) ->
     let served = served(state, model).await?;
     let input = model_input(&served, request.features, request.text)?;
     let response = predict_one(state, &served, input)?;
-    state.metrics.prediction_latency.observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .prediction_latency
+        .observe(started.elapsed().as_secs_f64());
     Ok(response)
 }
 
@@ -137,7 +146,10 @@ async fn predict_batch_with(state: &AppState, model: &str, request: BatchRequest
         .into_iter()
         .map(|input| predict_one(state, &served, input))
         .collect::<Result<Vec<_>, _>>()?;
-    state.metrics.prediction_latency.observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .prediction_latency
+        .observe(started.elapsed().as_secs_f64());
     Ok(BatchResponse { predictions })
 }
 

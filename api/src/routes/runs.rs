@@ -171,7 +171,12 @@ pub async fn list(
             "limit must be between 1 and 500",
         ));
     }
-    Ok(Json(state.engine.list_runs(query.status, query.model.as_deref(), limit).await?))
+    Ok(Json(
+        state
+            .engine
+            .list_runs(query.status, query.model.as_deref(), limit)
+            .await?,
+    ))
 }
 
 /// A run with its steps and its event history.

@@ -7,10 +7,10 @@
 //! notification.
 
 use super::loader::{Serving, load_champion};
-use retrain_steps::StepsError;
-use retrain_steps::store::models;
 use crate::metrics::Metrics;
 use chrono::Utc;
+use retrain_steps::StepsError;
+use retrain_steps::store::models;
 use retrain_steps::store::promotions::PROMOTED_CHANNEL;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -129,9 +129,9 @@ async fn catch_up(pool: &PgPool, serving: &Serving, filter: &ModelFilter, metric
             let served = serving
                 .current(&model)
                 .map_or("no version".to_owned(), |m| format!("version {}", m.version));
-            serving
-                .freshness
-                .behind(format!("{model} serves {served}, behind its champion: cannot load it: {err}"));
+            serving.freshness.behind(format!(
+                "{model} serves {served}, behind its champion: cannot load it: {err}"
+            ));
             tracing::error!(model, error = %err, "cannot load a champion; still serving the previous version, retrying");
             false
         }

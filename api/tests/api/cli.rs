@@ -87,7 +87,11 @@ async fn operators_trigger_list_and_promote_from_the_command_line(_: PgPoolOptio
     assert!(out.starts_with("id"), "{out}");
     assert!(out.contains(triggered["id"].as_str().unwrap()), "{out}");
 
-    let (ok, out, _) = run(with_target(&["models", "promote", "wine-quality", "2", "--reason", "cli test"], false)).await;
+    let (ok, out, _) = run(with_target(
+        &["models", "promote", "wine-quality", "2", "--reason", "cli test"],
+        false,
+    ))
+    .await;
     assert!(ok, "{out}");
     assert!(out.contains("wine-quality: manual to version 2 (was 1)"), "{out}");
     let (ok, out, _) = run(with_target(&["models", "list"], false)).await;
@@ -102,10 +106,18 @@ async fn operators_trigger_list_and_promote_from_the_command_line(_: PgPoolOptio
     assert!(serving[0].starts_with('2'), "{out}");
 
     // A rollback goes to an older version only.
-    let (ok, _, err) = run(with_target(&["models", "rollback", "wine-quality", "2", "--reason", "no"], false)).await;
+    let (ok, _, err) = run(with_target(
+        &["models", "rollback", "wine-quality", "2", "--reason", "no"],
+        false,
+    ))
+    .await;
     assert!(!ok);
     assert!(err.contains("older than the champion (2)"), "{err}");
-    let (ok, out, err) = run(with_target(&["models", "rollback", "wine-quality", "1", "--reason", "back"], false)).await;
+    let (ok, out, err) = run(with_target(
+        &["models", "rollback", "wine-quality", "1", "--reason", "back"],
+        false,
+    ))
+    .await;
     assert!(ok, "{err}");
     assert!(out.contains("wine-quality: rollback to version 1 (was 2)"), "{out}");
 

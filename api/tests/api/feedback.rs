@@ -88,11 +88,7 @@ async fn feedback_citing_a_prediction_is_checked_against_it(_: PgPoolOptions, co
             .unwrap();
     assert_eq!((stored_predicted.as_deref(), version), (Some(label.as_str()), Some(1)));
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    let verdict = if label == example.label {
-        "correct"
-    } else {
-        "incorrect"
-    };
+    let verdict = if label == example.label { "correct" } else { "incorrect" };
     assert!(
         metrics.contains(&format!("retrain_feedback_total{{verdict=\"{verdict}\"}} 1")),
         "{metrics}"
@@ -171,7 +167,10 @@ async fn feedback_citing_a_prediction_not_logged_is_stored_and_links_when_it_lan
         }
     };
     assert_eq!(link(plain).await, ("unlinked".to_owned(), None, None));
-    assert_eq!(link(claiming_5).await, ("unlinked".to_owned(), Some("5".to_owned()), None));
+    assert_eq!(
+        link(claiming_5).await,
+        ("unlinked".to_owned(), Some("5".to_owned()), None)
+    );
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("retrain_feedback_unlinked_total 2\n"), "{metrics}");
 
@@ -221,10 +220,19 @@ async fn invalid_feedback_is_refused_and_not_stored(_: PgPoolOptions, connect: P
         (json!({"features": f}), "invalid_body"),
         (json!({"features": f, "correct_label": "five"}), "unknown_label"),
         (json!({"features": f, "correct_label": 5.5}), "invalid_body"),
-        (json!({"text": "a wine described in words", "correct_label": 5}), "wrong_input"),
-        (json!({"features": f, "text": "both", "correct_label": 5}), "wrong_input"),
+        (
+            json!({"text": "a wine described in words", "correct_label": 5}),
+            "wrong_input",
+        ),
+        (
+            json!({"features": f, "text": "both", "correct_label": 5}),
+            "wrong_input",
+        ),
         (json!({"correct_label": 5}), "wrong_input"),
-        (json!({"features": {"alcohol": 9.4}, "correct_label": 5}), "invalid_features"),
+        (
+            json!({"features": {"alcohol": 9.4}, "correct_label": 5}),
+            "invalid_features",
+        ),
         (
             json!({"features": f, "correct_label": 5, "prediction_id": "not-a-uuid"}),
             "invalid_body",

@@ -142,7 +142,10 @@ async fn hostile_text_is_stored_verbatim_or_refused(_: PgPoolOptions, connect: P
 
         // Promotion reason (alternating between two models).
         let promote = app
-            .admin_post(&format!("/models/wine-quality/versions/{promote_to}/promote"), json!({"reason": text}))
+            .admin_post(
+                &format!("/models/wine-quality/versions/{promote_to}/promote"),
+                json!({"reason": text}),
+            )
             .await;
         let answer = expect(promote, acceptable(text, 1_000), "invalid_reason", &what).await;
         if let Some(id) = answer["id"].as_i64() {

@@ -113,7 +113,9 @@ async fn a_promotion_while_the_listener_is_cut_is_caught_up(_: PgPoolOptions, co
         .unwrap();
     assert!(cut, "the listener's backend ended");
 
-    let wine = models::by_name(&mut held[0], retrain_steps::pipeline::FIRST_MODEL).await.unwrap();
+    let wine = models::by_name(&mut held[0], retrain_steps::pipeline::FIRST_MODEL)
+        .await
+        .unwrap();
     let v2 = versions::by_version(&mut held[0], wine.id, 2).await.unwrap();
     promotions::promote(
         &outside,
@@ -140,7 +142,9 @@ async fn a_promotion_while_the_listener_is_cut_is_caught_up(_: PgPoolOptions, co
     })
     .await;
     // And it listens again: the next promotion arrives by notification.
-    let rollback = app.admin_post("/models/wine-quality/versions/1/promote", json!({"reason": "back"})).await;
+    let rollback = app
+        .admin_post("/models/wine-quality/versions/1/promote", json!({"reason": "back"}))
+        .await;
     assert_eq!(rollback.status(), 200);
     eventually(5, "the replica follows again", || async {
         app.served_version().await == 1
@@ -164,7 +168,9 @@ async fn a_failed_champion_load_is_retried_until_served_and_ready_says_why(
         .unwrap();
     // Make version 2's artifact unreadable for now (it fails its sha256).
     set_artifact(&app.pool, 2, b"not a model").await;
-    let promoted = app.admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "v2"})).await;
+    let promoted = app
+        .admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "v2"}))
+        .await;
     assert_eq!(promoted.status(), 200);
 
     eventually(10, "/ready says the replica is behind, and why", || async {
@@ -223,7 +229,9 @@ async fn two_replicas_both_follow_one_promotion(_: PgPoolOptions, connect: PgCon
     let first = spawn(&connect, "api", &[]).await;
     let second = spawn(&connect, "api", &[]).await;
     second_model(&first.pool).await;
-    let promoted = first.admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "both"})).await;
+    let promoted = first
+        .admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "both"}))
+        .await;
     assert_eq!(promoted.status(), 200);
     eventually(5, "the first replica serves v2", || async {
         first.served_version().await == 2

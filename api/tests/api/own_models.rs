@@ -48,7 +48,9 @@ fn fruit(rng: &mut Seeded) -> ([f64; 3], &'static str) {
 
 /// A support ticket's text and its category.
 fn ticket(rng: &mut Seeded) -> (String, &'static str) {
-    const FILLER: [&str; 8] = ["please", "help", "today", "again", "since", "monday", "urgent", "thanks"];
+    const FILLER: [&str; 8] = [
+        "please", "help", "today", "again", "since", "monday", "urgent", "thanks",
+    ];
     let (category, words): (&str, [&str; 6]) = match rng.next() % 3 {
         0 => ("billing", ["invoice", "charge", "refund", "payment", "card", "price"]),
         1 => ("outage", ["down", "error", "timeout", "crash", "unavailable", "slow"]),
@@ -78,7 +80,12 @@ async fn run_ends(app: &TestApp, run: &Value) -> Value {
 
 async fn serves(app: &TestApp, model: &str, input: Value, version: i64) {
     eventually(10, &format!("{model} serves version {version}"), || async {
-        let answer: Value = app.post(&format!("/models/{model}/predict"), input.clone()).await.json().await.unwrap();
+        let answer: Value = app
+            .post(&format!("/models/{model}/predict"), input.clone())
+            .await
+            .json()
+            .await
+            .unwrap();
         answer["model_version"] == version
     })
     .await;
@@ -103,8 +110,10 @@ async fn a_tabular_model_from_a_users_csv_learns_swaps_and_rolls_back(_: PgPoolO
     let file_arg = file.to_str().unwrap().to_owned();
     let (ok, out, err) = tokio::task::spawn_blocking(move || {
         retrain(
-            &["models", "create", "fruit", "--kind", "tabular", "--data", &file_arg, "--label", "kind",
-              "--url", &base, "--token", TOKEN],
+            &[
+                "models", "create", "fruit", "--kind", "tabular", "--data", &file_arg, "--label", "kind", "--url",
+                &base, "--token", TOKEN,
+            ],
             None,
         )
     })
@@ -121,8 +130,17 @@ async fn a_tabular_model_from_a_users_csv_learns_swaps_and_rolls_back(_: PgPoolO
     // By name or in column order; the model's own classes.
     let by_name = json!({"features": {"sugar": 12.0, "acidity": 4.5, "weight": 150.0}});
     serves(&app, "fruit", by_name.clone(), 1).await;
-    let answer: Value = app.post("/models/fruit/predict", by_name.clone()).await.json().await.unwrap();
-    assert_eq!((answer["model"].as_str(), answer["label"].as_str()), (Some("fruit"), Some("lemon")), "{answer}");
+    let answer: Value = app
+        .post("/models/fruit/predict", by_name.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer["model"].as_str(), answer["label"].as_str()),
+        (Some("fruit"), Some("lemon")),
+        "{answer}"
+    );
     assert_eq!(answer["model_version"], 1);
     let ordered: Value = app
         .post("/models/fruit/predict", json!({"features": [250.0, 10.0, 1.0]}))
@@ -134,23 +152,39 @@ async fn a_tabular_model_from_a_users_csv_learns_swaps_and_rolls_back(_: PgPoolO
     let text = app.post("/models/fruit/predict", json!({"text": "a lemon"})).await;
     assert_eq!(text.status(), 422);
     assert_eq!(error_code(text).await, "wrong_input");
-    let nowhere = app.post("/models/plum/predict", json!({"features": [1.0, 2.0, 3.0]})).await;
-    assert_eq!((nowhere.status().as_u16(), error_code(nowhere).await.as_str()), (404, "unknown_model"));
+    let nowhere = app
+        .post("/models/plum/predict", json!({"features": [1.0, 2.0, 3.0]}))
+        .await;
+    assert_eq!(
+        (nowhere.status().as_u16(), error_code(nowhere).await.as_str()),
+        (404, "unknown_model")
+    );
 
     // Feedback: fresh fruit with their true kinds; then a run promotes version 2.
     let mut rng = Seeded(99);
     for _ in 0..40 {
         let (features, kind) = fruit(&mut rng);
         let stored = app
-            .post("/models/fruit/feedback", json!({"features": features, "correct_label": kind}))
+            .post(
+                "/models/fruit/feedback",
+                json!({"features": features, "correct_label": kind}),
+            )
             .await;
         assert_eq!(stored.status(), 201);
     }
     let wrong_class = app
-        .post("/models/fruit/feedback", json!({"features": [1.0, 2.0, 3.0], "correct_label": "pear"}))
+        .post(
+            "/models/fruit/feedback",
+            json!({"features": [1.0, 2.0, 3.0], "correct_label": "pear"}),
+        )
         .await;
     assert_eq!(error_code(wrong_class).await, "unknown_label");
-    let run: Value = app.admin_post("/models/fruit/runs", json!({"reason": "feedback"})).await.json().await.unwrap();
+    let run: Value = app
+        .admin_post("/models/fruit/runs", json!({"reason": "feedback"}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(run["subject"], "fruit");
     let detail = run_ends(&app, &run).await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
@@ -159,20 +193,23 @@ async fn a_tabular_model_from_a_users_csv_learns_swaps_and_rolls_back(_: PgPoolO
     assert_eq!(app.served_version().await, 1);
 
     let rollback = app
-        .admin_post("/models/fruit/versions/1/promote", json!({"reason": "back to the first"}))
+        .admin_post(
+            "/models/fruit/versions/1/promote",
+            json!({"reason": "back to the first"}),
+        )
         .await;
     assert_eq!(rollback.status(), 200);
     let rollback: Value = rollback.json().await.unwrap();
-    assert_eq!((rollback["kind"].as_str(), rollback["model"].as_str()), (Some("rollback"), Some("fruit")));
+    assert_eq!(
+        (rollback["kind"].as_str(), rollback["model"].as_str()),
+        (Some("rollback"), Some("fruit"))
+    );
     serves(&app, "fruit", by_name, 1).await;
     app.stop().await;
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
-async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(
-    _: PgPoolOptions,
-    connect: PgConnectOptions,
-) {
+async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = spawn(&connect, "all", &[]).await;
     let mut rng = Seeded(11);
     let mut lines = String::new();
@@ -201,8 +238,17 @@ async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(
 
     let question = json!({"text": "please my invoice shows a double charge"});
     serves(&app, "tickets", question.clone(), 1).await;
-    let answer: Value = app.post("/models/tickets/predict", question.clone()).await.json().await.unwrap();
-    assert_eq!((answer["label"].as_str(), answer["model_version"].as_i64()), (Some("billing"), Some(1)), "{answer}");
+    let answer: Value = app
+        .post("/models/tickets/predict", question.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer["label"].as_str(), answer["model_version"].as_i64()),
+        (Some("billing"), Some(1)),
+        "{answer}"
+    );
     let features = app.post("/models/tickets/predict", json!({"features": [1.0]})).await;
     assert_eq!(error_code(features).await, "wrong_input");
     let again = app
@@ -220,7 +266,12 @@ async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(
     let mut rng = Seeded(12);
     for _ in 0..40 {
         let (text, category) = ticket(&mut rng);
-        let predicted: Value = app.post("/models/tickets/predict", json!({"text": text})).await.json().await.unwrap();
+        let predicted: Value = app
+            .post("/models/tickets/predict", json!({"text": text}))
+            .await
+            .json()
+            .await
+            .unwrap();
         let stored = app
             .post(
                 "/models/tickets/feedback",
@@ -229,7 +280,12 @@ async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(
             .await;
         assert_eq!(stored.status(), 201);
     }
-    let run: Value = app.admin_post("/models/tickets/runs", json!({})).await.json().await.unwrap();
+    let run: Value = app
+        .admin_post("/models/tickets/runs", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let detail = run_ends(&app, &run).await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
     serves(&app, "tickets", question.clone(), 2).await;
@@ -237,7 +293,9 @@ async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(
     assert_eq!(versions[0]["kind"], "naive_bayes");
     assert_eq!(versions[0]["feedback_to"].as_i64().is_some(), true);
 
-    let rollback = app.admin_post("/models/tickets/versions/1/promote", json!({"reason": "back"})).await;
+    let rollback = app
+        .admin_post("/models/tickets/versions/1/promote", json!({"reason": "back"}))
+        .await;
     assert_eq!(rollback.status(), 200);
     serves(&app, "tickets", question, 1).await;
     app.stop().await;
@@ -260,10 +318,34 @@ async fn a_bad_file_names_its_line_and_column_and_stores_nothing(_: PgPoolOption
         }
     };
     let cases = [
-        ("name=a&kind=tabular", "text/csv", "x,y,label\n1,2,a\n3,oops,b\n", "line 3", "y"),
-        ("name=a&kind=tabular", "text/csv", "x,y,label\n1,2,a\n3,4\n", "line 3", ""),
-        ("name=a&kind=text", "application/x-ndjson", "{\"text\": \"fine\", \"label\": \"a\"}\n{\"text\": \"\", \"label\": \"b\"}\n", "line 2", "text"),
-        ("name=a&kind=text", "application/x-ndjson", "{\"text\": \"only\", \"label\": \"a\"}\n{\"text\": \"one\", \"label\": \"a\"}\n", "at least two classes", ""),
+        (
+            "name=a&kind=tabular",
+            "text/csv",
+            "x,y,label\n1,2,a\n3,oops,b\n",
+            "line 3",
+            "y",
+        ),
+        (
+            "name=a&kind=tabular",
+            "text/csv",
+            "x,y,label\n1,2,a\n3,4\n",
+            "line 3",
+            "",
+        ),
+        (
+            "name=a&kind=text",
+            "application/x-ndjson",
+            "{\"text\": \"fine\", \"label\": \"a\"}\n{\"text\": \"\", \"label\": \"b\"}\n",
+            "line 2",
+            "text",
+        ),
+        (
+            "name=a&kind=text",
+            "application/x-ndjson",
+            "{\"text\": \"only\", \"label\": \"a\"}\n{\"text\": \"one\", \"label\": \"a\"}\n",
+            "at least two classes",
+            "",
+        ),
     ];
     for (query, content_type, body, says, column) in cases {
         let response = upload(query, content_type, body).await;
@@ -276,7 +358,11 @@ async fn a_bad_file_names_its_line_and_column_and_stores_nothing(_: PgPoolOption
     assert_eq!(error_code(bad_name).await, "invalid_import");
     let wrong_type = upload("name=a&kind=text", "application/pdf", "").await;
     assert_eq!(wrong_type.status(), 415);
-    assert_eq!(count(&app.pool, "SELECT count(*) FROM models").await, 1, "only the wine model");
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM models").await,
+        1,
+        "only the wine model"
+    );
     assert_eq!(count(&app.pool, "SELECT count(*) FROM datasets").await, 1);
     app.stop().await;
 }

@@ -81,7 +81,10 @@ async fn models_are_listed_promoted_and_rolled_back(_: PgPoolOptions, connect: P
     assert!(detail["golden_accuracy"].as_f64().unwrap() > 0.4);
 
     let promoted = app
-        .admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "shallower tree"}))
+        .admin_post(
+            "/models/wine-quality/versions/2/promote",
+            json!({"reason": "shallower tree"}),
+        )
         .await;
     assert_eq!(promoted.status(), 200);
     let promotion: Value = promoted.json().await.unwrap();
@@ -92,16 +95,25 @@ async fn models_are_listed_promoted_and_rolled_back(_: PgPoolOptions, connect: P
     assert_eq!(promotion["actor"], "ops@example.com");
     eventually(5, "version 2 serves", || async { app.served_version().await == 2 }).await;
 
-    let again = app.admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "again"})).await;
+    let again = app
+        .admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "again"}))
+        .await;
     assert_eq!(again.status(), 409);
     assert_eq!(error_code(again).await, "already_champion");
-    let unknown = app.admin_post("/models/wine-quality/versions/9/promote", json!({"reason": "nope"})).await;
+    let unknown = app
+        .admin_post("/models/wine-quality/versions/9/promote", json!({"reason": "nope"}))
+        .await;
     assert_eq!(unknown.status(), 404);
-    let no_reason = app.admin_post("/models/wine-quality/versions/1/promote", json!({"reason": ""})).await;
+    let no_reason = app
+        .admin_post("/models/wine-quality/versions/1/promote", json!({"reason": ""}))
+        .await;
     assert_eq!(error_code(no_reason).await, "invalid_reason");
 
     let rollback: Value = app
-        .admin_post("/models/wine-quality/versions/1/promote", json!({"reason": "v2 regressed"}))
+        .admin_post(
+            "/models/wine-quality/versions/1/promote",
+            json!({"reason": "v2 regressed"}),
+        )
         .await
         .json()
         .await

@@ -32,7 +32,10 @@ async fn a_database_of_the_previous_release_upgrades_in_place(_: PgPoolOptions, 
     loader.close().await.unwrap();
     let pool = pool(&connect).await;
     let before = kept(&pool, "models").await;
-    assert!(before.iter().all(|n| *n > 0), "the fixture holds every kind of row: {before:?}");
+    assert!(
+        before.iter().all(|n| *n > 0),
+        "the fixture holds every kind of row: {before:?}"
+    );
     let (champion, promotions): (i64, Vec<String>) = sqlx::query_as(
         "SELECT (SELECT m.version::bigint FROM champion c JOIN models m ON m.id = c.model_id),
                 (SELECT array_agg(kind || ':' || to_version ORDER BY promotion_id) FROM audit_promotions)",
@@ -62,9 +65,16 @@ async fn a_database_of_the_previous_release_upgrades_in_place(_: PgPoolOptions, 
     let versions = app.json("/models/wine-quality/versions").await;
     let listed = versions.as_array().unwrap();
     assert_eq!(listed.len() as i64, before[5], "{versions}");
-    assert!(listed.iter().all(|v| v["golden_accuracy"].as_f64().is_some()), "{versions}");
+    assert!(
+        listed.iter().all(|v| v["golden_accuracy"].as_f64().is_some()),
+        "{versions}"
+    );
     let runs = app.json("/runs?model=wine-quality").await;
-    assert_eq!(runs.as_array().unwrap().len() as i64, before[2], "old runs belong to the model");
+    assert_eq!(
+        runs.as_array().unwrap().len() as i64,
+        before[2],
+        "old runs belong to the model"
+    );
 
     // Today's clients keep working: integer labels in, predictions out.
     let golden = rows(&app.pool, retrain_steps::ml::Split::Golden).await;

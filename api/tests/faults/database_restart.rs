@@ -111,7 +111,11 @@ fn predict_load(api: &Process, row: Example, stop: Arc<AtomicBool>) -> (Samples,
             record(
                 &out,
                 sent,
-                client.post(&url).json(&json!({"features": row.input.features()})).send().await,
+                client
+                    .post(&url)
+                    .json(&json!({"features": row.input.features()}))
+                    .send()
+                    .await,
             )
             .await;
         }

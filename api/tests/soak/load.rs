@@ -114,7 +114,12 @@ pub async fn user(n: u64, base: String, traffic: Arc<Traffic>, per_sec: f64, unt
         tick.tick().await;
         i += 1;
         let row = &traffic.rows[(i as usize) % traffic.rows.len()];
-        let answer = post(&client, &format!("{base}/predict"), &json!({"features": row.input.features()})).await;
+        let answer = post(
+            &client,
+            &format!("{base}/predict"),
+            &json!({"features": row.input.features()}),
+        )
+        .await;
         let prediction = match answer {
             Ok((200, body)) => {
                 tally.predictions.fetch_add(1, Ordering::Relaxed);

@@ -173,10 +173,11 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     // After all the swaps the API serves the champion (read again each
     // time: the last run may still promote).
     eventually(1.0, "the API serves the champion", || async {
-        let champion: i32 = sqlx::query_scalar("SELECT m.version FROM champion c JOIN versions m ON m.id = c.version_id")
-            .fetch_one(&observer)
-            .await
-            .unwrap();
+        let champion: i32 =
+            sqlx::query_scalar("SELECT m.version FROM champion c JOIN versions m ON m.id = c.version_id")
+                .fetch_one(&observer)
+                .await
+                .unwrap();
         api.served_version().await == i64::from(champion)
     })
     .await;

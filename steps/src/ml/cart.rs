@@ -25,8 +25,8 @@
 //!   becomes one leaf, bottom up, as linfa prunes: the same predictions
 //!   from a smaller tree.
 
-use super::tree::{FlatTree, Node, TreeParams};
 use super::ModelError;
+use super::tree::{FlatTree, Node, TreeParams};
 
 /// Consecutive values of a node closer than this count as equal: no
 /// threshold goes between them (linfa-trees' tolerance).
@@ -118,10 +118,12 @@ impl<'a> Grower<'a> {
                 return Err(ModelError::Stopped);
             }
             let start = sorted.len();
-            sorted.extend(examples.iter().enumerate().map(|(row, e)| Entry {
-                value: e[feature],
-                row,
-            }));
+            sorted.extend(
+                examples
+                    .iter()
+                    .enumerate()
+                    .map(|(row, e)| Entry { value: e[feature], row }),
+            );
             // A total order (rows are unique), so the result is a function
             // of the data alone.
             sorted[start..].sort_unstable_by(|a, b| a.value.total_cmp(&b.value).then(a.row.cmp(&b.row)));

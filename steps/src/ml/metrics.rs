@@ -65,7 +65,10 @@ pub fn evaluate(model: &Classifier, examples: &[Example]) -> Result<(Metrics, Ve
         .iter()
         .map(|e| Ok((e.label.as_str(), model.predict(&e.input)?.label)))
         .collect::<Result<Vec<(&str, String)>, ModelError>>()?;
-    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(truth, predicted)| (*truth, predicted.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(truth, predicted)| (*truth, predicted.as_str()))
+        .collect();
     let correct = pairs.iter().map(|(truth, predicted)| truth == predicted).collect();
     Ok((tally(&pairs), correct))
 }

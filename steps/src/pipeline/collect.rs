@@ -9,8 +9,8 @@
 //! commits (a trigger, migrations/0006). So no id at or below a watermark
 //! can still commit later, and each row is counted in exactly one window.
 
-use super::{PipelineEnv, run_model};
 use super::outputs::{self, CollectOutput};
+use super::{PipelineEnv, run_model};
 use crate::store::feedback;
 use async_trait::async_trait;
 use retrain_engine::{EarlyFinish, Step, StepContext, StepError, StepOutcome};

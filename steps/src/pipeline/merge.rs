@@ -3,8 +3,8 @@
 //! the quarantine rules it was screened by and its content hash, enough for
 //! train to rebuild exactly this set.
 
-use super::{PipelineEnv, run_model};
 use super::outputs::{self, CollectOutput, MergeOutput};
+use super::{PipelineEnv, run_model};
 use crate::store::datasets;
 use crate::trainset;
 use async_trait::async_trait;

@@ -3,8 +3,8 @@
 //! A run stores at most one model: a repeat attempt returns the stored one.
 //! The fit stops when the step's cancellation signal fires.
 
-use super::{PipelineEnv, run_model};
 use super::outputs::{self, MergeOutput, TrainOutput};
+use super::{PipelineEnv, run_model};
 use crate::fit::{FitRequest, fit_and_store};
 use crate::store::versions;
 use crate::trainset;

@@ -6,8 +6,8 @@
 //! a crash, or an operator's retry of the run) returns what was recorded,
 //! never a verdict judged again against today's champion and gate.
 
-use super::{PipelineEnv, run_model};
 use super::outputs::{self, MergeOutput, Scored, TrainOutput, ValidateOutput};
+use super::{PipelineEnv, run_model};
 use crate::ml::{Check, Classifier, Example, Metrics, Split, Verdict, compare, evaluate, judge};
 use crate::store::evaluations::{self, Role};
 use crate::store::validations::{self, NewValidation, Validation};

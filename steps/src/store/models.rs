@@ -58,7 +58,10 @@ const COLUMNS: &str = "id, name, kind, feature_names, text_column, classes, lear
 /// Why a name cannot name a model, if it cannot: 1 to 64 lower case
 /// letters, digits and `._-`, starting with a letter or a digit.
 pub fn name_problem(name: &str) -> Option<&'static str> {
-    let first_ok = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let first_ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     let rest_ok = name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));

@@ -121,8 +121,9 @@ pub async fn load(conn: &mut PgConnection, id: i64) -> Result<LoadedVersion, Ste
             record.version
         )));
     }
-    let kind = ModelKind::parse(&record.kind)
-        .ok_or_else(|| StepsError::Inconsistent(format!("version {} has unknown kind {:?}", record.version, record.kind)))?;
+    let kind = ModelKind::parse(&record.kind).ok_or_else(|| {
+        StepsError::Inconsistent(format!("version {} has unknown kind {:?}", record.version, record.kind))
+    })?;
     let classifier = Classifier::from_bytes(kind, &artifact)?;
     Ok(LoadedVersion { record, classifier })
 }

@@ -114,7 +114,10 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
     assert!(row.get::<bool, _>("gate_passed"));
 
     // Promotion history: bootstrap v1, then the pipeline's v2.
-    let rows = sqlx::query(&bind(&queries[4], promoted.id, 2)).fetch_all(&pool).await.unwrap();
+    let rows = sqlx::query(&bind(&queries[4], promoted.id, 2))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     let history: Vec<(Option<i32>, i32, String)> = rows
         .iter()
         .map(|r| (r.get("from_version"), r.get("to_version"), r.get("actor")))
