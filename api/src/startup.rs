@@ -119,6 +119,7 @@ pub fn api_state(
     shutdown: &CancellationToken,
 ) -> (AppState, ApiWriters) {
     let serving = Arc::new(Serving::new(Duration::from_millis(settings.stale_after_ms)));
+    let serves = ModelFilter(settings.models.clone());
     tokio::spawn(crate::facts::keep_fresh(
         pool.clone(),
         metrics.clone(),
@@ -128,7 +129,7 @@ pub fn api_state(
     tokio::spawn(follow_promotions(
         pool.clone(),
         serving.clone(),
-        ModelFilter(settings.models.clone()),
+        serves.clone(),
         metrics.clone(),
         shutdown.clone(),
     ));
@@ -141,6 +142,7 @@ pub fn api_state(
         engine,
         serving,
         default_model: settings.default_model.as_str().into(),
+        serves,
         metrics,
         predictions,
         feedback,
@@ -266,8 +268,12 @@ pub async fn start(
             TokenSource::Generated(path) => tracing::info!(file = %path.display(), "admin token generated into file"),
         }
         let (state, writers) = api_state(&pool, engine.clone(), metrics.clone(), token, &settings, &shutdown);
-        let serving = (state.serving.clone(), state.default_model.clone());
-        (routes::router(state), Some(serving), Some(writers))
+        // A replica that does not serve the default model waits for none.
+        let serving = state
+            .serves
+            .serves(&state.default_model)
+            .then(|| (state.serving.clone(), state.default_model.clone()));
+        (routes::router(state), serving, Some(writers))
     } else {
         // A worker serves its health and metrics only.
         tokio::spawn(crate::facts::keep_fresh(

@@ -18,6 +18,8 @@ pub struct AppState {
     /// The model the seed-shaped routes (`/predict`, `/feedback`,
     /// `/model/info`) act on (`RETRAIN_DEFAULT_MODEL`).
     pub default_model: Arc<str>,
+    /// The models this replica serves (`RETRAIN_MODELS`).
+    pub serves: crate::serving::ModelFilter,
     pub metrics: Metrics,
     pub predictions: PredictionLog,
     pub feedback: FeedbackWriter,

@@ -40,16 +40,17 @@ const FILLER: [&str; 10] = [
 ];
 
 /// A small deterministic generator (splitmix64): the same seed gives the
-/// same tickets on every machine.
+/// same numbers on every machine. The tests generate their data with it too.
 #[derive(Debug, Clone)]
-pub struct Tickets(u64);
+pub struct Seeded(u64);
 
-impl Tickets {
+impl Seeded {
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -57,23 +58,39 @@ impl Tickets {
         z ^ (z >> 31)
     }
 
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
         from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+/// Generated tickets, from a seed.
+#[derive(Debug, Clone)]
+pub struct Tickets(Seeded);
+
+impl Tickets {
+    pub fn new(seed: u64) -> Self {
+        Self(Seeded::new(seed))
     }
 
     /// The next ticket: two words of its category among filler, and a
     /// ticket number.
     pub fn ticket(&mut self, vocabulary: Vocabulary) -> Ticket {
-        let category = self.pick(&CATEGORIES);
+        let rng = &mut self.0;
+        let category = rng.pick(&CATEGORIES);
         let own = words(category, vocabulary);
         let text = format!(
             "{} {} {} {} {} ticket {}",
-            self.pick(&FILLER),
-            self.pick(&own),
-            self.pick(&FILLER),
-            self.pick(&own),
-            self.pick(&FILLER),
-            self.next() % 100_000
+            rng.pick(&FILLER),
+            rng.pick(&own),
+            rng.pick(&FILLER),
+            rng.pick(&own),
+            rng.pick(&FILLER),
+            rng.next() % 100_000
         );
         Ticket { text, category }
     }

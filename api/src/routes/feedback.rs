@@ -64,6 +64,7 @@ struct LoggedPrediction {
     params(super::docs::IdempotencyKeyParam),
     responses(
         (status = 201, body = FeedbackResponse, description = "Committed (or, for a retried Idempotency-Key, the first answer)"),
+        (status = 404, description = "This replica does not serve the default model (RETRAIN_MODELS)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, description = "Idempotency-Key already used for another request", body = ErrorBody),
@@ -90,7 +91,7 @@ pub async fn feedback(
     responses(
         (status = 201, body = FeedbackResponse, description = "Committed (or, for a retried Idempotency-Key, the first answer)"),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 404, description = "No such model, or this replica does not serve it", body = ErrorBody),
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, description = "Idempotency-Key already used for another request", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),

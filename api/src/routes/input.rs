@@ -265,6 +265,13 @@ pub async fn served(state: &crate::state::AppState, model: &str) -> Result<std::
     if let Some(served) = state.serving.current(model) {
         return Ok(served);
     }
+    if !state.serves.serves(model) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_served",
+            format!("this replica does not serve model {model:?} (RETRAIN_MODELS)"),
+        ));
+    }
     let mut conn = state.pool.acquire().await?;
     match retrain_steps::store::models::by_name(&mut conn, model).await {
         Ok(_) => Err(ApiError::unavailable(format!(

@@ -76,7 +76,8 @@ async fn summary(conn: &mut sqlx::PgConnection, spec: ModelSpec) -> Result<Model
 
 /// The version of the default model serving on this replica.
 #[utoipa::path(get, path = "/model/info", tag = "models",
-    responses((status = 200, body = ModelInfo), (status = 503, description = "No version loaded yet", body = ErrorBody)))]
+    responses((status = 200, body = ModelInfo), (status = 503, description = "No version loaded yet", body = ErrorBody),
+              (status = 404, description = "This replica does not serve the default model (RETRAIN_MODELS)", body = ErrorBody)))]
 pub async fn info(State(state): State<AppState>) -> Result<Json<ModelInfo>, ApiError> {
     let model = served(&state, &state.default_model).await?;
     Ok(Json(ModelInfo {

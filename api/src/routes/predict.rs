@@ -157,6 +157,7 @@ async fn predict_batch_with(state: &AppState, model: &str, request: BatchRequest
 #[utoipa::path(post, path = "/predict", tag = "serving", request_body = PredictRequest,
     responses(
         (status = 200, body = PredictResponse),
+        (status = 404, description = "This replica does not serve the default model (RETRAIN_MODELS)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -177,7 +178,7 @@ pub async fn predict(
     responses(
         (status = 200, body = PredictResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 404, description = "No such model, or this replica does not serve it", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "The other input kind, wrong features or empty text", body = ErrorBody),
@@ -196,6 +197,7 @@ pub async fn predict_named(
 #[utoipa::path(post, path = "/predict/batch", tag = "serving", request_body = BatchRequest,
     responses(
         (status = 200, body = BatchResponse),
+        (status = 404, description = "This replica does not serve the default model (RETRAIN_MODELS)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -217,7 +219,7 @@ pub async fn predict_batch(
     responses(
         (status = 200, body = BatchResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 404, description = "No such model, or this replica does not serve it", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Empty or too large a batch, or an invalid instance", body = ErrorBody),

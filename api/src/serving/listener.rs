@@ -28,7 +28,8 @@ const MAX_WAIT: Duration = Duration::from_secs(5);
 pub struct ModelFilter(pub Option<Vec<String>>);
 
 impl ModelFilter {
-    fn serves(&self, model: &str) -> bool {
+    /// Whether a replica with this filter serves `model`.
+    pub fn serves(&self, model: &str) -> bool {
         self.0.as_ref().is_none_or(|names| names.iter().any(|n| n == model))
     }
 }

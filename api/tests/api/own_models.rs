@@ -2,34 +2,13 @@
 //! (through `retrain models create`) and a text model from a user's JSON
 //! lines (through `POST /models`) each get version 1 by a normal run, answer
 //! predictions, take feedback, retrain into version 2 that every request
-//! then meets (hot swap), and roll back. The data is generated here.
+//! then meets (hot swap), and roll back. The data is generated: fruit here,
+//! tickets by the demo's generator.
 
 use crate::support::*;
+use retrain_api::demo::tickets::{Seeded, Ticket, Tickets, Vocabulary};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-/// A small deterministic generator (splitmix64), so the data is the same
-/// on every run.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
-        words[(self.next() % words.len() as u64) as usize]
-    }
-}
 
 /// A fruit: weight, sugar and acidity, labelled by rules a tree can learn.
 fn fruit(rng: &mut Seeded) -> ([f64; 3], &'static str) {
@@ -44,28 +23,6 @@ fn fruit(rng: &mut Seeded) -> ([f64; 3], &'static str) {
         "apple"
     };
     ([weight, sugar, acidity], kind)
-}
-
-/// A support ticket's text and its category.
-fn ticket(rng: &mut Seeded) -> (String, &'static str) {
-    const FILLER: [&str; 8] = [
-        "please", "help", "today", "again", "since", "monday", "urgent", "thanks",
-    ];
-    let (category, words): (&str, [&str; 6]) = match rng.next() % 3 {
-        0 => ("billing", ["invoice", "charge", "refund", "payment", "card", "price"]),
-        1 => ("outage", ["down", "error", "timeout", "crash", "unavailable", "slow"]),
-        _ => ("account", ["password", "login", "email", "username", "reset", "locked"]),
-    };
-    let text = format!(
-        "{} {} {} {} {} {}",
-        rng.pick(&FILLER),
-        rng.pick(&words),
-        rng.pick(&FILLER),
-        rng.pick(&words),
-        rng.pick(&FILLER),
-        rng.unit().to_bits() % 1000
-    );
-    (text, category)
 }
 
 async fn run_ends(app: &TestApp, run: &Value) -> Value {
@@ -94,7 +51,7 @@ async fn serves(app: &TestApp, model: &str, input: Value, version: i64) {
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn a_tabular_model_from_a_users_csv_learns_swaps_and_rolls_back(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = spawn(&connect, "all", &[]).await;
-    let mut rng = Seeded(7);
+    let mut rng = Seeded::new(7);
     // Semicolons and quoted headers, as spreadsheets write them.
     let mut csv = String::from("\"weight\";\"sugar\";\"acidity\";\"kind\"\n");
     for _ in 0..600 {
@@ -161,7 +118,7 @@ async fn a_tabular_model_from_a_users_csv_learns_swaps_and_rolls_back(_: PgPoolO
     );
 
     // Feedback: fresh fruit with their true kinds; then a run promotes version 2.
-    let mut rng = Seeded(99);
+    let mut rng = Seeded::new(99);
     for _ in 0..40 {
         let (features, kind) = fruit(&mut rng);
         let stored = app
@@ -211,13 +168,7 @@ async fn a_tabular_model_from_a_users_csv_learns_swaps_and_rolls_back(_: PgPoolO
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = spawn(&connect, "all", &[]).await;
-    let mut rng = Seeded(11);
-    let mut lines = String::new();
-    for _ in 0..450 {
-        let (text, category) = ticket(&mut rng);
-        lines.push_str(&serde_json::to_string(&json!({"body": text, "category": category})).unwrap());
-        lines.push('\n');
-    }
+    let lines = Tickets::new(11).json_lines(450, Vocabulary::Known);
     let created = app
         .client
         .post(app.url("/models?name=tickets&kind=text&text=body&label=category"))
@@ -263,9 +214,9 @@ async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(_: PgP
     assert_eq!(again.status(), 409, "the name is taken");
 
     // Feedback citing predictions, then a run that promotes version 2.
-    let mut rng = Seeded(12);
+    let mut tickets = Tickets::new(12);
     for _ in 0..40 {
-        let (text, category) = ticket(&mut rng);
+        let Ticket { text, category } = tickets.ticket(Vocabulary::Known);
         let predicted: Value = app
             .post("/models/tickets/predict", json!({"text": text}))
             .await
@@ -364,5 +315,29 @@ async fn a_bad_file_names_its_line_and_column_and_stores_nothing(_: PgPoolOption
         "only the wine model"
     );
     assert_eq!(count(&app.pool, "SELECT count(*) FROM datasets").await, 1);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_replica_serves_only_the_models_it_is_told_to(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "all", &["--models", "wine-quality"]).await;
+    let created = app
+        .client
+        .post(app.url("/models?name=tickets&kind=text&text=body&label=category"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(Tickets::new(3).json_lines(300, Vocabulary::Known))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let detail = run_ends(&app, &created["run"]).await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    let elsewhere = app.post("/models/tickets/predict", json!({"text": "my invoice"})).await;
+    assert_eq!(elsewhere.status(), 404);
+    assert_eq!(error_code(elsewhere).await, "not_served");
+    let ready = app.json("/ready").await;
+    assert_eq!(ready["models"], json!({"wine-quality": 1}), "{ready}");
     app.stop().await;
 }

@@ -209,7 +209,7 @@ async fn trigger(api: &Process, tally: &Tally) {
 
 /// `false` if fewer than two versions are stored yet (nothing to alternate).
 async fn promote(api: &Process, rollback: bool, tally: &Tally) -> bool {
-    let models = api.json("/models").await;
+    let models = api.json("/models/wine-quality/versions").await;
     let mut versions: Vec<(i64, bool)> = models
         .as_array()
         .unwrap()
