@@ -10,8 +10,9 @@
 //! - [`Worker`] (worker.rs): claims a due step with `FOR UPDATE SKIP LOCKED`
 //!   (claim.rs), keeps its lease alive and stops the step when it cannot
 //!   (lease.rs), commits the result fenced by (lease owner, attempt)
-//!   (commit.rs). Before each claim it sweeps (sweep.rs): expired leases are
-//!   reclaimed and no cancel-requested run is left with nothing to claim.
+//!   (commit.rs). Before a claim, at most once a second, it sweeps
+//!   (sweep.rs): expired leases are reclaimed and no cancel-requested run is
+//!   left with nothing to claim.
 //!   A step's own writes that change what is served are fenced the same way
 //!   ([`hold_lease`], fence.rs).
 //! - Every state change writes its audit event in the same statement

@@ -9,7 +9,7 @@ use crate::lease::{self, Lease};
 use crate::pipeline::{StepContext, StepOutcome};
 use crate::runs::Engine;
 use crate::status::{StepStatus, TriggerKind};
-use crate::sweep;
+use crate::sweep::{self, SweepClock};
 use crate::transition::{self, Because, StepExit};
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
@@ -35,6 +35,10 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How long a running step may go on after shutdown is asked for.
     pub shutdown_grace: Duration,
+    /// How often, at most, the worker sweeps before a claim (reclaims
+    /// expired leases, ends stranded cancel-requested runs). A dead worker's
+    /// step is taken back within `lease + sweep_every`.
+    pub sweep_every: Duration,
 }
 
 impl WorkerConfig {
@@ -47,6 +51,7 @@ impl WorkerConfig {
             heartbeat: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
+            sweep_every: Duration::from_secs(1),
         }
     }
 }
@@ -94,6 +99,7 @@ pub struct Worker {
     config: WorkerConfig,
     pipelines: Vec<String>,
     observer: Option<Observer>,
+    sweep: SweepClock,
 }
 
 impl std::fmt::Debug for Worker {
@@ -108,11 +114,13 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     pub fn new(engine: Engine, config: WorkerConfig) -> Self {
         let pipelines = engine.registry.names();
+        let sweep = SweepClock::new(config.sweep_every);
         Self {
             engine,
             config,
             pipelines,
             observer: None,
+            sweep,
         }
     }
 
@@ -126,8 +134,9 @@ impl Worker {
         &self.config.id
     }
 
-    /// Sweeps (reclaims expired leases, ends stranded cancel-requested runs),
-    /// then claims and executes at most one step.
+    /// Sweeps if a sweep is due (reclaims expired leases, ends stranded
+    /// cancel-requested runs; the first tick always sweeps), then claims and
+    /// executes at most one step.
     /// Tests drive the worker with this instead of sleeping.
     ///
     /// # Errors
@@ -137,7 +146,10 @@ impl Worker {
     }
 
     async fn tick_until(&self, shutdown: &CancellationToken) -> Result<Tick, EngineError> {
-        sweep::sweep(&self.engine.pool, &self.pipelines, &self.config.id).await?;
+        if self.sweep.due() {
+            sweep::sweep(&self.engine.pool, &self.pipelines, &self.config.id).await?;
+            self.sweep.swept();
+        }
         let asked = Instant::now();
         match self.claim().await? {
             None => Ok(Tick::Idle),
