@@ -10,7 +10,8 @@
 //! - [`Worker`] (worker.rs): claims a due step with `FOR UPDATE SKIP LOCKED`
 //!   (claim.rs), keeps its lease alive and stops the step when it cannot
 //!   (lease.rs), commits the result fenced by (lease owner, attempt)
-//!   (commit.rs). Before a claim, at most once a second, it sweeps
+//!   (commit.rs; a plain success in one statement that also leases the
+//!   run's next step to the same worker, advance.rs). Before a claim, at most once a second, it sweeps
 //!   (sweep.rs): expired leases are reclaimed and no cancel-requested run is
 //!   left with nothing to claim.
 //!   A step's own writes that change what is served are fenced the same way
@@ -19,6 +20,7 @@
 //!   (transition.rs); the database refuses illegal transitions and any
 //!   rewrite of `run_events` (migrations/0001_engine.sql).
 
+mod advance;
 mod claim;
 mod commit;
 mod control;

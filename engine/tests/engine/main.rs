@@ -2,6 +2,7 @@
 //! migrated database from `#[sqlx::test]`.
 
 mod cancel;
+mod chain;
 mod concurrency;
 mod database_rules;
 mod lease;
