@@ -11,9 +11,11 @@
 //!   (claim.rs), keeps its lease alive and stops the step when it cannot
 //!   (lease.rs), commits the result fenced by (lease owner, attempt)
 //!   (commit.rs; a plain success in one statement that also leases the
-//!   run's next step to the same worker, advance.rs). Before a claim, at most once a second, it sweeps
-//!   (sweep.rs): expired leases are reclaimed and no cancel-requested run is
-//!   left with nothing to claim.
+//!   run's next step to the same worker, advance.rs). Before a claim, at
+//!   most once a second, it sweeps (sweep.rs): expired leases are reclaimed
+//!   and no cancel-requested run is left with nothing to claim; and tables
+//!   that have doubled in size are analyzed, so that no cached plan stays
+//!   one made for empty tables (statistics.rs).
 //!   A step's own writes that change what is served are fenced the same way
 //!   ([`hold_lease`], fence.rs).
 //! - Every state change writes its audit event in the same statement
@@ -32,6 +34,7 @@ mod pipeline;
 mod record;
 mod retry;
 mod runs;
+mod statistics;
 mod status;
 mod sweep;
 mod transition;

@@ -9,6 +9,7 @@ use crate::error::{EngineError, StepError, database_unavailable};
 use crate::lease::{self, Lease};
 use crate::pipeline::{StepContext, StepOutcome};
 use crate::runs::Engine;
+use crate::statistics;
 use crate::status::{RunStatus, StepStatus, TriggerKind};
 use crate::sweep::{self, SweepClock};
 use crate::transition::{self, Because, StepExit};
@@ -163,6 +164,7 @@ impl Worker {
     ) -> Result<(Tick, Option<Leased>), EngineError> {
         if self.sweep.due() {
             sweep::sweep(&self.engine.pool, &self.pipelines, &self.config.id).await?;
+            statistics::refresh(&self.engine.pool).await?;
             self.sweep.swept();
         }
         let asked = Instant::now();

@@ -8,5 +8,6 @@ mod database_rules;
 mod lease;
 mod lifecycle;
 mod retries;
+mod statistics;
 mod stranded;
 mod support;
