@@ -4,7 +4,7 @@
 
 use crate::advance::{self, Succeeded};
 use crate::claim::{self, ClaimedStep};
-use crate::commit::{self, LOCKED_STEP_SELECT, LockedStep, RetryTiming, StepCommit};
+use crate::commit::{self, RetryTiming, StepCommit, lock_fenced};
 use crate::error::{EngineError, StepError, database_unavailable};
 use crate::lease::{self, Lease};
 use crate::pipeline::{StepContext, StepOutcome};
@@ -476,22 +476,6 @@ impl Worker {
         }
         tracing::info!(worker = %self.config.id, "worker stopped");
     }
-}
-
-async fn lock_fenced(conn: &mut sqlx::PgConnection, claimed: &ClaimedStep) -> Result<Option<LockedStep>, sqlx::Error> {
-    let sql = format!(
-        "{LOCKED_STEP_SELECT}
-         WHERE s.run_id = $1 AND s.position = $2 AND s.status = 'running'
-           AND s.lease_owner = $3 AND s.attempt = $4
-         FOR UPDATE OF s, r"
-    );
-    sqlx::query_as(&sql)
-        .bind(claimed.run_id)
-        .bind(claimed.position)
-        .bind(&claimed.lease_owner)
-        .bind(claimed.attempt)
-        .fetch_optional(conn)
-        .await
 }
 
 fn lease_lost(claimed: &ClaimedStep) -> EngineError {
