@@ -34,11 +34,13 @@
 //! 1. One at a time (latency from `create_run` returning to the run seen
 //!    `succeeded`), in three shapes:
 //!    - `tick`: one task creates a run, then calls `worker.tick()` until the
-//!      commit reports the run finished: the engine's own cost, no wake-up.
+//!      commit reports the run finished: no wake-up, and a claim per step
+//!      (`tick()` executes one step and never leases the next ahead).
 //!    - `steps`: the same with `worker.claim()` + `worker.complete()` per step
 //!      (no lease sweep, no heartbeat task), each phase timed: a breakdown.
-//!    - `Worker::run`: a worker task woken by NOTIFY; the bench observes the
-//!      end (see `--observe`): the production shape. The target is judged here.
+//!    - `Worker::run`: a worker task woken by NOTIFY, each step's commit
+//!      leasing the next step; the bench observes the end (see `--observe`):
+//!      the production shape. The target is judged here.
 //! 2. Throughput: `--pipelines` pipelines kept busy by one producer each
 //!    (create a run, wait for its end, create the next) until `--runs` runs
 //!    ended, with 1 and 2 workers (`Worker::run`, each with its own pool as a
