@@ -164,7 +164,10 @@ impl Worker {
     ) -> Result<(Tick, Option<Leased>), EngineError> {
         if self.sweep.due() {
             sweep::sweep(&self.engine.pool, &self.pipelines, &self.config.id).await?;
-            statistics::refresh(&self.engine.pool).await?;
+            // Stale statistics only slow the engine down: never stop work for them.
+            if let Err(err) = statistics::refresh(&self.engine.pool).await {
+                tracing::warn!(error = %err, "cannot analyze the engine's grown tables; plans may be stale");
+            }
             self.sweep.swept();
         }
         let asked = Instant::now();
@@ -415,9 +418,10 @@ impl Worker {
         Ok(Handback::Released)
     }
 
-    /// Works until `shutdown` fires: executes due steps back to back (a step's
-    /// commit leases its run's next step to this worker, so a run needs one
-    /// claim, not one per step), and when idle waits for a notification or the poll interval. Database errors
+    /// Works until `shutdown` fires: executes due steps back to back (a
+    /// step's commit leases its run's next step to this worker, so a run
+    /// needs one claim, not one per step), and when idle waits for a
+    /// notification or the poll interval. Database errors
     /// are logged and retried after the poll interval.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = match PgListener::connect_with(&self.engine.pool).await {
