@@ -86,10 +86,11 @@ pub(crate) async fn claim(
     .bind(pipelines)
     .bind(worker)
     .bind(lease.as_millis() as i64)
-    // Planned afresh each time: a generic plan cached while the tables were
-    // empty (a fresh database) stays a pair of sequential scans as history
-    // grows; measured at 68 ms a claim after 3,000 runs (BENCHMARKS.md).
-    .persistent(false)
+    // Prepared once per connection. A generic plan cached while the tables
+    // were empty would stay a pair of sequential scans as history grows (68
+    // ms a claim after 3,000 runs); the sweep's ANALYZE of grown tables
+    // invalidates it (statistics.rs). Planning afresh each time instead
+    // cost a second round trip and about 0.5 ms a claim (BENCHMARKS.md).
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|row| ClaimedStep {

@@ -2,6 +2,7 @@
 //! (succeeded, skipped, rejected, failed, cancelled) or schedule a retry.
 //! One function serves workers' results and reclaimed leases alike.
 
+use crate::claim::ClaimedStep;
 use crate::error::StepError;
 use crate::pipeline::{EarlyFinish, StepOutcome};
 use crate::retry::RetryPolicy;
@@ -38,6 +39,27 @@ pub(crate) const LOCKED_STEP_SELECT: &str = "SELECT s.run_id, s.position, s.name
         r.cancel_requested_at IS NOT NULL AS cancel_requested,
         (SELECT count(*) FROM steps x WHERE x.run_id = s.run_id)::int AS step_count
     FROM steps s JOIN runs r ON r.id = s.run_id";
+
+/// Locks a claimed step and its run for [`apply`] if this attempt still
+/// holds the step's lease: `None` if it does not.
+pub(crate) async fn lock_fenced(
+    conn: &mut PgConnection,
+    claimed: &ClaimedStep,
+) -> Result<Option<LockedStep>, sqlx::Error> {
+    let sql = format!(
+        "{LOCKED_STEP_SELECT}
+         WHERE s.run_id = $1 AND s.position = $2 AND s.status = 'running'
+           AND s.lease_owner = $3 AND s.attempt = $4
+         FOR UPDATE OF s, r"
+    );
+    sqlx::query_as(&sql)
+        .bind(claimed.run_id)
+        .bind(claimed.position)
+        .bind(&claimed.lease_owner)
+        .bind(claimed.attempt)
+        .fetch_optional(conn)
+        .await
+}
 
 impl LockedStep {
     fn policy(&self) -> RetryPolicy {

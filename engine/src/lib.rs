@@ -10,14 +10,19 @@
 //! - [`Worker`] (worker.rs): claims a due step with `FOR UPDATE SKIP LOCKED`
 //!   (claim.rs), keeps its lease alive and stops the step when it cannot
 //!   (lease.rs), commits the result fenced by (lease owner, attempt)
-//!   (commit.rs). Before each claim it sweeps (sweep.rs): expired leases are
-//!   reclaimed and no cancel-requested run is left with nothing to claim.
+//!   (commit.rs; a plain success in one statement that also leases the
+//!   run's next step to the same worker, advance.rs). Before a claim, at
+//!   most once a second, it sweeps (sweep.rs): expired leases are reclaimed
+//!   and no cancel-requested run is left with nothing to claim; and tables
+//!   that have doubled in size are analyzed, so that no cached plan stays
+//!   one made for empty tables (statistics.rs).
 //!   A step's own writes that change what is served are fenced the same way
 //!   ([`hold_lease`], fence.rs).
 //! - Every state change writes its audit event in the same statement
 //!   (transition.rs); the database refuses illegal transitions and any
 //!   rewrite of `run_events` (migrations/0001_engine.sql).
 
+mod advance;
 mod claim;
 mod commit;
 mod control;
@@ -29,6 +34,7 @@ mod pipeline;
 mod record;
 mod retry;
 mod runs;
+mod statistics;
 mod status;
 mod sweep;
 mod transition;

@@ -1,5 +1,6 @@
-//! The sweep a worker makes before each claim, so that no run stays active
-//! with nothing a worker could claim. An active run's current step is either
+//! The sweep a worker makes before a claim, at most once per
+//! `WorkerConfig::sweep_every`, so that no run stays active with nothing a
+//! worker could claim. An active run's current step is either
 //! pending (claimable, unless a cancel was requested) or running (reclaimable
 //! once its lease expires). The sweep takes back the expired leases, and
 //! ends the one combination no claim can ever take: a cancel-requested run
@@ -12,7 +13,42 @@ use crate::status::RunStatus;
 use crate::transition::{self, Because};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
 use uuid::Uuid;
+
+/// When a worker (and its clones) last swept. Sweeping before every claim
+/// cost a transaction and four round trips per step, about half a
+/// millisecond each (BENCHMARKS.md, "Engine overhead"); what it finds is
+/// rare (a dead worker's lease, a stranded cancel) and may wait a second.
+#[derive(Debug, Clone)]
+pub(crate) struct SweepClock {
+    every: Duration,
+    last: Arc<Mutex<Option<Instant>>>,
+}
+
+impl SweepClock {
+    pub(crate) fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Whether a sweep is due: never swept yet, or not for `every`.
+    pub(crate) fn due(&self) -> bool {
+        self.last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_none_or(|last| last.elapsed() >= self.every)
+    }
+
+    /// Records a sweep that completed.
+    pub(crate) fn swept(&self) {
+        *self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+    }
+}
 
 /// Reclaims expired leases, then cancels stranded cancel-requested runs, in
 /// one transaction. Rows another worker has locked are skipped, never waited

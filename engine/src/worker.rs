@@ -2,14 +2,16 @@
 //! lease, and commits each result fenced by (lease owner, attempt). It wakes
 //! on NOTIFY and polls as a fallback, and shuts down gracefully.
 
+use crate::advance::{self, Succeeded};
 use crate::claim::{self, ClaimedStep};
-use crate::commit::{self, LOCKED_STEP_SELECT, LockedStep, RetryTiming, StepCommit};
+use crate::commit::{self, RetryTiming, StepCommit, lock_fenced};
 use crate::error::{EngineError, StepError, database_unavailable};
 use crate::lease::{self, Lease};
 use crate::pipeline::{StepContext, StepOutcome};
 use crate::runs::Engine;
-use crate::status::{StepStatus, TriggerKind};
-use crate::sweep;
+use crate::statistics;
+use crate::status::{RunStatus, StepStatus, TriggerKind};
+use crate::sweep::{self, SweepClock};
 use crate::transition::{self, Because, StepExit};
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
@@ -35,6 +37,10 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How long a running step may go on after shutdown is asked for.
     pub shutdown_grace: Duration,
+    /// How often, at most, the worker sweeps before a claim (reclaims
+    /// expired leases, ends stranded cancel-requested runs). A dead worker's
+    /// step is taken back within `lease + sweep_every`.
+    pub sweep_every: Duration,
 }
 
 impl WorkerConfig {
@@ -47,6 +53,7 @@ impl WorkerConfig {
             heartbeat: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
+            sweep_every: Duration::from_secs(1),
         }
     }
 }
@@ -84,6 +91,13 @@ enum Handback {
     RunCancelled(StepCommit),
 }
 
+/// A step this worker holds, and when the lease on it was asked for (its
+/// claim, or the commit that leased it with the step before).
+struct Leased {
+    claimed: ClaimedStep,
+    asked: Instant,
+}
+
 /// Called with every attempt a running worker executes (for metrics).
 pub type Observer = Arc<dyn Fn(&Execution) + Send + Sync>;
 
@@ -94,6 +108,7 @@ pub struct Worker {
     config: WorkerConfig,
     pipelines: Vec<String>,
     observer: Option<Observer>,
+    sweep: SweepClock,
 }
 
 impl std::fmt::Debug for Worker {
@@ -108,11 +123,13 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     pub fn new(engine: Engine, config: WorkerConfig) -> Self {
         let pipelines = engine.registry.names();
+        let sweep = SweepClock::new(config.sweep_every);
         Self {
             engine,
             config,
             pipelines,
             observer: None,
+            sweep,
         }
     }
 
@@ -126,22 +143,37 @@ impl Worker {
         &self.config.id
     }
 
-    /// Sweeps (reclaims expired leases, ends stranded cancel-requested runs),
-    /// then claims and executes at most one step.
+    /// Sweeps if a sweep is due (reclaims expired leases, ends stranded
+    /// cancel-requested runs; the first tick always sweeps), then claims and
+    /// executes at most one step.
     /// Tests drive the worker with this instead of sleeping.
     ///
     /// # Errors
     /// `Database`, or `LeaseLost` if the lease was lost while the step ran.
     pub async fn tick(&self) -> Result<Tick, EngineError> {
-        self.tick_until(&CancellationToken::new()).await
+        let (tick, _) = self.tick_until(&CancellationToken::new(), false).await?;
+        Ok(tick)
     }
 
-    async fn tick_until(&self, shutdown: &CancellationToken) -> Result<Tick, EngineError> {
-        sweep::sweep(&self.engine.pool, &self.pipelines, &self.config.id).await?;
+    /// A tick; with `lease_next`, a step that succeeds also leases its run's
+    /// next step to this worker, returned for the caller to execute.
+    async fn tick_until(
+        &self,
+        shutdown: &CancellationToken,
+        lease_next: bool,
+    ) -> Result<(Tick, Option<Leased>), EngineError> {
+        if self.sweep.due() {
+            sweep::sweep(&self.engine.pool, &self.pipelines, &self.config.id).await?;
+            // Stale statistics only slow the engine down: never stop work for them.
+            if let Err(err) = statistics::refresh(&self.engine.pool).await {
+                tracing::warn!(error = %err, "cannot analyze the engine's grown tables; plans may be stale");
+            }
+            self.sweep.swept();
+        }
         let asked = Instant::now();
         match self.claim().await? {
-            None => Ok(Tick::Idle),
-            Some(claimed) => self.execute(claimed, asked, shutdown).await,
+            None => Ok((Tick::Idle, None)),
+            Some(claimed) => self.execute(Leased { claimed, asked }, shutdown, lease_next).await,
         }
     }
 
@@ -159,14 +191,14 @@ impl Worker {
     /// another worker without spending an attempt (or, if a cancel was
     /// requested meanwhile, the run is cancelled). If the lease was lost or
     /// could not be confirmed and the step stopped on its signal, nothing is
-    /// written: the lease's expiry hands the step on.
-    /// `asked`: when the claim was sent, from which the lease runs.
+    /// written: the lease's expiry hands the step on. With `lease_next`, a
+    /// success also leases the run's next step, which is returned.
     async fn execute(
         &self,
-        claimed: ClaimedStep,
-        asked: Instant,
+        Leased { claimed, asked }: Leased,
         shutdown: &CancellationToken,
-    ) -> Result<Tick, EngineError> {
+        lease_next: bool,
+    ) -> Result<(Tick, Option<Leased>), EngineError> {
         let started = Instant::now();
         let step_cancel = CancellationToken::new();
         let timing = lease::Timing {
@@ -192,19 +224,23 @@ impl Worker {
             Some(Err(StepError::Cancelled)) => shutdown.is_cancelled(),
             Some(_) => false,
         };
-        let (error, commit) = match result.filter(|_| !unfinished) {
+        let (error, (commit, next)) = match result.filter(|_| !unfinished) {
             Some(result) => {
                 let error = result.as_ref().err().map(ToString::to_string);
-                (error, self.complete_patiently(&claimed, result, shutdown).await?)
+                (
+                    error,
+                    self.commit_patiently(&claimed, result, shutdown, lease_next).await?,
+                )
             }
             None => match self.release(&claimed).await? {
                 Handback::Released => {
-                    return Ok(Tick::Released {
+                    let released = Tick::Released {
                         run_id: claimed.run_id,
                         step: claimed.step,
-                    });
+                    };
+                    return Ok((released, None));
                 }
-                Handback::RunCancelled(commit) => (Some(StepError::Cancelled.to_string()), commit),
+                Handback::RunCancelled(commit) => (Some(StepError::Cancelled.to_string()), (commit, None)),
             },
         };
         tracing::debug!(run_id = %claimed.run_id, step = %claimed.step, attempt = claimed.attempt, ?commit,
@@ -222,7 +258,7 @@ impl Worker {
         if let Some(observer) = &self.observer {
             observer(&execution);
         }
-        Ok(Tick::Executed(execution))
+        Ok((Tick::Executed(execution), next))
     }
 
     /// `None` if shutdown's grace ran out before the handler returned.
@@ -278,29 +314,56 @@ impl Worker {
         claimed: &ClaimedStep,
         result: Result<StepOutcome, StepError>,
     ) -> Result<StepCommit, EngineError> {
+        let (commit, _) = self.commit(claimed, result, false).await?;
+        Ok(commit)
+    }
+
+    /// [`Self::complete`]; with `lease_next`, a success that advances the run
+    /// also leases its next step to this worker, which is returned. A success
+    /// with no cancel requested (the common case) is one statement
+    /// (advance.rs); anything else is decided in a transaction (commit.rs).
+    async fn commit(
+        &self,
+        claimed: &ClaimedStep,
+        result: Result<StepOutcome, StepError>,
+        lease_next: bool,
+    ) -> Result<(StepCommit, Option<Leased>), EngineError> {
+        if let Ok(StepOutcome::Continue(output)) = &result {
+            let asked = Instant::now();
+            let lease = lease_next.then_some(self.config.lease);
+            match advance::succeed(&self.engine.pool, claimed, output, &self.config.id, lease).await? {
+                Succeeded::LeaseLost => return Err(lease_lost(claimed)),
+                Succeeded::Finished => return Ok((StepCommit::RunFinished(RunStatus::Succeeded), None)),
+                Succeeded::Advanced(next) => {
+                    return Ok((StepCommit::Advanced, next.map(|claimed| Leased { claimed, asked })));
+                }
+                Succeeded::CancelRequested => {}
+            }
+        }
         let mut tx = self.engine.pool.begin().await?;
         let Some(step) = lock_fenced(&mut tx, claimed).await? else {
             return Err(lease_lost(claimed));
         };
         let commit = commit::apply(&mut tx, &step, result, &self.config.id, RetryTiming::Backoff).await?;
         tx.commit().await?;
-        Ok(commit)
+        Ok((commit, None))
     }
 
-    /// [`Self::complete`], tried again while the database is away (a restart,
+    /// [`Self::commit`], tried again while the database is away (a restart,
     /// a lost connection) until it answers or shutdown comes. The result is
     /// in hand and the commit is fenced, so committing it late is safe; giving
     /// up instead would leave the step running until its lease expired and
     /// then spend an attempt on doing the work again.
-    async fn complete_patiently(
+    async fn commit_patiently(
         &self,
         claimed: &ClaimedStep,
         result: Result<StepOutcome, StepError>,
         shutdown: &CancellationToken,
-    ) -> Result<StepCommit, EngineError> {
+        lease_next: bool,
+    ) -> Result<(StepCommit, Option<Leased>), EngineError> {
         let mut delay = Duration::from_millis(50);
         loop {
-            match self.complete(claimed, result.clone()).await {
+            match self.commit(claimed, result.clone(), lease_next).await {
                 Err(EngineError::Database(err)) if database_unavailable(&err) && !shutdown.is_cancelled() => {
                     tracing::warn!(run_id = %claimed.run_id, step = %claimed.step, error = %err,
                         "cannot commit the step's result: the database is away; trying again");
@@ -355,8 +418,10 @@ impl Worker {
         Ok(Handback::Released)
     }
 
-    /// Works until `shutdown` fires: executes due steps back to back, and when
-    /// idle waits for a notification or the poll interval. Database errors
+    /// Works until `shutdown` fires: executes due steps back to back (a
+    /// step's commit leases its run's next step to this worker, so a run
+    /// needs one claim, not one per step), and when idle waits for a
+    /// notification or the poll interval. Database errors
     /// are logged and retried after the poll interval.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = match PgListener::connect_with(&self.engine.pool).await {
@@ -373,10 +438,19 @@ impl Worker {
             }
         };
         tracing::info!(worker = %self.config.id, "worker started");
+        // A step the last commit leased to this worker: executed next, with no claim.
+        let mut next: Option<Leased> = None;
         while !shutdown.is_cancelled() {
-            match self.tick_until(&shutdown).await {
-                Ok(Tick::Executed(_)) => continue,
-                Ok(Tick::Idle | Tick::Released { .. }) => {}
+            let ticked = match next.take() {
+                Some(leased) => self.execute(leased, &shutdown, true).await,
+                None => self.tick_until(&shutdown, true).await,
+            };
+            match ticked {
+                Ok((Tick::Executed(_), leased)) => {
+                    next = leased;
+                    continue;
+                }
+                Ok((Tick::Idle | Tick::Released { .. }, _)) => {}
                 Err(EngineError::LeaseLost { run_id, step, attempt }) => {
                     tracing::warn!(%run_id, %step, attempt, "result discarded: lease lost");
                     continue;
@@ -397,24 +471,15 @@ impl Worker {
                 },
             }
         }
+        if let Some(Leased { claimed, .. }) = next {
+            // Shutdown came between a commit and the step it leased: hand it back.
+            if let Err(err) = self.release(&claimed).await {
+                tracing::warn!(run_id = %claimed.run_id, step = %claimed.step, error = %err,
+                    "cannot hand back the step leased at the last commit; its lease will expire");
+            }
+        }
         tracing::info!(worker = %self.config.id, "worker stopped");
     }
-}
-
-async fn lock_fenced(conn: &mut sqlx::PgConnection, claimed: &ClaimedStep) -> Result<Option<LockedStep>, sqlx::Error> {
-    let sql = format!(
-        "{LOCKED_STEP_SELECT}
-         WHERE s.run_id = $1 AND s.position = $2 AND s.status = 'running'
-           AND s.lease_owner = $3 AND s.attempt = $4
-         FOR UPDATE OF s, r"
-    );
-    sqlx::query_as(&sql)
-        .bind(claimed.run_id)
-        .bind(claimed.position)
-        .bind(&claimed.lease_owner)
-        .bind(claimed.attempt)
-        .fetch_optional(conn)
-        .await
 }
 
 fn lease_lost(claimed: &ClaimedStep) -> EngineError {

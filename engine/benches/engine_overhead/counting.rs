@@ -26,6 +26,30 @@ pub static COUNTER: Counter = Counter {
     by_kind: Mutex::new(BTreeMap::new()),
 };
 
+/// What was counted between [`Counter::start`] and [`Counter::stop`].
+pub struct Counted {
+    pub acquires: u64,
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+impl Counter {
+    /// Clears the counts and starts counting.
+    pub fn start(&self) {
+        self.by_kind.lock().unwrap().clear();
+        self.acquires.store(0, Ordering::Relaxed);
+        self.on.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops counting and returns the counts.
+    pub fn stop(&self) -> Counted {
+        self.on.store(false, Ordering::Relaxed);
+        Counted {
+            acquires: self.acquires.load(Ordering::Relaxed),
+            by_kind: self.by_kind.lock().unwrap().clone(),
+        }
+    }
+}
+
 /// The layer that feeds [`COUNTER`]; every other callsite is disabled for
 /// good, so the engine's own spans and events cost nothing.
 pub fn layer<S>() -> impl Layer<S>
@@ -86,18 +110,32 @@ fn statement_kind(fields: &StatementFields) -> String {
     } else {
         &fields.statement
     };
+    // In this order: the one-statement commit also contains the others' words.
     let kinds = [
         ("INSERT INTO runs", "create_run: insert run+steps+event"),
         (
-            "lease_expires_at < clock_timestamp()",
-            "tick: expired-lease sweep SELECT (in tx)",
+            "WITH fenced AS",
+            "commit: step succeeded + next step leased or run finished (+events), one statement",
         ),
+        (
+            "lease_expires_at < clock_timestamp()",
+            "sweep: expired-lease SELECT (in tx, once a second)",
+        ),
+        (
+            "SELECT 1 FROM steps x WHERE",
+            "sweep: stranded-cancel SELECT (in tx, once a second)",
+        ),
+        ("FROM pg_class", "sweep: grown-tables check (once a second)"),
+        ("ANALYZE", "sweep: ANALYZE of grown tables"),
         ("WITH candidate AS", "claim: claim step (+run started, events)"),
         ("SET lease_expires_at", "heartbeat: extend lease"),
-        ("FOR UPDATE OF s, r", "complete: lock fenced step SELECT (in tx)"),
-        ("WITH upd AS", "complete: step leaves running (+event)"),
-        ("current_step = current_step + 1", "complete: advance run"),
-        ("WITH rest AS", "complete: finish run (+event)"),
+        (
+            "FOR UPDATE OF s, r",
+            "commit (general path): lock fenced step SELECT (in tx)",
+        ),
+        ("WITH upd AS", "commit (general path): step leaves running (+event)"),
+        ("current_step = current_step + 1", "commit (general path): advance run"),
+        ("WITH rest AS", "commit (general path): finish run (+event)"),
     ];
     kinds.iter().find(|(needle, _)| sql.contains(needle)).map_or_else(
         || match fields.summary.as_str() {

@@ -107,10 +107,10 @@ pub fn print_summary(rows: &[Row], seq_p50: Option<f64>, two_workers: Option<f64
     println!("\ntargets (DESIGN.md, Performance targets)");
     match seq_p50 {
         Some(p50) => println!(
-            "  one at a time (Worker::run) p50 <= 10 ms: {p50:.2} ms -> {}",
-            verdict(p50 <= 10.0)
+            "  one at a time (Worker::run) p50 <= 5 ms: {p50:.2} ms -> {}",
+            verdict(p50 <= 5.0)
         ),
-        None => println!("  one at a time (Worker::run) p50 <= 10 ms: not measured (--seq 0)"),
+        None => println!("  one at a time (Worker::run) p50 <= 5 ms: not measured (--seq 0)"),
     }
     match two_workers {
         Some(rate) => println!(

@@ -34,11 +34,13 @@
 //! 1. One at a time (latency from `create_run` returning to the run seen
 //!    `succeeded`), in three shapes:
 //!    - `tick`: one task creates a run, then calls `worker.tick()` until the
-//!      commit reports the run finished: the engine's own cost, no wake-up.
+//!      commit reports the run finished: no wake-up, and a claim per step
+//!      (`tick()` executes one step and never leases the next ahead).
 //!    - `steps`: the same with `worker.claim()` + `worker.complete()` per step
 //!      (no lease sweep, no heartbeat task), each phase timed: a breakdown.
-//!    - `Worker::run`: a worker task woken by NOTIFY; the bench observes the
-//!      end (see `--observe`): the production shape. The target is judged here.
+//!    - `Worker::run`: a worker task woken by NOTIFY, each step's commit
+//!      leasing the next step; the bench observes the end (see `--observe`):
+//!      the production shape. The target is judged here.
 //! 2. Throughput: `--pipelines` pipelines kept busy by one producer each
 //!    (create a run, wait for its end, create the next) until `--runs` runs
 //!    ended, with 1 and 2 workers (`Worker::run`, each with its own pool as a
@@ -51,10 +53,12 @@
 //! connections cache plans made for empty tables; with autovacuum off nothing
 //! replaces them, and the claim degrades as history grows.)
 //!
-//! A profile pass counts, per run, the statements the engine sends (from
-//! sqlx's `sqlx::query` tracing events, by kind), the pool acquisitions (each
-//! one a ping round trip while `test_before_acquire` is on), the transactions
-//! (`pg_stat_database`) and the WAL flushes (`pg_stat_wal`, cluster-wide).
+//! A profile pass (in scenario 1, production shape: `Worker::run` woken by
+//! NOTIFY, one run at a time) counts, per run, the statements the engine
+//! sends (from sqlx's `sqlx::query` tracing events, by kind), the pool
+//! acquisitions (each one a ping round trip while `test_before_acquire` is
+//! on), hence the round trips, the transactions (`pg_stat_database`) and the
+//! WAL flushes (`pg_stat_wal`, cluster-wide).
 //!
 //! Modules: `options` (clap), `pipeline` (the no-op steps), `scenarios`,
 //! `observer` (when a run was seen ending), `counting` (statements by kind),
@@ -180,8 +184,10 @@ async fn run_all(config: Options, opts: PgConnectOptions, admin_opts: PgConnectO
     }
 
     // The bench's end trigger is installed after the tick and steps shapes,
-    // which do not need it, and before anything that waits through the observer.
+    // which do not need it, and before anything that waits through the
+    // observer; the profile always waits through it.
     let listen = config.observe == Observe::Listen;
+    let mut trigger_installed = false;
     let mut seq_p50 = None;
     if config.seq > 0 {
         println!("\nscenario 1: one run at a time");
@@ -201,13 +207,14 @@ async fn run_all(config: Options, opts: PgConnectOptions, admin_opts: PgConnectO
             );
         }
         rows.push(steps);
+        if listen || config.profile > 0 {
+            install_end_trigger(&opts).await?;
+            trigger_installed = true;
+        }
         if config.profile > 0 {
             vacuum(&opts).await?;
             let profile = bench.profile().await?;
             print!("  {profile}");
-        }
-        if listen {
-            install_end_trigger(&opts).await?;
         }
         vacuum(&opts).await?;
         let seq_run = bench.seq_worker_run().await?;
@@ -219,7 +226,7 @@ async fn run_all(config: Options, opts: PgConnectOptions, admin_opts: PgConnectO
     let mut two_workers = None;
     if config.runs > 0 && !config.workers.is_empty() {
         println!("\nscenario 2: throughput");
-        if listen && config.seq == 0 {
+        if listen && !trigger_installed {
             install_end_trigger(&opts).await?;
         }
         for &workers in &config.workers {

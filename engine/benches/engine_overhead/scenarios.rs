@@ -3,12 +3,12 @@
 //! throughput with producers keeping the workers busy.
 
 use crate::Result;
-use crate::counting::COUNTER;
+use crate::counting::{COUNTER, Counted};
 use crate::cpu::{Cpu, CpuUse};
 use crate::database::{DbCounters, counters, settle};
 use crate::figures::{Latencies, Row};
 use crate::observer::Observer;
-use crate::options::Options;
+use crate::options::{Observe, Options};
 use crate::pipeline::{SEQ_PIPELINE, STEPS, new_run, registry};
 use retrain_engine::{Engine, RunStatus, StepCommit, StepOutcome, Tick, Worker};
 use serde_json::json;
@@ -167,75 +167,103 @@ impl Bench {
         Ok((row, phases))
     }
 
-    /// Counts what a tick-driven run sends to the database.
+    /// Counts what a run sends to the database in the production shape: a
+    /// `Worker::run` task woken by NOTIFY, and `create_run` on another pool;
+    /// the end is seen through the bench's trigger (no statements). Each pool
+    /// has two connections, as a `PgListener` holds one of its pool's.
     pub async fn profile(&self) -> Result<String> {
         let runs = self.config.profile.max(1);
-        // Warm a single connection (statements prepared, types resolved), then
-        // close it so that its statistics are in before counting starts.
-        let warm = self.config.pool(1).connect_with(self.opts.clone()).await?;
-        let engine = self.seq_engine(&warm);
-        let worker = Worker::new(engine.clone(), self.config.worker_config("bench-profile"));
-        for _ in 0..3 {
-            Self::tick_run(&engine, &worker).await?;
-        }
-        Self::close(&[&warm]).await;
-
+        // Warm the connections (statements prepared, types resolved) on a
+        // first pair of pools, closed so that their statistics are in
+        // before counting starts; the counted pools then prepare on their
+        // first run, which is not counted.
+        self.profile_runs(3).await?;
         let before = counters(&self.admin, &self.db).await?;
-        let pool = self.config.pool(1).connect_with(self.opts.clone()).await?;
-        let engine = self.seq_engine(&pool);
-        let worker = Worker::new(engine.clone(), self.config.worker_config("bench-profile"));
-        Self::tick_run(&engine, &worker).await?; // prepares on this connection, uncounted below
-        COUNTER.by_kind.lock().unwrap().clear();
-        COUNTER.acquires.store(0, Ordering::Relaxed);
-        COUNTER.on.store(true, Ordering::Relaxed);
-        for _ in 0..runs {
-            Self::tick_run(&engine, &worker).await?;
-        }
-        COUNTER.on.store(false, Ordering::Relaxed);
-        Self::close(&[&pool]).await;
+        let counted = self.profile_runs(runs).await?;
         let delta = counters(&self.admin, &self.db).await? - before;
+        let wal_per_run = |n: i64| n as f64 / (runs + 1) as f64;
 
-        let by_kind = COUNTER.by_kind.lock().unwrap().clone();
-        let acquires = COUNTER.acquires.load(Ordering::Relaxed) as f64 / runs as f64;
         let per = |n: u64| n as f64 / runs as f64;
-        let statements: u64 = by_kind.values().sum();
+        let statements: u64 = counted.by_kind.values().sum();
         // sqlx logs COMMIT as a statement but not BEGIN.
-        let explicit_tx = by_kind.get("COMMIT (explicit transaction)").copied().unwrap_or(0);
-        let pings = if self.config.ping { acquires } else { 0.0 };
+        let explicit_tx = counted
+            .by_kind
+            .get("COMMIT (explicit transaction)")
+            .copied()
+            .unwrap_or(0);
+        let pings = if self.config.ping { per(counted.acquires) } else { 0.0 };
         let round_trips = per(statements) + pings + per(explicit_tx);
         let mut text = String::new();
-        let _ = writeln!(text, "profile: {runs} tick-driven runs on one connection, per run:");
-        for (kind, n) in &by_kind {
-            let _ = writeln!(text, "    {:>5.1}  {kind}", per(*n));
-        }
-        let _ = writeln!(text, "    {:>5.1}  statements logged by sqlx in all", per(statements));
         let _ = writeln!(
             text,
-            "    {:>5.1}  pool acquisitions (ping round trip each: {})",
-            acquires,
+            "profile: {runs} runs one at a time, Worker::run woken by NOTIFY; per run:"
+        );
+        for (kind, n) in &counted.by_kind {
+            let _ = writeln!(text, "    {:>5.2}  {kind}", per(*n));
+        }
+        let _ = writeln!(text, "    {:>5.2}  statements logged by sqlx in all", per(statements));
+        let _ = writeln!(
+            text,
+            "    {:>5.2}  pool acquisitions (ping round trip each: {})",
+            per(counted.acquires),
             if self.config.ping {
                 "test_before_acquire on"
             } else {
                 "off"
             }
         );
-        let _ = writeln!(text, "    {:>5.1}  BEGINs (not logged by sqlx)", per(explicit_tx));
+        let _ = writeln!(text, "    {:>5.2}  BEGINs (not logged by sqlx)", per(explicit_tx));
         let _ = writeln!(
             text,
-            "    {round_trips:>5.1}  client-server round trips (statements + BEGINs + pings)"
+            "    {round_trips:>5.2}  client-server round trips (statements + BEGINs + pings)"
         );
         let _ = writeln!(
             text,
-            "    {:>5.1}  transactions (pg_stat_database; includes first-use prepares on the fresh connection)",
-            delta.xacts as f64 / (runs + 1) as f64
+            "    {:>5.2}  transactions (pg_stat_database; includes first-use prepares on the fresh connections)",
+            wal_per_run(delta.xacts)
         );
         let _ = writeln!(
             text,
-            "    {:>5.1}  WAL flushes, {:.1} WAL records (pg_stat_wal, cluster-wide: other sessions add to it)",
-            delta.wal_syncs as f64 / (runs + 1) as f64,
-            delta.wal_records as f64 / (runs + 1) as f64
+            "    {:>5.2}  WAL flushes, {:.1} WAL records (pg_stat_wal, cluster-wide: other sessions add to it)",
+            wal_per_run(delta.wal_syncs),
+            wal_per_run(delta.wal_records)
         );
         Ok(text)
+    }
+
+    /// One uncounted run, then `runs` counted ones, one at a time, through
+    /// a `Worker::run` task; the pools are closed before it returns.
+    async fn profile_runs(&self, runs: usize) -> Result<Counted> {
+        let worker_pool = self.config.pool(2).connect_with(self.opts.clone()).await?;
+        let pool = self.config.pool(2).connect_with(self.opts.clone()).await?;
+        let shutdown = CancellationToken::new();
+        let worker = Worker::new(
+            self.seq_engine(&worker_pool),
+            self.config.worker_config("bench-profile"),
+        );
+        let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+        let engine = self.seq_engine(&pool);
+        let observer = Observer::start(Observe::Listen, &pool).await?;
+        let outcome: Result<Counted> = async {
+            for i in 0..=runs {
+                if i == 1 {
+                    COUNTER.start();
+                }
+                let (run_id, _) = start_run(&engine, SEQ_PIPELINE).await?;
+                let (_, status) = observer.wait(run_id).await?;
+                if status != "succeeded" {
+                    return Err(format!("run ended {status}").into());
+                }
+            }
+            Ok(COUNTER.stop())
+        }
+        .await;
+        COUNTER.stop();
+        observer.stop();
+        shutdown.cancel();
+        let _ = worker_task.await;
+        Self::close(&[&pool, &worker_pool]).await;
+        outcome
     }
 
     /// Scenario 1, `Worker::run` shape.
