@@ -78,6 +78,7 @@ END $$;
 -- have no feature columns.
 ALTER TABLE datasets DROP CONSTRAINT datasets_n_features_check;
 ALTER TABLE datasets ALTER COLUMN labels TYPE text[] USING labels::text[];
+ALTER TABLE datasets DROP CONSTRAINT datasets_name_version_key;
 ALTER TABLE datasets ADD CONSTRAINT datasets_model_version UNIQUE (model_id, version);
 
 -- An example, a prediction and a feedback row each hold one input: numeric

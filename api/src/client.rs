@@ -94,6 +94,35 @@ impl Client {
             .await
     }
 
+    /// Streams a data file and its golden file to `path` (an import) as
+    /// `multipart/form-data` with the parts `data` and `golden`.
+    ///
+    /// # Errors
+    /// An unreadable file, or as the service answers.
+    pub async fn upload_with_golden(
+        &self,
+        path: &str,
+        data: &std::path::Path,
+        golden: &std::path::Path,
+        content_type: &str,
+    ) -> Result<Value, ClientError> {
+        let part = |file: tokio::fs::File, name: &str| {
+            reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file)))
+                .file_name(name.to_owned())
+                .mime_str(content_type)
+        };
+        let data = tokio::fs::File::open(data).await.map_err(ClientError::File)?;
+        let golden = tokio::fs::File::open(golden).await.map_err(ClientError::File)?;
+        let form = reqwest::multipart::Form::new()
+            .part("data", part(data, "data")?)
+            .part("golden", part(golden, "golden")?);
+        let mut request = reqwest::Client::new().post(self.url(path)).multipart(form);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
+        }
+        Ok(Self::answer(request.send().await?).await?.1)
+    }
+
     /// Sends `body` to `path` (an import) with no time limit.
     ///
     /// # Errors

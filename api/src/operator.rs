@@ -120,15 +120,24 @@ pub struct DataArgs {
     /// Tabular models: the feature columns, comma-separated, in order (every column but the label if absent).
     #[arg(long)]
     features: Option<String>,
-    /// The share of rows held out as the golden set, chosen by a hash of each row's input.
-    #[arg(long, default_value_t = 0.2)]
-    golden_share: f64,
+    /// The share of rows held out as the golden set, chosen by a hash of each row's input (0.2 if absent).
+    #[arg(long, conflicts_with = "golden")]
+    golden_share: Option<f64>,
+    /// The golden set as a file of the data file's shape: every row of the data file trains.
+    #[arg(long)]
+    golden: Option<PathBuf>,
 }
 
 impl DataArgs {
     /// The query string of an import and the file's content type.
     fn query(&self) -> (Vec<(&'static str, String)>, &'static str) {
-        let mut query = vec![("golden_share", self.golden_share.to_string())];
+        let mut query = vec![("format", self.format().to_owned())];
+        if let Some(file) = self.data.file_name().and_then(|n| n.to_str()) {
+            query.push(("source", file.to_owned()));
+        }
+        if let Some(share) = self.golden_share {
+            query.push(("golden_share", share.to_string()));
+        }
         for (key, value) in [
             ("label", &self.label),
             ("text", &self.text),
@@ -138,18 +147,39 @@ impl DataArgs {
                 query.push((key, value.clone()));
             }
         }
+        let content_type = if self.format() == "jsonl" {
+            "application/x-ndjson"
+        } else {
+            "text/csv"
+        };
+        (query, content_type)
+    }
+
+    /// `jsonl` for a `.jsonl`, `.ndjson` or `.json` file, else `csv`.
+    fn format(&self) -> &'static str {
         let extension = self
             .data
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let content_type = if matches!(extension.as_str(), "jsonl" | "ndjson" | "json") {
-            "application/x-ndjson"
+        if matches!(extension.as_str(), "jsonl" | "ndjson" | "json") {
+            "jsonl"
         } else {
-            "text/csv"
-        };
-        (query, content_type)
+            "csv"
+        }
+    }
+
+    /// Uploads the data file (and the golden file, if given) to `path`.
+    async fn send(&self, client: &Client, path: &str, content_type: &str) -> anyhow::Result<Value> {
+        Ok(match &self.golden {
+            None => client.upload(path, &self.data, content_type).await?,
+            Some(golden) => {
+                client
+                    .upload_with_golden(path, &self.data, golden, content_type)
+                    .await?
+            }
+        })
     }
 }
 
@@ -401,13 +431,13 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             query.extend(learner.map(|l| ("learner", l)));
             query.extend(threshold.map(|t| ("threshold", t.to_string())));
             let path = format!("/models?{}", query_string(&query));
-            let imported = client.upload(&path, &data.data, content_type).await?;
+            let imported = data.send(&client, &path, content_type).await?;
             follow_import(target, &client, &imported).await?;
         }
         ModelsCommand::Import { name, data } => {
             let (query, content_type) = data.query();
             let path = format!("/models/{name}/datasets?{}", query_string(&query));
-            let imported = client.upload(&path, &data.data, content_type).await?;
+            let imported = data.send(&client, &path, content_type).await?;
             follow_import(target, &client, &imported).await?;
         }
         ModelsCommand::Rollback { name, version, reason } => {

@@ -1,16 +1,17 @@
 //! A model's data over HTTP: `POST /models` creates a model from its first
 //! file and `POST /models/{name}/datasets` adds a data set version. Both
-//! take the file as the request body (CSV or JSON lines), stream it into
-//! one transaction (nothing is half-imported), and start a run that trains,
-//! validates and promotes on it.
+//! take the file as the request body (CSV or JSON lines; with the golden set
+//! as a second file, `multipart/form-data` with the parts `data` and
+//! `golden`), stream it into one transaction (nothing is half-imported), and
+//! start a run that trains, validates and promotes on it.
 
 use super::input::{PathParam, QueryParams};
+use super::upload_parts;
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::TryStreamExt;
 use retrain_engine::{NewRun, Run, TriggerKind};
@@ -42,6 +43,8 @@ pub struct ImportQuery {
     pub threshold: Option<i32>,
     /// `csv` or `jsonl`; from the Content-Type if absent (`text/csv`, `application/x-ndjson`).
     pub format: Option<String>,
+    /// Where the rows come from, recorded with the data set (`upload` if absent; the CLI sends the file name).
+    pub source: Option<String>,
     /// The label column (`label` if absent).
     pub label: Option<String>,
     /// Text models: the text column (`text` if absent).
@@ -87,8 +90,7 @@ pub async fn create(
     State(state): State<AppState>,
     admin: Admin,
     QueryParams(query): QueryParams<ImportQuery>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
     let name = query
         .name
@@ -111,7 +113,7 @@ pub async fn create(
     if query.threshold.is_some_and(|t| t < 1) {
         return Err(invalid("threshold must be at least 1"));
     }
-    let upload = upload(&query, kind, &headers, body)?;
+    let upload = upload(&query, kind, request).await?;
     let new = NewModelFromFile {
         name: &name,
         kind,
@@ -140,8 +142,7 @@ pub async fn import(
     admin: Admin,
     PathParam(name): PathParam<String>,
     QueryParams(query): QueryParams<ImportQuery>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
     if query.name.is_some() || query.kind.is_some() || query.learner.is_some() || query.threshold.is_some() {
         return Err(invalid(
@@ -153,7 +154,7 @@ pub async fn import(
     if query.text.is_none() {
         query.text = model.text_column.clone();
     }
-    let upload = upload(&query, model.kind, &headers, body)?;
+    let upload = upload(&query, model.kind, request).await?;
     let imported = import::import_dataset(&state.pool, model, upload, progress(name))
         .await
         .map_err(refusal)?;
@@ -211,13 +212,17 @@ async fn answer(
     ))
 }
 
-/// The upload: the body as a blocking reader, read as the query says.
-fn upload(query: &ImportQuery, kind: InputKind, headers: &HeaderMap, body: Body) -> Result<Upload, ApiError> {
+/// The upload, read as the query says: the body as a blocking reader, or,
+/// for `multipart/form-data`, its parts `data` and `golden` (the golden set
+/// given as a file).
+async fn upload(query: &ImportQuery, kind: InputKind, request: Request) -> Result<Upload, ApiError> {
+    let multipart = essence(request.headers()) == "multipart/form-data";
     let format = match query.format.as_deref() {
         Some("csv") => Format::Csv,
         Some("jsonl" | "ndjson") => Format::JsonLines,
         Some(other) => return Err(invalid(format!("unknown format {other:?}: csv or jsonl"))),
-        None => format_of(headers)?,
+        None if multipart => return Err(invalid("with a multipart upload, say ?format=csv or ?format=jsonl")),
+        None => format_of(request.headers())?,
     };
     let input = match kind {
         InputKind::Text => {
@@ -246,20 +251,42 @@ fn upload(query: &ImportQuery, kind: InputKind, headers: &HeaderMap, body: Body)
     };
     let mut spec = ImportSpec::new(format, input);
     spec.label = query.label.clone().unwrap_or_else(|| DEFAULT_LABEL_COLUMN.to_owned());
+    if multipart {
+        if query.golden_share.is_some() {
+            return Err(invalid("the golden set comes either as a file or as a share, not both"));
+        }
+        let multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_import", e.body_text()))?;
+        let parts = upload_parts::split(multipart);
+        return Ok(Upload {
+            name: source_name(query)?,
+            spec,
+            data: Box::new(parts.data),
+            golden: GoldenSource::File(Box::new(parts.golden)),
+        });
+    }
     let share = GoldenShare::new(query.golden_share.unwrap_or(GoldenShare::DEFAULT.get()))
         .map_err(|e| ApiError::bad_request("invalid_data", e.to_string()))?;
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let stream = request.into_body().into_data_stream().map_err(std::io::Error::other);
     Ok(Upload {
-        name: "upload".to_owned(),
+        name: source_name(query)?,
         spec,
         data: Box::new(SyncIoBridge::new(StreamReader::new(stream))),
         golden: GoldenSource::Share(share),
     })
 }
 
-/// The file format a Content-Type names.
-fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let content_type = headers
+/// The data set's recorded source: 1 to 200 characters of text.
+fn source_name(query: &ImportQuery) -> Result<String, ApiError> {
+    let name = query.source.clone().unwrap_or_else(|| "upload".to_owned());
+    super::input::check_text(&name, "source", 200, "invalid_import")?;
+    Ok(name)
+}
+
+/// A Content-Type's media type, lower case, without parameters.
+fn essence(headers: &HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
@@ -267,14 +294,19 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    match content_type.as_str() {
+        .to_ascii_lowercase()
+}
+
+/// The file format a Content-Type names.
+fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
+    match essence(headers).as_str() {
         "text/csv" => Ok(Format::Csv),
         "application/x-ndjson" | "application/jsonl" | "application/json-lines" => Ok(Format::JsonLines),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "send the data as text/csv or application/x-ndjson (or say ?format=csv|jsonl)",
+            "send the data as text/csv or application/x-ndjson (or say ?format=csv|jsonl); \
+             with a golden file, as multipart/form-data with the parts data and golden",
         )),
     }
 }

@@ -10,6 +10,7 @@ pub mod predict;
 pub mod quarantine;
 pub mod request_id;
 pub mod runs;
+mod upload_parts;
 pub mod versions;
 
 use crate::error::ApiError;

@@ -341,3 +341,74 @@ async fn a_replica_serves_only_the_models_it_is_told_to(_: PgPoolOptions, connec
     assert_eq!(ready["models"], json!({"wine-quality": 1}), "{ready}");
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_golden_file_given_explicitly_only_validates(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "all", &[]).await;
+    let csv = |seed: u64, rows: usize| {
+        let mut rng = Seeded::new(seed);
+        let mut text = String::from("weight,sugar,acidity,kind\n");
+        for _ in 0..rows {
+            let ([w, s, a], kind) = fruit(&mut rng);
+            text.push_str(&format!("{w},{s},{a},{kind}\n"));
+        }
+        text
+    };
+    let dir = std::env::temp_dir().join(format!("retrain-golden-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (data, golden) = (dir.join("train.csv"), dir.join("golden.csv"));
+    std::fs::write(&data, csv(1, 300)).unwrap();
+    std::fs::write(&golden, csv(2, 90)).unwrap();
+    let base = app.url("");
+    let args = [data.to_str().unwrap().to_owned(), golden.to_str().unwrap().to_owned()];
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        retrain(
+            &[
+                "models", "create", "fruit", "--kind", "tabular", "--data", &args[0], "--golden", &args[1], "--label",
+                "kind", "--url", &base, "--token", TOKEN,
+            ],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("300 rows train, 90 golden"),
+        "every data row trains, every golden row validates: {out}"
+    );
+    assert!(out.contains("version 1 of fruit serves"), "{out}");
+    let split: Value = sqlx::query_scalar(
+        "SELECT split_spec FROM datasets d JOIN models m ON m.id = d.model_id WHERE m.name = 'fruit'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(split["golden"], "file", "{split}");
+    assert_eq!(
+        split["source"], "train.csv",
+        "the data set records the file it came from"
+    );
+
+    // Over REST a golden file is the second part; a missing part stores nothing.
+    let form = reqwest::multipart::Form::new().text("data", csv(3, 50));
+    let refused = app
+        .client
+        .post(app.url("/models?name=plums&kind=tabular&label=kind&format=csv"))
+        .bearer_auth(TOKEN)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = refused.status();
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("no part \"golden\""), "{message}");
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM models WHERE name = 'plums'").await,
+        0
+    );
+    app.stop().await;
+}
