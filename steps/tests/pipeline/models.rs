@@ -10,7 +10,7 @@ use retrain_engine::{RunStatus, TriggerKind};
 use retrain_steps::ml::{Example, InputKind, Learner, Split, TreeParams};
 use retrain_steps::pipeline::{self as steps_pipeline, FIRST_MODEL, PIPELINE};
 use retrain_steps::store::datasets::{self, NewDataset};
-use retrain_steps::store::feedback::{self, NewFeedback};
+use retrain_steps::store::feedback;
 use retrain_steps::store::models::{self, ModelSpec, NewModel};
 use retrain_steps::store::versions;
 use retrain_steps::triggers::{check_threshold, check_thresholds};
@@ -74,24 +74,6 @@ async fn register_compass(pool: &PgPool) -> ModelSpec {
     model
 }
 
-async fn send_to(pool: &PgPool, model_id: i32, rows: &[Example]) -> Vec<i64> {
-    let rows: Vec<NewFeedback> = rows
-        .iter()
-        .map(|e| NewFeedback {
-            model_id,
-            input: e.input.clone(),
-            correct_label: e.label.clone(),
-            prediction_id: None,
-            predicted_label: None,
-            model_version: None,
-            source: Some("users".into()),
-        })
-        .collect();
-    feedback::insert_many(&mut *pool.acquire().await.unwrap(), &rows)
-        .await
-        .unwrap()
-}
-
 async fn waiting(pool: &PgPool, model_id: i32) -> i64 {
     feedback::waiting(&mut *pool.acquire().await.unwrap(), model_id)
         .await
@@ -127,7 +109,7 @@ async fn two_models_have_their_own_versions_feedback_thresholds_and_runs(pool: P
 
     // Version 1 through a normal run: enough feedback of the new model
     // starts a threshold run of it, and of it only.
-    send_to(&pool, compass.id, &traffic[..20]).await;
+    send_feedback_to(&pool, compass.id, &traffic[..20], "users").await;
     assert_eq!(waiting(&pool, compass.id).await, 20);
     assert_eq!(waiting(&pool, wine.id).await, 0);
     assert!(check_threshold(&engine, &wine, 20).await.unwrap().is_none());
@@ -178,12 +160,12 @@ async fn two_models_have_their_own_versions_feedback_thresholds_and_runs(pool: P
     assert_eq!(waiting(&pool, compass.id).await, 0);
     assert!(check_threshold(&engine, &compass, 20).await.unwrap().is_none());
     // Compass feedback short of its threshold does not borrow wine's.
-    send_to(&pool, compass.id, &traffic[20..30]).await;
+    send_feedback_to(&pool, compass.id, &traffic[20..30], "users").await;
     assert_eq!(waiting(&pool, compass.id).await, 10);
     assert!(check_threshold(&engine, &compass, 20).await.unwrap().is_none());
 
     // Enough of both: one run per model, both active at once.
-    send_to(&pool, compass.id, &traffic[30..40]).await;
+    send_feedback_to(&pool, compass.id, &traffic[30..40], "users").await;
     let created = check_thresholds(&engine, 20).await.unwrap();
     assert_eq!(created.len(), 2, "{created:?}");
     assert!(created.iter().all(|c| c.is_new()));
@@ -309,7 +291,7 @@ async fn a_text_model_gets_its_first_version_from_a_run_and_never_trains_on_gold
     let golden = ticket(0);
     let shouted = golden.input.text().unwrap().to_uppercase();
     traffic.push(Example::text(shouted, golden.label.clone()));
-    send_to(&pool, model.id, &traffic).await;
+    send_feedback_to(&pool, model.id, &traffic, "users").await;
     let created = check_threshold(&engine, &model, 20).await.unwrap().expect("a run");
     let run = finish(&worker(&engine), &engine, created.run().id).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.outcome);

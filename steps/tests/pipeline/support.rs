@@ -69,8 +69,13 @@ pub async fn wine_id(pool: &PgPool) -> i32 {
         .id
 }
 
+/// Stores `rows` as the wine model's feedback from `source`.
 pub async fn send_feedback(pool: &PgPool, rows: &[Example], source: &str) -> Vec<i64> {
-    let model_id = wine_id(pool).await;
+    send_feedback_to(pool, wine_id(pool).await, rows, source).await
+}
+
+/// Stores `rows` as feedback of the model `model_id` from `source`.
+pub async fn send_feedback_to(pool: &PgPool, model_id: i32, rows: &[Example], source: &str) -> Vec<i64> {
     let rows: Vec<NewFeedback> = rows
         .iter()
         .map(|e| NewFeedback {
