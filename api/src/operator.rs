@@ -96,6 +96,9 @@ pub enum ModelsCommand {
         /// New feedback rows that start a run (the service's setting if absent).
         #[arg(long)]
         threshold: Option<i32>,
+        /// A 6-field cron expression (seconds first, UTC) on which the model's runs start.
+        #[arg(long)]
+        cron: Option<String>,
     },
     /// Add a data set version to a model, and wait while a run trains on it.
     Import {
@@ -425,11 +428,13 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             data,
             learner,
             threshold,
+            cron,
         } => {
             let (mut query, content_type) = data.query();
             query.extend([("name", name.clone()), ("kind", kind)]);
             query.extend(learner.map(|l| ("learner", l)));
             query.extend(threshold.map(|t| ("threshold", t.to_string())));
+            query.extend(cron.map(|c| ("cron", c)));
             let path = format!("/models?{}", query_string(&query));
             let imported = data.send(&client, &path, content_type).await?;
             follow_import(target, &client, &imported).await?;

@@ -122,6 +122,7 @@ async fn register_first_model(conn: &mut PgConnection, config: &PipelineConfig) 
             classes: &classes,
             learner: &Learner::DecisionTree(config.tree.clone()),
             threshold: None,
+            cron: None,
         },
     )
     .await

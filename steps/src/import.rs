@@ -80,6 +80,8 @@ pub struct NewModelFromFile<'a> {
     /// The learner; the kind's default if `None`.
     pub learner: Option<Learner>,
     pub threshold: Option<i32>,
+    /// A 6-field cron expression (seconds first, UTC) for the model's own runs.
+    pub cron: Option<&'a str>,
 }
 
 /// Registers a model and imports its first data set, in one transaction.
@@ -95,6 +97,9 @@ pub async fn create_model(
 ) -> Result<Imported, ImportFailure> {
     if let Some(problem) = models::name_problem(new.name) {
         return Err(StepsError::Inconsistent(problem.to_owned()).into());
+    }
+    if let Some(problem) = new.cron.and_then(crate::triggers::cron_problem) {
+        return Err(StepsError::Inconsistent(problem).into());
     }
     let learner = new.learner.unwrap_or_else(|| Learner::default_for(new.kind));
     if learner.input_kind() != new.kind {
@@ -124,6 +129,7 @@ pub async fn create_model(
             classes: &[],
             learner: &learner,
             threshold: new.threshold,
+            cron: new.cron,
         },
     )
     .await?;

@@ -41,6 +41,8 @@ pub struct ImportQuery {
     pub learner: Option<String>,
     /// Creating: new feedback rows that start a run (the service's setting if absent).
     pub threshold: Option<i32>,
+    /// Creating: a 6-field cron expression (seconds first, UTC) on which the model's runs start.
+    pub cron: Option<String>,
     /// `csv` or `jsonl`; from the Content-Type if absent (`text/csv`, `application/x-ndjson`).
     pub format: Option<String>,
     /// Where the rows come from, recorded with the data set (`upload` if absent; the CLI sends the file name).
@@ -119,6 +121,7 @@ pub async fn create(
         kind,
         learner,
         threshold: query.threshold,
+        cron: query.cron.as_deref(),
     };
     let imported = import::create_model(&state.pool, new, upload, progress(name.clone()))
         .await
@@ -144,9 +147,14 @@ pub async fn import(
     QueryParams(query): QueryParams<ImportQuery>,
     request: Request,
 ) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
-    if query.name.is_some() || query.kind.is_some() || query.learner.is_some() || query.threshold.is_some() {
+    if query.name.is_some()
+        || query.kind.is_some()
+        || query.learner.is_some()
+        || query.threshold.is_some()
+        || query.cron.is_some()
+    {
         return Err(invalid(
-            "name, kind, learner and threshold are set when a model is created",
+            "name, kind, learner, threshold and cron are set when a model is created",
         ));
     }
     let model = models::by_name(&mut *state.pool.acquire().await?, &name).await?;

@@ -56,6 +56,8 @@ pub struct ModelDetail {
     pub gate: serde_json::Value,
     /// New feedback rows that start a run (`null`: the service's).
     pub threshold: Option<i32>,
+    /// The model's own schedule: a 6-field cron expression (seconds first, UTC).
+    pub cron: Option<String>,
     /// Feedback rows that count and wait for the next run.
     pub feedback_waiting: i64,
 }
@@ -116,12 +118,13 @@ pub async fn show(
 ) -> Result<Json<ModelDetail>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let spec = models::by_name(&mut conn, &name).await?;
-    let (gate, threshold, id) = (spec.gate.clone(), spec.threshold, spec.id);
+    let (gate, threshold, cron, id) = (spec.gate.clone(), spec.threshold, spec.cron.clone(), spec.id);
     let feedback_waiting = feedback::waiting(&mut conn, id).await?;
     Ok(Json(ModelDetail {
         summary: summary(&mut conn, spec).await?,
         gate,
         threshold,
+        cron,
         feedback_waiting,
     }))
 }

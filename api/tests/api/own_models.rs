@@ -412,3 +412,50 @@ async fn a_golden_file_given_explicitly_only_validates(_: PgPoolOptions, connect
     );
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_model_runs_on_its_own_schedule(_: PgPoolOptions, connect: PgConnectOptions) {
+    // Schedules are synced with the registry every second here.
+    let app = spawn(&connect, "all", &["--check-every-secs", "1"]).await;
+    let create = |cron: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url(&format!(
+                    "/models?name=tickets&kind=text&text=body&label=category&cron={cron}"
+                )))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/x-ndjson")
+                .body(Tickets::new(5).json_lines(300, Vocabulary::Known))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let bad = create("every%20monday").await;
+    assert_eq!(bad.status(), 422);
+    assert_eq!(error_code(bad).await, "invalid_import");
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM models WHERE name = 'tickets'").await,
+        0
+    );
+
+    // Every two seconds.
+    let created = create("%2A%2F2%20%2A%20%2A%20%2A%20%2A%20%2A").await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(app.json("/models/tickets").await["cron"], "*/2 * * * * *");
+    eventually(20, "a scheduled run of the model", || async {
+        let runs = app.json("/runs?model=tickets").await;
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["trigger"] == "schedule" && r["subject"] == "tickets")
+    })
+    .await;
+    let wine = app.json("/runs?model=wine-quality").await;
+    assert!(
+        wine.as_array().unwrap().is_empty(),
+        "the wine model has no schedule: {wine}"
+    );
+    app.stop().await;
+}

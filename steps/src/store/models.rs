@@ -31,6 +31,8 @@ pub struct ModelSpec {
     pub gate: serde_json::Value,
     /// New feedback rows that start a run (`None`: the service's).
     pub threshold: Option<i32>,
+    /// A 6-field cron expression (seconds first, UTC) on which a run starts.
+    pub cron: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -53,7 +55,7 @@ impl ModelSpec {
     }
 }
 
-const COLUMNS: &str = "id, name, kind, feature_names, text_column, classes, learner, gate, threshold, created_at";
+const COLUMNS: &str = "id, name, kind, feature_names, text_column, classes, learner, gate, threshold, cron, created_at";
 
 /// Why a name cannot name a model, if it cannot: 1 to 64 lower case
 /// letters, digits and `._-`, starting with a letter or a digit.
@@ -84,6 +86,7 @@ pub struct NewModel<'a> {
     pub classes: &'a [String],
     pub learner: &'a Learner,
     pub threshold: Option<i32>,
+    pub cron: Option<&'a str>,
 }
 
 /// Registers a model.
@@ -92,8 +95,8 @@ pub struct NewModel<'a> {
 /// `ModelExists` if the name is taken; `Database`.
 pub async fn create(conn: &mut PgConnection, new: NewModel<'_>) -> Result<ModelSpec, StepsError> {
     let sql = format!(
-        "INSERT INTO models (name, kind, feature_names, text_column, classes, learner, threshold)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO models (name, kind, feature_names, text_column, classes, learner, threshold, cron)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (name) DO NOTHING
          RETURNING {COLUMNS}"
     );
@@ -108,6 +111,7 @@ pub async fn create(conn: &mut PgConnection, new: NewModel<'_>) -> Result<ModelS
         .bind(&classes)
         .bind(Json(new.learner))
         .bind(new.threshold)
+        .bind(new.cron)
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| StepsError::ModelExists(new.name.to_owned()))

@@ -50,6 +50,7 @@ async fn register_compass(pool: &PgPool) -> ModelSpec {
             classes: &classes,
             learner: &learner,
             threshold: None,
+            cron: None,
         },
     )
     .await
@@ -256,6 +257,7 @@ async fn a_text_model_gets_its_first_version_from_a_run_and_never_trains_on_gold
             classes: &classes,
             learner: &Learner::NaiveBayes(TextSettings::default()),
             threshold: None,
+            cron: None,
         },
     )
     .await
