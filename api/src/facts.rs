@@ -15,6 +15,7 @@ struct ModelFacts {
     champion_accuracy: Option<f64>,
     candidate_accuracy: Option<f64>,
     feedback_waiting: i64,
+    last_success: Option<f64>,
 }
 
 /// Reads the facts once and sets the gauges, per model.
@@ -31,15 +32,13 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
             (SELECT accuracy FROM evaluations WHERE role = 'candidate' AND model_id = m.id ORDER BY id DESC LIMIT 1)
                 AS candidate_accuracy,
             -- The same count the threshold check and collect use (quarantined rows never count).
-            feedback_waiting(m.id) AS feedback_waiting
+            feedback_waiting(m.id) AS feedback_waiting,
+            (SELECT extract(epoch FROM max(r.finished_at))::float8 FROM runs r
+             WHERE r.subject = m.name AND r.status = 'succeeded') AS last_success
          FROM models m",
     )
     .fetch_all(pool)
     .await?;
-    let last_success: Option<f64> =
-        sqlx::query_scalar("SELECT extract(epoch FROM max(finished_at))::float8 FROM runs WHERE status = 'succeeded'")
-            .fetch_one(pool)
-            .await?;
     for fact in facts {
         let model = fact.model.as_str();
         metrics
@@ -62,8 +61,11 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
             .feedback_waiting
             .with_label_values(&[model])
             .set(fact.feedback_waiting);
+        metrics
+            .last_success_timestamp
+            .with_label_values(&[model])
+            .set(fact.last_success.unwrap_or(0.0));
     }
-    metrics.last_success_timestamp.set(last_success.unwrap_or(0.0));
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 
 use arc_swap::ArcSwap;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub struct MetricSet {
     pub predictions: IntCounterVec,
     pub prediction_latency: Histogram,
     pub feedback: IntCounterVec,
-    pub feedback_unlinked: IntCounter,
+    pub feedback_unlinked: IntCounterVec,
     pub model_reloads: IntCounterVec,
     pub served_version: IntGaugeVec,
     /// The (version, version id) labels set on `served_version`, by model.
@@ -49,7 +49,7 @@ pub struct MetricSet {
     pub feedback_waiting: IntGaugeVec,
     pub champion_version: IntGaugeVec,
     pub http_requests: IntCounterVec,
-    pub last_success_timestamp: Gauge,
+    pub last_success_timestamp: prometheus::GaugeVec,
     pub prediction_log_written: IntCounter,
 }
 
@@ -89,17 +89,20 @@ impl Metrics {
             feedback: IntCounterVec::new(
                 opts(
                     "retrain_feedback_total",
-                    "Feedback rows stored, by verdict: correct or incorrect (the predicted label matched the \
-                     correct one or not: the logged prediction's label, or the client's when none is logged \
-                     yet), unknown when no predicted label is known.",
+                    "Feedback rows stored, by model and verdict: correct or incorrect (the predicted label \
+                     matched the correct one or not: the logged prediction's label, or the client's when none \
+                     is logged yet), unknown when no predicted label is known.",
                 ),
-                &["verdict"],
+                &["model", "verdict"],
             )
             .unwrap(),
-            feedback_unlinked: IntCounter::new(
-                "retrain_feedback_unlinked_total",
-                "Feedback rows stored citing a prediction not in the log when they arrived (logged by \
-                 another replica and not written yet, or lost); they link once it lands.",
+            feedback_unlinked: IntCounterVec::new(
+                opts(
+                    "retrain_feedback_unlinked_total",
+                    "Feedback rows stored, by model, citing a prediction not in the log when they arrived \
+                     (logged by another replica and not written yet, or lost); they link once it lands.",
+                ),
+                &["model"],
             )
             .unwrap(),
             model_reloads: IntCounterVec::new(
@@ -201,9 +204,12 @@ impl Metrics {
                 &["route", "status"],
             )
             .unwrap(),
-            last_success_timestamp: Gauge::new(
-                "retrain_last_successful_run_timestamp_seconds",
-                "Unix time at which the last retrain run succeeded (0 if none).",
+            last_success_timestamp: prometheus::GaugeVec::new(
+                opts(
+                    "retrain_last_successful_run_timestamp_seconds",
+                    "Unix time at which the model's last retrain run succeeded (0 if none).",
+                ),
+                &["model"],
             )
             .unwrap(),
             registry,
@@ -238,9 +244,6 @@ impl Metrics {
         }
         for reason in ["queue_full", "database"] {
             self.prediction_log_failed.with_label_values(&[reason]);
-        }
-        for verdict in ["correct", "incorrect", "unknown"] {
-            self.feedback.with_label_values(&[verdict]);
         }
     }
 

@@ -184,9 +184,9 @@ async fn feedback_for(
             Stored::Replay(replay) => return Ok(replay.into_response()),
         },
     };
-    state.metrics.feedback.with_label_values(&[verdict]).inc();
+    state.metrics.feedback.with_label_values(&[model, verdict]).inc();
     if unlinked {
-        state.metrics.feedback_unlinked.inc();
+        state.metrics.feedback_unlinked.with_label_values(&[model]).inc();
     }
     Ok((StatusCode::CREATED, Json(FeedbackResponse { feedback_id: id })).into_response())
 }

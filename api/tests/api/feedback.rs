@@ -90,7 +90,9 @@ async fn feedback_citing_a_prediction_is_checked_against_it(_: PgPoolOptions, co
     let metrics = app.get("/metrics").await.text().await.unwrap();
     let verdict = if label == example.label { "correct" } else { "incorrect" };
     assert!(
-        metrics.contains(&format!("retrain_feedback_total{{verdict=\"{verdict}\"}} 1")),
+        metrics.contains(&format!(
+            "retrain_feedback_total{{model=\"wine-quality\",verdict=\"{verdict}\"}} 1"
+        )),
         "{metrics}"
     );
 
@@ -172,7 +174,10 @@ async fn feedback_citing_a_prediction_not_logged_is_stored_and_links_when_it_lan
         ("unlinked".to_owned(), Some("5".to_owned()), None)
     );
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("retrain_feedback_unlinked_total 2\n"), "{metrics}");
+    assert!(
+        metrics.contains("retrain_feedback_unlinked_total{model=\"wine-quality\"} 2\n"),
+        "{metrics}"
+    );
 
     // The prediction lands, for these features, saying 6: the rows link to it.
     sqlx::query(
