@@ -41,6 +41,7 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
     .await?;
     for fact in facts {
         let model = fact.model.as_str();
+        metrics.start_model_series(model);
         metrics
             .champion_version
             .with_label_values(&[model])

@@ -150,7 +150,7 @@ impl Metrics {
             .unwrap(),
             runs: IntCounterVec::new(
                 opts("retrain_runs_total", "Retrain runs that ended, by trigger and outcome."),
-                &["trigger", "outcome"],
+                &["model", "trigger", "outcome"],
             )
             .unwrap(),
             step_duration: HistogramVec::new(
@@ -161,7 +161,7 @@ impl Metrics {
                 .buckets(vec![
                     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
                 ]),
-                &["step", "result"],
+                &["model", "step", "result"],
             )
             .unwrap(),
             step_retries: IntCounterVec::new(
@@ -169,7 +169,7 @@ impl Metrics {
                     "retrain_step_retries_total",
                     "Step attempts that failed and were scheduled for retry.",
                 ),
-                &["step"],
+                &["model", "step"],
             )
             .unwrap(),
             golden_accuracy: prometheus::GaugeVec::new(
@@ -223,7 +223,11 @@ impl Metrics {
     /// start: Prometheus cannot see the first increment of a series that
     /// appears with value 1, so the first failure after a restart would go
     /// unnoticed.
-    fn start_known_series_at_zero(&self) {
+    /// Makes a model's run and retry series exist at zero, so the first
+    /// failure of its runs is an increase Prometheus sees (a counter that
+    /// appears at 1 shows none). The stored-fact refresh calls this for
+    /// every model.
+    pub fn start_model_series(&self, model: &str) {
         use retrain_engine::{RunStatus, TriggerKind};
         for trigger in [TriggerKind::Manual, TriggerKind::Schedule, TriggerKind::Threshold] {
             for outcome in [
@@ -233,12 +237,19 @@ impl Metrics {
                 RunStatus::Skipped,
                 RunStatus::Rejected,
             ] {
-                self.runs.with_label_values(&[trigger.as_str(), outcome.as_str()]);
+                self.runs
+                    .with_label_values(&[model, trigger.as_str(), outcome.as_str()]);
             }
         }
         for step in retrain_steps::pipeline::STEPS {
-            self.step_retries.with_label_values(&[step]);
+            self.step_retries.with_label_values(&[model, step]);
         }
+        for verdict in ["correct", "incorrect", "unknown"] {
+            self.feedback.with_label_values(&[model, verdict]);
+        }
+    }
+
+    fn start_known_series_at_zero(&self) {
         for result in ["success", "failure"] {
             self.model_reloads.with_label_values(&[result]);
         }

@@ -182,15 +182,16 @@ impl ApiWriters {
 pub fn observe_runs(metrics: Metrics) -> retrain_engine::Observer {
     Arc::new(move |execution: &Execution| {
         let result = if execution.error.is_some() { "error" } else { "ok" };
+        let model = execution.subject.as_str();
         metrics
             .step_duration
-            .with_label_values(&[&execution.step, result])
+            .with_label_values(&[model, &execution.step, result])
             .observe(execution.elapsed.as_secs_f64());
         match execution.commit {
-            StepCommit::RetryScheduled(_) => metrics.step_retries.with_label_values(&[&execution.step]).inc(),
+            StepCommit::RetryScheduled(_) => metrics.step_retries.with_label_values(&[model, &execution.step]).inc(),
             StepCommit::RunFinished(status) => metrics
                 .runs
-                .with_label_values(&[execution.trigger.as_str(), status.as_str()])
+                .with_label_values(&[model, execution.trigger.as_str(), status.as_str()])
                 .inc(),
             StepCommit::Advanced => {}
         }

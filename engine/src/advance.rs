@@ -138,6 +138,7 @@ fn next_step(claimed: &ClaimedStep, output: &Value, actor: &str, row: Row) -> Op
     Some(ClaimedStep {
         run_id: claimed.run_id,
         pipeline: claimed.pipeline.clone(),
+        subject: claimed.subject.clone(),
         position,
         step,
         attempt,

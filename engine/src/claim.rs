@@ -14,6 +14,8 @@ use uuid::Uuid;
 pub struct ClaimedStep {
     pub run_id: Uuid,
     pub pipeline: String,
+    /// What the run acts on (`""` for pipelines without subjects).
+    pub subject: String,
     pub position: i32,
     pub step: String,
     pub attempt: i32,
@@ -27,6 +29,7 @@ pub struct ClaimedStep {
 struct ClaimRow {
     run_id: Uuid,
     pipeline: String,
+    subject: String,
     position: i32,
     name: String,
     attempt: i32,
@@ -77,7 +80,7 @@ pub(crate) async fn claim(
             UNION ALL
             SELECT run_id, name, attempt, 'pending', 'running', $2, NULL FROM claimed
         )
-        SELECT c.run_id, r.pipeline, c.position, c.name, c.attempt, c.lease_owner, r.trigger, r.params,
+        SELECT c.run_id, r.pipeline, r.subject, c.position, c.name, c.attempt, c.lease_owner, r.trigger, r.params,
                coalesce((SELECT jsonb_object_agg(p.name, p.output) FROM steps p
                          WHERE p.run_id = c.run_id AND p.position < c.position
                            AND p.output IS NOT NULL), '{}'::jsonb) AS outputs
@@ -96,6 +99,7 @@ pub(crate) async fn claim(
     Ok(row.map(|row| ClaimedStep {
         run_id: row.run_id,
         pipeline: row.pipeline,
+        subject: row.subject,
         position: row.position,
         step: row.name,
         attempt: row.attempt,

@@ -74,6 +74,8 @@ pub enum Tick {
 pub struct Execution {
     pub run_id: Uuid,
     pub pipeline: String,
+    /// What the run acts on (the retrain pipeline's model).
+    pub subject: String,
     pub step: String,
     pub trigger: TriggerKind,
     pub attempt: i32,
@@ -248,6 +250,7 @@ impl Worker {
         let execution = Execution {
             run_id: claimed.run_id,
             pipeline: claimed.pipeline,
+            subject: claimed.subject,
             step: claimed.step,
             trigger: claimed.trigger,
             attempt: claimed.attempt,
