@@ -2,7 +2,7 @@
 //! answers within 50 ms (p99) without failing a single request. This bench
 //! starts the real service in-process (`startup::serve`, role api) on a
 //! scratch database, stores a second model, keeps 32 HTTP clients predicting
-//! in a loop, and promotes v2, v1, v2, ... through `POST /models/{v}/promote`
+//! in a loop, and promotes v2, v1, v2, ... through `POST /models/wine-quality/versions/{v}/promote`
 //! about every 300 ms. For each promotion,
 //!
 //!   lag = arrival of the first answer carrying the new version
@@ -173,7 +173,7 @@ async fn run(options: &Options, scratch: &ScratchDb, service: tokio::runtime::Ha
             .await
             .iter()
             .take(64)
-            .map(|e| serde_json::to_vec(&json!({"features": e.features})).expect("json"))
+            .map(|e| serde_json::to_vec(&json!({"features": e.input.features()})).expect("json"))
             .collect(),
     );
 
@@ -230,7 +230,7 @@ async fn run(options: &Options, scratch: &ScratchDb, service: tokio::runtime::Ha
     for round in 0..options.promotions {
         let target = if round % 2 == 0 { v2 } else { v1 };
         let response = client
-            .post(format!("{base}/models/{target}/promote"))
+            .post(format!("{base}/models/wine-quality/versions/{target}/promote"))
             .bearer_auth(TOKEN)
             .header("x-retrain-actor", "hot-swap-bench")
             .json(&json!({"reason": format!("hot-swap bench round {round}")}))

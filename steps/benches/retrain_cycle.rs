@@ -21,10 +21,10 @@
 
 use clap::Parser;
 use retrain_engine::{Engine, NewRun, Registry, StepCommit, Tick, TriggerKind, Worker, WorkerConfig};
-use retrain_steps::store::datasets::{self, DEFAULT_DATASET};
+use retrain_steps::pipeline::{FIRST_MODEL, run_params};
+use retrain_steps::store::{datasets, models};
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap, pipeline};
 use retrain_testkit::ScratchDb;
-use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
@@ -109,14 +109,14 @@ struct Cycle {
 /// Stores the feedback for `size`; returns how many rows.
 async fn store_feedback(pool: &PgPool, size: Size) -> Result<i64, BoxError> {
     let mut conn = pool.acquire().await?;
-    let dataset = datasets::current(&mut conn, DEFAULT_DATASET)
-        .await?
-        .ok_or("not bootstrapped")?;
+    let wine = models::by_name(&mut conn, FIRST_MODEL).await?;
+    let dataset = datasets::current(&mut conn, wine.id).await?.ok_or("not bootstrapped")?;
     match size {
         Size::Pool => {
             let done = sqlx::query(
-                "INSERT INTO feedback (features, correct_label, source)
-                 SELECT features, label, 'bench' FROM examples WHERE dataset_id = $1 AND split = 'pool' ORDER BY id",
+                "INSERT INTO feedback (model_id, features, correct_label, source)
+                 SELECT d.model_id, e.features, e.label, 'bench' FROM examples e JOIN datasets d ON d.id = e.dataset_id
+                 WHERE e.dataset_id = $1 AND e.split = 'pool' ORDER BY e.id",
             )
             .bind(dataset.id)
             .execute(&mut *conn)
@@ -136,8 +136,8 @@ async fn store_feedback(pool: &PgPool, size: Size) -> Result<i64, BoxError> {
             while from < n {
                 let to = (from + chunk).min(n);
                 sqlx::query(
-                    "INSERT INTO feedback (features, correct_label, source)
-                     SELECT ARRAY(SELECT round((f * (1 + (random() - 0.5) * 0.02))::numeric, 4)::float8
+                    "INSERT INTO feedback (model_id, features, correct_label, source)
+                     SELECT (SELECT model_id FROM datasets WHERE id = $1), ARRAY(SELECT round((f * (1 + (random() - 0.5) * 0.02))::numeric, 4)::float8
                                   FROM unnest(s.features) WITH ORDINALITY AS u(f, o) ORDER BY o),
                             s.label, 'bench'
                      FROM generate_series($2::bigint, $3::bigint - 1) AS g
@@ -189,9 +189,9 @@ async fn cycle_in(scratch: &ScratchDb, size: Size) -> Result<Cycle, BoxError> {
     let run = engine
         .create_run(NewRun {
             pipeline: retrain_steps::PIPELINE,
-            subject: "",
+            subject: FIRST_MODEL,
             trigger: TriggerKind::Manual,
-            params: json!({}),
+            params: run_params(FIRST_MODEL),
             requested_by: "retrain-cycle-bench",
         })
         .await?
