@@ -234,6 +234,18 @@ impl Client {
         self.get(&format!("/models/{name}")).await
     }
 
+    /// `PATCH /models/{name}`: changes a model's settings.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn change_model(&self, name: &str, change: &Value) -> Result<Value, ClientError> {
+        let mut request = self.http.patch(self.url(&format!("/models/{name}"))).json(change);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
+        }
+        Ok(Self::answer(request.send().await?).await?.1)
+    }
+
     /// `GET /models/{name}/versions`.
     ///
     /// # Errors

@@ -100,6 +100,25 @@ pub enum ModelsCommand {
         #[arg(long)]
         cron: Option<String>,
     },
+    /// Change a model's threshold, schedule or gate settings (the ones given).
+    Set {
+        name: String,
+        /// New feedback rows that start a run.
+        #[arg(long)]
+        threshold: Option<i32>,
+        /// A 6-field cron expression (seconds first, UTC) for the model's runs.
+        #[arg(long)]
+        cron: Option<String>,
+        /// Lowest golden accuracy a candidate may have, 0 to 1.
+        #[arg(long)]
+        gate_floor: Option<f64>,
+        /// Largest recall drop any class may suffer, 0 to 1.
+        #[arg(long)]
+        gate_recall_tolerance: Option<f64>,
+        /// The candidate's accuracy must reach the champion's plus this.
+        #[arg(long, allow_hyphen_values = true)]
+        gate_margin: Option<f64>,
+    },
     /// Add a data set version to a model, and wait while a run trains on it.
     Import {
         name: String,
@@ -438,6 +457,49 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             let path = format!("/models?{}", query_string(&query));
             let imported = data.send(&client, &path, content_type).await?;
             follow_import(target, &client, &imported).await?;
+        }
+        ModelsCommand::Set {
+            name,
+            threshold,
+            cron,
+            gate_floor,
+            gate_recall_tolerance,
+            gate_margin,
+        } => {
+            let mut change = serde_json::Map::new();
+            if let Some(threshold) = threshold {
+                change.insert("threshold".into(), threshold.into());
+            }
+            if let Some(cron) = cron {
+                change.insert("cron".into(), cron.into());
+            }
+            if gate_floor.is_some() || gate_recall_tolerance.is_some() || gate_margin.is_some() {
+                // The model's gate settings are replaced: keep the ones not given.
+                let mut gate = client.model(&name).await?["gate"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                for (key, value) in [
+                    ("accuracy_floor", gate_floor),
+                    ("recall_tolerance", gate_recall_tolerance),
+                    ("margin", gate_margin),
+                ] {
+                    if let Some(value) = value {
+                        gate.insert(key.into(), value.into());
+                    }
+                }
+                change.insert("gate".into(), Value::Object(gate));
+            }
+            let model = client.change_model(&name, &Value::Object(change)).await?;
+            print(target.json, &model, |m| {
+                format!(
+                    "{}: threshold {}, cron {}, gate {}",
+                    text(&m["name"]),
+                    text(&m["threshold"]),
+                    text(&m["cron"]),
+                    m["gate"]
+                )
+            });
         }
         ModelsCommand::Import { name, data } => {
             let (query, content_type) = data.query();

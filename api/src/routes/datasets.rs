@@ -13,6 +13,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use retrain_engine::{NewRun, Run, TriggerKind};
 use retrain_steps::PIPELINE;
@@ -79,11 +80,12 @@ pub struct ImportResponse {
 }
 
 /// Create a model from its first data file (the request body), and start the
-/// run that trains, validates and promotes its version 1.
+/// run that trains, validates and promotes its version 1; or, with no body,
+/// register it empty (answering the model) for `POST /models/{name}/datasets`.
 #[utoipa::path(post, path = "/models", tag = "models", params(ImportQuery),
     request_body(content = String, description = "The data: CSV with a header row, or JSON lines", content_type = "text/csv"),
     security(("admin_token" = [])),
-    responses((status = 201, body = ImportResponse, description = "Imported; the run is queued"),
+    responses((status = 201, body = ImportResponse, description = "Imported; the run is queued (with no body: the model, registered empty)"),
               (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
               (status = 409, description = "A model with that name exists", body = ErrorBody),
               (status = 413, description = "The file is over the size limit", body = ErrorBody),
@@ -93,7 +95,7 @@ pub async fn create(
     admin: Admin,
     QueryParams(query): QueryParams<ImportQuery>,
     request: Request,
-) -> Result<(StatusCode, Json<ImportResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     let name = query
         .name
         .clone()
@@ -115,6 +117,12 @@ pub async fn create(
     if query.threshold.is_some_and(|t| t < 1) {
         return Err(invalid("threshold must be at least 1"));
     }
+    if let Some(problem) = query.cron.as_deref().and_then(retrain_steps::triggers::cron_problem) {
+        return Err(invalid(problem));
+    }
+    if is_empty(&request) {
+        return create_empty(&state, &admin, &query, name, kind, learner).await;
+    }
     let upload = upload(&query, kind, request).await?;
     let new = NewModelFromFile {
         name: &name,
@@ -126,7 +134,59 @@ pub async fn create(
     let imported = import::create_model(&state.pool, new, upload, progress(name.clone()))
         .await
         .map_err(refusal)?;
-    answer(&state, &admin, imported).await
+    Ok(answer(&state, &admin, imported).await?.into_response())
+}
+
+/// A request without a body (no Content-Type, no length): the model is
+/// registered empty, and its data comes later through
+/// `POST /models/{name}/datasets`.
+fn is_empty(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.get(header::CONTENT_TYPE).is_none()
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|length| length.as_bytes() == b"0")
+}
+
+/// Registers a model without data; answers 201 with the model.
+async fn create_empty(
+    state: &AppState,
+    admin: &Admin,
+    query: &ImportQuery,
+    name: String,
+    kind: InputKind,
+    learner: Option<Learner>,
+) -> Result<Response, ApiError> {
+    let learner = learner.unwrap_or_else(|| Learner::default_for(kind));
+    if learner.input_kind() != kind {
+        return Err(invalid(format!(
+            "the learner {} reads {} input",
+            learner.name(),
+            learner.input_kind()
+        )));
+    }
+    let text_column = match kind {
+        InputKind::Text => Some(query.text.clone().unwrap_or_else(|| DEFAULT_TEXT_COLUMN.to_owned())),
+        InputKind::Tabular => None,
+    };
+    let mut conn = state.pool.acquire().await?;
+    let spec = models::create(
+        &mut conn,
+        models::NewModel {
+            name: &name,
+            kind,
+            feature_names: &[],
+            text_column: text_column.as_deref(),
+            classes: &[],
+            learner: &learner,
+            threshold: query.threshold,
+            cron: query.cron.as_deref(),
+        },
+    )
+    .await?;
+    tracing::info!(model = %name, actor = %admin.actor, "model registered without data");
+    let detail = super::models::detail(&mut conn, spec).await?;
+    Ok((StatusCode::CREATED, Json(detail)).into_response())
 }
 
 /// Add a data set version to a model (the request body), and start the run

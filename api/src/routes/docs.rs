@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
         super::predict::predict, super::predict::predict_batch, super::predict::predict_named,
         super::predict::predict_batch_named, super::feedback::feedback, super::feedback::feedback_named,
         super::quarantine::quarantine,
-        super::models::info, super::models::list, super::models::show,
+        super::models::info, super::models::list, super::models::show, super::models::change,
         super::datasets::create, super::datasets::import,
         super::versions::list, super::versions::show, super::versions::promote,
         super::runs::trigger, super::runs::trigger_named, super::runs::list, super::runs::show, super::runs::cancel, super::runs::retry,

@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/feedback/quarantine", post(quarantine::quarantine))
         .route("/model/info", get(models::info))
         .route("/models", get(models::list))
-        .route("/models/{name}", get(models::show))
+        .route("/models/{name}", get(models::show).patch(models::change))
         .route("/models/{name}/versions", get(versions::list))
         .route("/models/{name}/versions/{version}", get(versions::show))
         .route("/models/{name}/versions/{version}/promote", post(versions::promote))

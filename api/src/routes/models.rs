@@ -1,16 +1,18 @@
 //! The model registry over HTTP: every model with its champion, one model's
-//! settings, and what a replica serves for the default model.
+//! settings and their change, and what a replica serves for the default
+//! model.
 
-use super::input::{PathParam, served};
+use super::input::{Body, PathParam, served};
+use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use retrain_steps::ml::{InputKind, Learner};
-use retrain_steps::store::models::{self, ModelSpec};
+use retrain_steps::store::models::{self, GateSettings, ModelSpec, Settings};
 use retrain_steps::store::{feedback, promotions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The version of a model this replica serves.
@@ -118,13 +120,85 @@ pub async fn show(
 ) -> Result<Json<ModelDetail>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let spec = models::by_name(&mut conn, &name).await?;
+    Ok(Json(detail(&mut conn, spec).await?))
+}
+
+/// A model with its settings and waiting feedback, as the routes answer it.
+pub(crate) async fn detail(conn: &mut sqlx::PgConnection, spec: ModelSpec) -> Result<ModelDetail, ApiError> {
     let (gate, threshold, cron, id) = (spec.gate.clone(), spec.threshold, spec.cron.clone(), spec.id);
-    let feedback_waiting = feedback::waiting(&mut conn, id).await?;
-    Ok(Json(ModelDetail {
-        summary: summary(&mut conn, spec).await?,
+    let feedback_waiting = feedback::waiting(conn, id).await?;
+    Ok(ModelDetail {
+        summary: summary(conn, spec).await?,
         gate,
         threshold,
         cron,
         feedback_waiting,
-    }))
+    })
+}
+
+/// A change of a model's settings; an absent field keeps its value, `null`
+/// returns a threshold or cron to the service's.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelChange {
+    /// New feedback rows that start a run (at least 1; `null`: the service's).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub threshold: Option<Option<i32>>,
+    /// A 6-field cron expression (seconds first, UTC) for the model's runs (`null`: none).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub cron: Option<Option<String>>,
+    /// The model's own gate settings, replacing the ones it has (`{}`: the service's).
+    pub gate: Option<GateSettings>,
+}
+
+/// A field that is present, `null` or not.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Change a model's threshold, cron or gate settings.
+#[utoipa::path(patch, path = "/models/{name}", tag = "models", request_body = ModelChange,
+    params(("name" = String, Path, description = "The model's name")),
+    security(("admin_token" = [])),
+    responses((status = 200, body = ModelDetail), (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+              (status = 404, description = "No such model", body = ErrorBody),
+              (status = 422, description = "A setting out of range, or not a cron expression", body = ErrorBody)))]
+pub async fn change(
+    State(state): State<AppState>,
+    admin: Admin,
+    PathParam(name): PathParam<String>,
+    Body(change): Body<ModelChange>,
+) -> Result<Json<ModelDetail>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let spec = models::by_name(&mut conn, &name).await?;
+    let threshold = change.threshold.unwrap_or(spec.threshold);
+    let cron = change.cron.unwrap_or_else(|| spec.cron.clone());
+    let gate: GateSettings = match change.gate {
+        Some(gate) => gate,
+        None => serde_json::from_value(spec.gate.clone()).unwrap_or_default(),
+    };
+    let invalid = |message: String| ApiError::bad_request("invalid_settings", message);
+    if threshold.is_some_and(|t| t < 1) {
+        return Err(invalid("threshold is at least 1".into()));
+    }
+    if let Some(problem) = cron.as_deref().and_then(retrain_steps::triggers::cron_problem) {
+        return Err(invalid(problem));
+    }
+    if let Some(problem) = gate.problem() {
+        return Err(invalid(problem.into()));
+    }
+    let settings = Settings {
+        threshold,
+        cron: cron.as_deref(),
+        gate: &gate,
+    };
+    let spec = models::set_settings(&mut conn, spec.id, settings).await?;
+    tracing::info!(model = %name, actor = %admin.actor, "model settings changed");
+    Ok(Json(detail(&mut conn, spec).await?))
 }

@@ -459,3 +459,124 @@ async fn a_model_runs_on_its_own_schedule(_: PgPoolOptions, connect: PgConnectOp
     );
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let app = spawn(&connect, "all", &[]).await;
+    // No body: registered empty, data later.
+    let empty = app
+        .client
+        .post(app.url("/models?name=tickets&kind=text&text=body"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 201);
+    let empty: Value = empty.json().await.unwrap();
+    assert_eq!(
+        (empty["classes"].clone(), empty["champion_version"].clone()),
+        (json!([]), Value::Null),
+        "{empty}"
+    );
+    let imported = app
+        .client
+        .post(app.url("/models/tickets/datasets?label=category"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(Tickets::new(8).json_lines(300, Vocabulary::Known))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), 201);
+    let imported: Value = imported.json().await.unwrap();
+    assert_eq!(run_ends(&app, &imported["run"]).await["status"], "succeeded");
+
+    // Settings: refused out of range, then a strict margin the next run cannot meet.
+    for (bad, says) in [
+        (json!({"gate": {"accuracy_floor": 2.0}}), "accuracy_floor"),
+        (json!({"threshold": 0}), "threshold"),
+        (json!({"cron": "whenever"}), "cron"),
+    ] {
+        let response = app
+            .client
+            .patch(app.url("/models/tickets"))
+            .bearer_auth(TOKEN)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().contains(says), "{body}");
+    }
+    let changed: Value = app
+        .client
+        .patch(app.url("/models/tickets"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"threshold": 5, "gate": {"margin": 0.5}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed["threshold"].clone(), changed["gate"].clone()),
+        (json!(5), json!({"margin": 0.5})),
+        "{changed}"
+    );
+    let mut tickets = Tickets::new(9);
+    for _ in 0..5 {
+        let Ticket { text, category } = tickets.ticket(Vocabulary::Known);
+        let stored = app
+            .post(
+                "/models/tickets/feedback",
+                json!({"text": text, "correct_label": category}),
+            )
+            .await;
+        assert_eq!(stored.status(), 201);
+    }
+    let run: Value = app
+        .admin_post("/models/tickets/runs", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let detail = run_ends(&app, &run).await;
+    assert_eq!(
+        detail["status"], "rejected",
+        "the model's own margin gates it: {detail}"
+    );
+    assert!(
+        detail["outcome"]["reason"].as_str().unwrap().contains("margin 0.5"),
+        "{detail}"
+    );
+
+    // The CLI changes them too, keeping the ones it is not given.
+    let base = app.url("");
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        retrain(
+            &[
+                "models",
+                "set",
+                "tickets",
+                "--gate-margin",
+                "-0.1",
+                "--url",
+                &base,
+                "--token",
+                TOKEN,
+            ],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("tickets: threshold 5"), "{out}");
+    assert_eq!(app.json("/models/tickets").await["gate"], json!({"margin": -0.1}));
+    app.stop().await;
+}

@@ -37,15 +37,17 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
-    /// The gate's settings for this model: its own, or `default`.
+    /// The gate's settings for this model: `default` (the service's) with
+    /// the model's own settings over it.
     ///
     /// # Errors
     /// `Inconsistent` if the stored settings do not parse.
     pub fn gate_or(&self, default: &GateConfig) -> Result<GateConfig, StepsError> {
-        if self.gate.as_object().is_some_and(|o| o.is_empty()) {
-            return Ok(default.clone());
+        let mut merged = serde_json::to_value(default).expect("a gate config serializes");
+        if let (Some(merged), Some(own)) = (merged.as_object_mut(), self.gate.as_object()) {
+            merged.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        serde_json::from_value(self.gate.clone())
+        serde_json::from_value(merged)
             .map_err(|e| StepsError::Inconsistent(format!("gate settings of model {:?}: {e}", self.name)))
     }
 
@@ -154,4 +156,60 @@ pub async fn add_classes(conn: &mut PgConnection, id: i32, classes: &[String]) -
          WHERE id = $1 RETURNING {COLUMNS}"
     );
     sqlx::query_as(&sql).bind(id).bind(classes).fetch_one(conn).await
+}
+
+/// A model's own gate settings, each optional (absent: the service's).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSettings {
+    /// Lowest golden accuracy a candidate may have, 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_floor: Option<f64>,
+    /// Largest recall drop any class may suffer, 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall_tolerance: Option<f64>,
+    /// Classes with fewer golden rows are not checked for recall.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_class_support: Option<usize>,
+    /// The candidate's accuracy must reach the champion's plus this, -1 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
+}
+
+impl GateSettings {
+    /// Why the settings cannot gate, if they cannot.
+    pub fn problem(&self) -> Option<&'static str> {
+        let within = |v: Option<f64>, lo: f64, hi: f64| v.is_none_or(|v| v.is_finite() && (lo..=hi).contains(&v));
+        if !within(self.accuracy_floor, 0.0, 1.0) {
+            Some("accuracy_floor is between 0 and 1")
+        } else if !within(self.recall_tolerance, 0.0, 1.0) {
+            Some("recall_tolerance is between 0 and 1")
+        } else if !within(self.margin, -1.0, 1.0) {
+            Some("margin is between -1 and 1")
+        } else {
+            None
+        }
+    }
+}
+
+/// A model's settings after a change: its threshold, cron and gate.
+#[derive(Debug, Clone)]
+pub struct Settings<'a> {
+    pub threshold: Option<i32>,
+    pub cron: Option<&'a str>,
+    pub gate: &'a GateSettings,
+}
+
+/// Replaces a model's threshold, cron and gate settings; returns the model
+/// as it is now.
+pub async fn set_settings(conn: &mut PgConnection, id: i32, settings: Settings<'_>) -> Result<ModelSpec, sqlx::Error> {
+    let sql = format!("UPDATE models SET threshold = $2, cron = $3, gate = $4 WHERE id = $1 RETURNING {COLUMNS}");
+    sqlx::query_as(&sql)
+        .bind(id)
+        .bind(settings.threshold)
+        .bind(settings.cron)
+        .bind(Json(settings.gate))
+        .fetch_one(conn)
+        .await
 }
