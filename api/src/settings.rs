@@ -117,6 +117,12 @@ pub struct ServeSettings {
     /// `/ready` reports it not ready.
     #[arg(long, env = "RETRAIN_STALE_AFTER_MS", default_value_t = crate::serving::DEFAULT_STALE_AFTER.as_millis() as u64)]
     pub stale_after_ms: u64,
+    /// A direct (session) connection URL for LISTEN, the promotions replicas
+    /// follow and the queued runs workers wake on. Needed when DATABASE_URL
+    /// goes through PgBouncer in transaction mode, which breaks LISTEN; the
+    /// pool's own connections are used if unset.
+    #[arg(long, env = "RETRAIN_LISTEN_URL", hide_env_values = true)]
+    pub listen_url: Option<String>,
     /// The model the seed-shaped routes (`/predict`, `/feedback`,
     /// `/model/info`) act on.
     #[arg(long, env = "RETRAIN_DEFAULT_MODEL", default_value = retrain_steps::pipeline::FIRST_MODEL)]

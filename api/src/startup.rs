@@ -128,6 +128,7 @@ pub fn api_state(
     ));
     tokio::spawn(follow_promotions(
         pool.clone(),
+        settings.listen_url.clone(),
         serving.clone(),
         serves.clone(),
         metrics.clone(),
@@ -247,6 +248,7 @@ pub async fn start(
         let mut config = WorkerConfig::new("worker");
         config.lease = Duration::from_secs(settings.lease_secs.max(3));
         config.heartbeat = config.lease / 3;
+        config.listen_url = settings.listen_url.clone();
         let worker = Worker::new(engine.clone(), config).observed_by(observe_runs(metrics.clone()));
         background.push(tokio::spawn(worker.run(shutdown.clone())));
         let mut scheduler = retrain_steps::triggers::start(engine.clone(), settings.triggers())

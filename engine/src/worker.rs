@@ -41,6 +41,10 @@ pub struct WorkerConfig {
     /// expired leases, ends stranded cancel-requested runs). A dead worker's
     /// step is taken back within `lease + sweep_every`.
     pub sweep_every: Duration,
+    /// Where the worker LISTENs for queued runs: a direct session to the
+    /// database (behind PgBouncer in transaction mode LISTEN does not work);
+    /// one of the pool's connections if `None`.
+    pub listen_url: Option<String>,
 }
 
 impl WorkerConfig {
@@ -54,6 +58,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             sweep_every: Duration::from_secs(1),
+            listen_url: None,
         }
     }
 }
@@ -427,7 +432,11 @@ impl Worker {
     /// notification or the poll interval. Database errors
     /// are logged and retried after the poll interval.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut listener = match PgListener::connect_with(&self.engine.pool).await {
+        let connected = match &self.config.listen_url {
+            Some(url) => PgListener::connect(url).await,
+            None => PgListener::connect_with(&self.engine.pool).await,
+        };
+        let mut listener = match connected {
             Ok(mut listener) => match listener.listen(RUN_QUEUED_CHANNEL).await {
                 Ok(()) => Some(listener),
                 Err(err) => {

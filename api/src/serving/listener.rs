@@ -37,6 +37,7 @@ impl ModelFilter {
 /// Runs until `shutdown`: keeps `serving` on each served model's champion.
 pub async fn follow_promotions(
     pool: PgPool,
+    listen_url: Option<String>,
     serving: Arc<Serving>,
     filter: ModelFilter,
     metrics: Metrics,
@@ -45,7 +46,7 @@ pub async fn follow_promotions(
     let catch_up = |_named: Option<String>| catch_up(&pool, &serving, &filter, &metrics);
     let mut backoff = FIRST_WAIT;
     while !shutdown.is_cancelled() {
-        let mut listener = match connect(&pool).await {
+        let mut listener = match connect(&pool, listen_url.as_deref()).await {
             Ok(listener) => listener,
             Err(err) => {
                 tracing::warn!(error = %err, "promotion listener cannot connect; retrying");
@@ -94,8 +95,13 @@ pub async fn follow_promotions(
     }
 }
 
-async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+/// A listener on `listen_url` (a direct session) if given, else on one of
+/// the pool's connections.
+async fn connect(pool: &PgPool, listen_url: Option<&str>) -> Result<PgListener, sqlx::Error> {
+    let mut listener = match listen_url {
+        Some(url) => PgListener::connect(url).await?,
+        None => PgListener::connect_with(pool).await?,
+    };
     listener.listen(PROMOTED_CHANNEL).await?;
     Ok(listener)
 }

@@ -244,3 +244,42 @@ async fn two_replicas_both_follow_one_promotion(_: PgPoolOptions, connect: PgCon
     first.stop().await;
     second.stop().await;
 }
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn listeners_hold_sessions_of_their_own_on_the_listen_url(_: PgPoolOptions, connect: PgConnectOptions) {
+    // RETRAIN_LISTEN_URL: a direct session for LISTEN (PgBouncer in
+    // transaction mode breaks it on pooled connections). Named, to be found.
+    let listen = format!(
+        "{}?application_name=retrain-listen",
+        retrain_testkit::db::url_of(&connect)
+    );
+    let app = spawn(&connect, "all", &["--listen-url", &listen]).await;
+    eventually(
+        10,
+        "the promotion and queued-run listeners on the listen URL",
+        || async {
+            count(
+                &app.pool,
+                "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = 'retrain-listen' AND datname = current_database()",
+            )
+            .await
+                == 2
+        },
+    )
+    .await;
+    // Promotions still reach the replica through it, and queued runs the worker.
+    second_model(&app.pool).await;
+    let promoted = app
+        .admin_post("/models/wine-quality/versions/2/promote", json!({"reason": "v2"}))
+        .await;
+    assert_eq!(promoted.status(), 200);
+    eventually(5, "version 2 serves", || async { app.served_version().await == 2 }).await;
+    let run: Value = app.admin_post("/runs", json!({})).await.json().await.unwrap();
+    let id = run["id"].as_str().unwrap().to_owned();
+    eventually(10, "the worker took the run", || async {
+        app.json(&format!("/runs/{id}")).await["status"] != "queued"
+    })
+    .await;
+    app.stop().await;
+}
