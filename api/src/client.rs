@@ -66,8 +66,8 @@ impl Client {
 
     async fn post(&self, path: &str, body: &Value, admin: bool) -> Result<(u16, Value), ClientError> {
         let mut request = self.http.post(self.url(path)).json(body);
-        if let (true, Some(token)) = (admin, &self.token) {
-            request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
+        if admin {
+            request = self.as_admin(request);
         }
         Self::answer(request.send().await?).await
     }
@@ -117,9 +117,7 @@ impl Client {
             .part("data", part(data, "data")?)
             .part("golden", part(golden, "golden")?);
         let mut request = reqwest::Client::new().post(self.url(path)).multipart(form);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
-        }
+        request = self.as_admin(request);
         Ok(Self::answer(request.send().await?).await?.1)
     }
 
@@ -132,9 +130,7 @@ impl Client {
             .post(self.url(path))
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
-        }
+        request = self.as_admin(request);
         Ok(Self::answer(request.send().await?).await?.1)
     }
 
@@ -153,6 +149,14 @@ impl Client {
     pub async fn feedback_to(&self, model: &str, body: &Value) -> Result<i64, ClientError> {
         let (_, answer) = self.post(&format!("/models/{model}/feedback"), body, false).await?;
         Ok(answer["feedback_id"].as_i64().unwrap_or_default())
+    }
+
+    /// `request` with the admin token and the acting person, if a token is known.
+    fn as_admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor()),
+            None => request,
+        }
     }
 
     /// `POST /predict`.
@@ -240,9 +244,7 @@ impl Client {
     /// As the service answers.
     pub async fn change_model(&self, name: &str, change: &Value) -> Result<Value, ClientError> {
         let mut request = self.http.patch(self.url(&format!("/models/{name}"))).json(change);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor());
-        }
+        request = self.as_admin(request);
         Ok(Self::answer(request.send().await?).await?.1)
     }
 

@@ -5,7 +5,7 @@
 //! `golden`), stream it into one transaction (nothing is half-imported), and
 //! start a run that trains, validates and promotes on it.
 
-use super::input::{PathParam, QueryParams};
+use super::input::{PathParam, QueryParams, media_type};
 use super::upload_parts;
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
@@ -284,7 +284,7 @@ async fn answer(
 /// for `multipart/form-data`, its parts `data` and `golden` (the golden set
 /// given as a file).
 async fn upload(query: &ImportQuery, kind: InputKind, request: Request) -> Result<Upload, ApiError> {
-    let multipart = essence(request.headers()) == "multipart/form-data";
+    let multipart = media_type(request.headers()) == "multipart/form-data";
     let format = match query.format.as_deref() {
         Some("csv") => Format::Csv,
         Some("jsonl" | "ndjson") => Format::JsonLines,
@@ -352,22 +352,9 @@ fn source_name(query: &ImportQuery) -> Result<String, ApiError> {
     Ok(name)
 }
 
-/// A Content-Type's media type, lower case, without parameters.
-fn essence(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
 /// The file format a Content-Type names.
 fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
-    match essence(headers).as_str() {
+    match media_type(headers).as_str() {
         "text/csv" => Ok(Format::Csv),
         "application/x-ndjson" | "application/jsonl" | "application/json-lines" => Ok(Format::JsonLines),
         _ => Err(ApiError::new(

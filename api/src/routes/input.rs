@@ -63,14 +63,22 @@ where
 
 /// `application/json` or `application/<anything>+json`, parameters aside.
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    let Some(value) = headers
+    let essence = media_type(headers);
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The Content-Type's media type, lower case, without parameters (empty if
+/// none).
+pub fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn not_json() -> ApiError {

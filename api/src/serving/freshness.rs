@@ -46,6 +46,14 @@ impl Freshness {
         *self.behind.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
+    /// Whether a load of a champion has failed since the last full catch-up.
+    pub fn is_behind(&self) -> bool {
+        self.behind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+
     /// `Some` once the replica has been behind for longer than the bound.
     pub fn stale(&self) -> Option<Behind> {
         let behind = self.behind.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

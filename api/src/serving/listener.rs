@@ -43,7 +43,7 @@ pub async fn follow_promotions(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
-    let catch_up = |_named: Option<String>| catch_up(&pool, &serving, &filter, &metrics);
+    let catch_up = |named: Option<String>| catch_up(&pool, &serving, &filter, &metrics, named);
     let mut backoff = FIRST_WAIT;
     while !shutdown.is_cancelled() {
         let mut listener = match connect(&pool, listen_url.as_deref()).await {
@@ -120,11 +120,19 @@ fn retry_after(served: bool, previous: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// Loads each served model's champion that is not served yet; `true` if
-/// every champion is served now. Failures are counted, mark the replica
-/// behind, and leave the old versions serving.
-async fn catch_up(pool: &PgPool, serving: &Serving, filter: &ModelFilter, metrics: &Metrics) -> bool {
-    match catch_up_all(pool, serving, filter, metrics).await {
+/// Loads each served model's champion that is not served yet (only the
+/// `named` one, after a notification naming it, while no other is behind);
+/// `true` if every champion is served now. Failures are counted, mark the
+/// replica behind, and leave the old versions serving.
+async fn catch_up(
+    pool: &PgPool,
+    serving: &Serving,
+    filter: &ModelFilter,
+    metrics: &Metrics,
+    named: Option<String>,
+) -> bool {
+    let only = named.filter(|_| !serving.freshness.is_behind());
+    match catch_up_all(pool, serving, filter, metrics, only.as_deref()).await {
         Ok(()) => {
             serving.freshness.current();
             metrics.served_behind_champion.set(0);
@@ -150,12 +158,16 @@ async fn catch_up_all(
     serving: &Serving,
     filter: &ModelFilter,
     metrics: &Metrics,
+    only: Option<&str>,
 ) -> Result<(), (String, StepsError)> {
     let all = match pool.acquire().await {
-        Ok(mut conn) => models::list(&mut conn).await,
-        Err(err) => Err(err),
+        Ok(mut conn) => match only {
+            Some(name) => models::by_name(&mut conn, name).await.map(|model| vec![model]),
+            None => models::list(&mut conn).await.map_err(StepsError::Database),
+        },
+        Err(err) => Err(StepsError::Database(err)),
     }
-    .map_err(|err| ("the registry".to_owned(), StepsError::Database(err)))?;
+    .map_err(|err| ("the registry".to_owned(), err))?;
     let mut failed = None;
     for model in all.iter().filter(|m| filter.serves(&m.name)) {
         let serving_id = serving.current(&model.name).map(|m| m.version_id);
