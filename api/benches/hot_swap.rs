@@ -27,6 +27,8 @@
 //! a tokio runtime of its own (as in its own process), the clients on
 //! another; both share the machine's cores (2 here) with PostgreSQL.
 
+mod support;
+
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use retrain_steps::ml::Split;
@@ -38,6 +40,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use support::{Promotion, Seen, millis, predict_loop};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "bench-admin-token";
@@ -71,31 +74,11 @@ fn parse_millis(value: &str) -> Result<Duration, String> {
         .map_err(|_| format!("not a number of milliseconds: {value:?}"))
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    model_version: i32,
-}
-
 /// What `/model/info` says about the model a replica serves.
 #[derive(Deserialize)]
 struct Info {
     version: i32,
     loaded_at: DateTime<Utc>,
-}
-
-#[derive(Deserialize)]
-struct Promotion {
-    version: i32,
-    promoted_at: DateTime<Utc>,
-}
-
-/// What one client saw.
-#[derive(Default)]
-struct Seen {
-    /// (arrival, model version) of every answer, in order.
-    answers: Vec<(DateTime<Utc>, i32)>,
-    failures: usize,
-    first_failure: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -193,34 +176,8 @@ async fn run(options: &Options, scratch: &ScratchDb, service: tokio::runtime::Ha
     let started = Instant::now();
     let clients: Vec<_> = (0..options.clients)
         .map(|offset| {
-            let (client, stop, inputs, url) = (client.clone(), stop.clone(), inputs.clone(), format!("{base}/predict"));
-            tokio::spawn(async move {
-                let mut seen = Seen::default();
-                let mut i = offset;
-                while !stop.load(Ordering::Relaxed) {
-                    let body = inputs[i % inputs.len()].clone();
-                    i += 1;
-                    let sent = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    let outcome = match sent {
-                        Ok(r) if r.status() == 200 => r.json::<Answer>().await.map_err(|e| e.to_string()),
-                        Ok(r) => Err(format!("status {}", r.status())),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    match outcome {
-                        Ok(answer) => seen.answers.push((Utc::now(), answer.model_version)),
-                        Err(why) => {
-                            seen.failures += 1;
-                            seen.first_failure.get_or_insert(why);
-                        }
-                    }
-                }
-                seen
-            })
+            let url = format!("{base}/predict");
+            tokio::spawn(predict_loop(client.clone(), url, inputs.clone(), offset, stop.clone()))
         })
         .collect();
 
@@ -259,12 +216,7 @@ async fn run(options: &Options, scratch: &ScratchDb, service: tokio::runtime::Ha
     let elapsed = started.elapsed();
     let mut all = Seen::default();
     for handle in clients {
-        let seen = handle.await?;
-        all.answers.extend(seen.answers);
-        all.failures += seen.failures;
-        if all.first_failure.is_none() {
-            all.first_failure = seen.first_failure;
-        }
+        all.absorb(handle.await?);
     }
     let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
     shutdown.cancel();
@@ -281,30 +233,22 @@ async fn run(options: &Options, scratch: &ScratchDb, service: tokio::runtime::Ha
     let mut swaps_ms = Vec::new();
     let mut commits_ms = Vec::new();
     for (round, (promotion, answered_at, loaded_at)) in promotions.iter().enumerate() {
-        let committed = (*answered_at - promotion.promoted_at)
-            .num_microseconds()
-            .unwrap_or(i64::MAX) as f64
-            / 1000.0;
+        let committed = millis(promotion.promoted_at, *answered_at);
         commits_ms.push(committed);
-        let first = all
-            .answers
-            .iter()
-            .find(|(at, v)| *at >= promotion.promoted_at && *v == promotion.version)
-            .map(|(at, _)| *at);
+        let first = all.first_answer_of(promotion);
         match first {
             Some(at) => {
-                let ms = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
-                let lag = ms(at - promotion.promoted_at);
+                let lag = millis(promotion.promoted_at, at);
                 // promoted_at -> loaded and swapped in; swapped in -> first answer.
                 let (swap, after) = match loaded_at {
                     Some(loaded) => (
-                        format!("{:.2}", ms(*loaded - promotion.promoted_at)),
-                        format!("{:.2}", ms(at - *loaded)),
+                        format!("{:.2}", millis(promotion.promoted_at, *loaded)),
+                        format!("{:.2}", millis(*loaded, at)),
                     ),
                     None => ("?".into(), "?".into()),
                 };
                 if let Some(loaded) = loaded_at {
-                    swaps_ms.push(ms(*loaded - promotion.promoted_at));
+                    swaps_ms.push(millis(promotion.promoted_at, *loaded));
                 }
                 println!(
                     "{round:>5} {:>7} {:>32} {lag:>9.2} {swap:>14} {after:>14} {committed:>16.2}",
@@ -325,7 +269,7 @@ async fn run(options: &Options, scratch: &ScratchDb, service: tokio::runtime::Ha
         }
     }
     lags_ms.sort_by(f64::total_cmp);
-    let total = all.answers.len() + all.failures;
+    let total = all.requests();
     println!();
     println!(
         "requests: {total} in {:.1} s ({:.0} req/s), failed: {}",

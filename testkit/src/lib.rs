@@ -10,6 +10,7 @@
 //! - [`wait`]: polling an observable condition against a deadline, the way
 //!   tests wait instead of sleeping; driving a run to its end.
 //! - [`memory`]: resident memory from `/proc` (Linux).
+//! - [`process`]: the real `retrain` binary as a child process.
 //! - [`stats`]: nearest-rank percentiles for the figures benches print.
 //! - [`bench`]: a bench's own arguments, without what cargo adds.
 //! - `fixtures` (feature `steps`): rows of the stored split, poisoned rows,
@@ -20,6 +21,7 @@ pub mod db;
 #[cfg(feature = "steps")]
 pub mod fixtures;
 pub mod memory;
+pub mod process;
 pub mod scratch;
 pub mod stats;
 pub mod telemetry;

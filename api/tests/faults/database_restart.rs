@@ -133,11 +133,11 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
     let cluster = Cluster::start();
     let url = cluster.url();
     let connect: PgConnectOptions = url.parse().unwrap();
-    let api = Process::start(Role::Api, &url, &[]).await;
+    let api = RETRAIN.start(Role::Api, &url, &[]).await;
     let hold = format!("train:{}", HOLD.as_millis());
     let mut worker_env = vec![("RETRAIN_LEASE_SECS", "3"), ("RETRAIN_TEST_SLOW_STEP", hold.as_str())];
     worker_env.extend(PASSING_GATE);
-    let worker = Process::start(Role::Worker, &url, &worker_env).await;
+    let worker = RETRAIN.start(Role::Worker, &url, &worker_env).await;
     let pool = pool(&connect).await;
     let rows = split_rows(&pool, Split::Pool).await;
     let golden = split_rows(&pool, Split::Golden).await;

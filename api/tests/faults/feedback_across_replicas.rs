@@ -16,8 +16,8 @@ async fn feedback_citing_another_replicas_prediction_is_stored_and_linked_when_i
     let _machine = shared_machine().await;
     let url = database_url(&connect);
     let pool = pool(&connect).await;
-    let serving = Process::start(Role::Api, &url, &[]).await;
-    let receiving = Process::start(Role::Api, &url, &[]).await;
+    let serving = RETRAIN.start(Role::Api, &url, &[]).await;
+    let receiving = RETRAIN.start(Role::Api, &url, &[]).await;
     let row = split_rows(&pool, Split::Pool).await.remove(0);
 
     // Hold the first replica's prediction log back: its insert waits for

@@ -34,8 +34,8 @@ async fn replicas_serve_the_champion_within_a_second_of_each_promotion_despite_c
     let url = database_url(&connect);
     let pool = pool(&connect).await;
     let replicas = [
-        Process::start(Role::Api, &url, &[]).await,
-        Process::start(Role::Api, &url, &[]).await,
+        RETRAIN.start(Role::Api, &url, &[]).await,
+        RETRAIN.start(Role::Api, &url, &[]).await,
     ];
     let versions = [1, another_model(&pool, 2).await, another_model(&pool, 4).await];
     let mut cuts = 0;

@@ -24,11 +24,11 @@ async fn three_workers_run_200_runs_executing_each_step_attempt_once(_: PgPoolOp
     let started = Instant::now();
     let url = database_url(&connect);
     let pool = pool(&connect).await;
-    let api = Process::start(Role::Api, &url, &[]).await;
+    let api = RETRAIN.start(Role::Api, &url, &[]).await;
     let workers = [
-        Process::start(Role::Worker, &url, &PASSING_GATE).await,
-        Process::start(Role::Worker, &url, &PASSING_GATE).await,
-        Process::start(Role::Worker, &url, &PASSING_GATE).await,
+        RETRAIN.start(Role::Worker, &url, &PASSING_GATE).await,
+        RETRAIN.start(Role::Worker, &url, &PASSING_GATE).await,
+        RETRAIN.start(Role::Worker, &url, &PASSING_GATE).await,
     ];
     let wine = retrain_steps::store::models::by_name(&mut *pool.acquire().await.unwrap(), "wine-quality")
         .await

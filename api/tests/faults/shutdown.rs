@@ -43,7 +43,7 @@ async fn requests_in_flight_at_shutdown_get_their_answers_and_their_rows_are_sto
     let _machine = shared_machine().await;
     let url = database_url(&connect);
     let pool = pool(&connect).await;
-    let mut api = Process::start(Role::Api, &url, &[]).await;
+    let mut api = RETRAIN.start(Role::Api, &url, &[]).await;
     let rows = split_rows(&pool, Split::Pool).await;
     let (cited, queued) = (&rows[..FEEDBACK], &rows[FEEDBACK..FEEDBACK + QUEUED]);
     let mut cited_ids = Vec::new();

@@ -30,7 +30,7 @@ async fn kill_the_worker_during(step: &str, connect: PgConnectOptions) {
     let _machine = shared_machine().await;
     let url = database_url(&connect);
     let pool = pool(&connect).await;
-    let api = Process::start(Role::Api, &url, &[]).await;
+    let api = RETRAIN.start(Role::Api, &url, &[]).await;
     let rows = split_rows(&pool, retrain_steps::ml::Split::Pool).await;
     api.send_feedback(&rows[..30], "crash-test").await;
 
@@ -40,7 +40,7 @@ async fn kill_the_worker_during(step: &str, connect: PgConnectOptions) {
         ("RETRAIN_TEST_SLOW_STEP", hold.as_str()),
     ];
     doomed_env.extend(PASSING_GATE);
-    let doomed = Process::start(Role::Worker, &url, &doomed_env).await;
+    let doomed = RETRAIN.start(Role::Worker, &url, &doomed_env).await;
     let run = api.trigger().await;
 
     // The step is running, and its work is stored: it holds its result.
@@ -69,7 +69,7 @@ async fn kill_the_worker_during(step: &str, connect: PgConnectOptions) {
 
     let mut heir_env = vec![("RETRAIN_LEASE_SECS", LEASE_SECS)];
     heir_env.extend(PASSING_GATE);
-    let heir = Process::start(Role::Worker, &url, &heir_env).await;
+    let heir = RETRAIN.start(Role::Worker, &url, &heir_env).await;
     let status = finished(&pool, run, 60).await;
     assert_eq!(
         status, "succeeded",
