@@ -1,5 +1,6 @@
 //! Gauges that describe stored facts (each model's champion, golden
-//! accuracies and feedback backlog, the last successful run), refreshed from
+//! accuracies and feedback backlog, the last successful run, how long steps
+//! wait for a worker), refreshed from
 //! the database so they are right after a restart too, whichever process
 //! made them so.
 
@@ -67,6 +68,17 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
             .with_label_values(&[model])
             .set(fact.last_success.unwrap_or(0.0));
     }
+    // The claim's own condition (engine/src/claim.rs): the current step of an
+    // active run, pending and due. Read on the claim's index.
+    let waited: f64 = sqlx::query_scalar(
+        "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(s.next_attempt_at))::float8, 0)
+         FROM steps s JOIN runs r ON r.id = s.run_id AND r.current_step = s.position
+         WHERE s.status = 'pending' AND s.next_attempt_at <= clock_timestamp()
+           AND r.status IN ('queued', 'running') AND r.cancel_requested_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    metrics.step_wait.set(waited);
     Ok(())
 }
 

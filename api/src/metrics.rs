@@ -51,6 +51,8 @@ pub struct MetricSet {
     pub http_requests: IntCounterVec,
     pub last_success_timestamp: prometheus::GaugeVec,
     pub prediction_log_written: IntCounter,
+    /// How long the most overdue runnable step has waited for a worker.
+    pub step_wait: prometheus::Gauge,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -212,6 +214,11 @@ impl Metrics {
                 &["model"],
             )
             .unwrap(),
+            step_wait: prometheus::Gauge::with_opts(opts(
+                "retrain_step_wait_seconds",
+                "How long the most overdue runnable step (of any run) has waited for a worker to take it; 0 when none waits.",
+            ))
+            .unwrap(),
             registry,
         }));
         metrics.register_all();
@@ -278,6 +285,7 @@ impl Metrics {
             Box::new(self.champion_version.clone()),
             Box::new(self.http_requests.clone()),
             Box::new(self.last_success_timestamp.clone()),
+            Box::new(self.step_wait.clone()),
         ];
         for collector in collectors {
             self.registry.register(collector).expect("metric names are unique");

@@ -438,3 +438,42 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(
     app.stop().await;
     eprintln!("observability test took {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// The value of the unlabelled gauge `name` in a `/metrics` text.
+fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn the_step_wait_gauge_says_how_long_a_runnable_step_has_waited_for_a_worker(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // An API replica alone: nothing takes the run's first step.
+    let app = spawn(&connect, "api", &[]).await;
+    let waited = || async { gauge(&app.get("/metrics").await.text().await.unwrap(), "retrain_step_wait_seconds") };
+    assert_eq!(waited().await, Some(0.0), "no run, no wait");
+    let run: Value = app
+        .admin_post("/runs", json!({"reason": "nobody takes it"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id: uuid::Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    // As if it had been queued 90 s ago with every worker busy.
+    sqlx::query("UPDATE steps SET next_attempt_at = next_attempt_at - interval '90 seconds' WHERE run_id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    eventually(15, "the gauge shows the 90 s wait", || async {
+        waited().await.is_some_and(|s| (90.0..200.0).contains(&s))
+    })
+    .await;
+    // Cancelled, the run waits for nobody.
+    assert_eq!(app.admin_post(&format!("/runs/{id}/cancel"), json!({})).await.status(), 200);
+    eventually(15, "the gauge is back to 0", || async { waited().await == Some(0.0) }).await;
+    app.stop().await;
+}
