@@ -51,6 +51,7 @@ pub struct MetricSet {
     pub http_requests: IntCounterVec,
     pub last_success_timestamp: prometheus::GaugeVec,
     pub prediction_log_written: IntCounter,
+    pub prediction_partitions_dropped: IntCounter,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -146,6 +147,11 @@ impl Metrics {
             prediction_log_written: IntCounter::new(
                 "retrain_prediction_log_written_total",
                 "Prediction log rows written to the database.",
+            )
+            .unwrap(),
+            prediction_partitions_dropped: IntCounter::new(
+                "retrain_prediction_partitions_dropped_total",
+                "Day partitions of the prediction log dropped by retention.",
             )
             .unwrap(),
             runs: IntCounterVec::new(
@@ -270,6 +276,7 @@ impl Metrics {
             Box::new(self.swap_lag.clone()),
             Box::new(self.prediction_log_failed.clone()),
             Box::new(self.prediction_log_written.clone()),
+            Box::new(self.prediction_partitions_dropped.clone()),
             Box::new(self.runs.clone()),
             Box::new(self.step_duration.clone()),
             Box::new(self.step_retries.clone()),

@@ -6,6 +6,7 @@ pub mod feedback;
 pub mod health;
 pub(crate) mod input;
 pub mod models;
+pub mod page;
 pub mod predict;
 pub mod quarantine;
 pub mod request_id;
