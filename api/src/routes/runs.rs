@@ -168,12 +168,34 @@ pub async fn list(
     uri: Uri,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
+    list_page(&state, &uri, query).await
+}
+
+/// A model's runs, newest first, a page at a time (see the `Link` header);
+/// the path names the model.
+#[utoipa::path(get, path = "/models/{name}/runs", tag = "runs",
+    params(("name" = String, Path, description = "The model's name"), ListQuery),
+    responses((status = 200, body = Vec<Run>, headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, if any"))),
+              (status = 400, description = "Invalid filter, limit or cursor", body = ErrorBody),
+              (status = 404, description = "No such model", body = ErrorBody)))]
+pub async fn list_named(
+    State(state): State<AppState>,
+    uri: Uri,
+    PathParam(name): PathParam<String>,
+    QueryParams(mut query): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    models::by_name(&mut *state.pool.acquire().await?, &name).await?;
+    query.model = Some(name);
+    list_page(&state, &uri, query).await
+}
+
+async fn list_page(state: &AppState, uri: &Uri, query: ListQuery) -> Result<Response, ApiError> {
     let page = Page::<Uuid>::of(query.limit, query.after.as_deref())?;
     let runs = state
         .engine
         .list_runs(query.status, query.model.as_deref(), page.after, page.fetch())
         .await?;
-    Ok(page::answer(&page, runs, &uri, |run| run.id.to_string()))
+    Ok(page::answer(&page, runs, uri, |run| run.id.to_string()))
 }
 
 /// A run with its steps and its event history.

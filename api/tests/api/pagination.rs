@@ -70,10 +70,11 @@ async fn following_next_links_walks_every_row_once(_: PgPoolOptions, connect: Pg
         .collect();
     assert_eq!(walked, runs, "every run once, newest first");
 
-    // Filters carry over to the next pages.
+    // Filters carry over to the next pages; a model's runs are its own list too.
     let of_wine: Vec<Value> = walk(&app, "/runs?model=wine-quality&status=skipped&limit=5").await;
     assert_eq!(of_wine.len(), 23 - 23 / 3);
     assert!(of_wine.iter().all(|run| run["subject"] == "wine-quality"), "{of_wine:?}");
+    assert_eq!(walk(&app, "/models/wine-quality/runs?limit=3").await, of_wine);
 
     // Models by name.
     sqlx::query(
@@ -123,6 +124,7 @@ async fn a_limit_out_of_range_or_a_foreign_cursor_is_refused(_: PgPoolOptions, c
         "/models?limit=501",
         "/models/wine-quality/versions?limit=1000",
         "/models/wine-quality/versions?after=v2",
+        "/models/wine-quality/runs?limit=501",
     ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 400, "{path}");
@@ -131,7 +133,7 @@ async fn a_limit_out_of_range_or_a_foreign_cursor_is_refused(_: PgPoolOptions, c
     assert_eq!(count(&app.pool, "SELECT count(*) FROM runs").await, runs_before, "nothing stored");
     // The paging is in the API's document.
     let document = app.json("/openapi.json").await;
-    for path in ["/runs", "/models", "/models/{name}/versions"] {
+    for path in ["/runs", "/models/{name}/runs", "/models", "/models/{name}/versions"] {
         let get = &document["paths"][path]["get"];
         let names: Vec<&str> = get["parameters"]
             .as_array()
