@@ -66,10 +66,11 @@ pub const PARTITIONS_BEFORE: &str = "SELECT c.relname::text FROM pg_inherits i J
 /// # Errors
 /// The database's.
 pub async fn create_partitions(pool: &PgPool, today: NaiveDate) -> Result<Vec<String>, sqlx::Error> {
-    let waiting: Vec<NaiveDate> =
-        sqlx::query_scalar("SELECT DISTINCT (predicted_at AT TIME ZONE 'UTC')::date FROM predictions_default ORDER BY 1")
-            .fetch_all(pool)
-            .await?;
+    let waiting: Vec<NaiveDate> = sqlx::query_scalar(
+        "SELECT DISTINCT (predicted_at AT TIME ZONE 'UTC')::date FROM predictions_default ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
     let ahead = (0..=DAYS_AHEAD).filter_map(|n| today.checked_add_days(Days::new(n)));
     let mut created = Vec::new();
     for day in waiting.into_iter().chain(ahead) {

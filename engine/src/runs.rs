@@ -155,7 +155,9 @@ pub fn list_runs_sql(status: bool, subject: bool, after: bool) -> String {
     }
     if after {
         n += 1;
-        conditions.push(format!("(created_at, id) < ((SELECT created_at FROM runs WHERE id = ${n}), ${n})"));
+        conditions.push(format!(
+            "(created_at, id) < ((SELECT created_at FROM runs WHERE id = ${n}), ${n})"
+        ));
     }
     let filter = if conditions.is_empty() {
         String::new()

@@ -49,7 +49,10 @@ impl<K: FromStr> Page<K> {
             return Err(invalid(format!("limit must be between 1 and {MAX_LIMIT}")));
         }
         let after = after
-            .map(|key| key.parse().map_err(|_| invalid(format!("after {key:?} is not a key of this list"))))
+            .map(|key| {
+                key.parse()
+                    .map_err(|_| invalid(format!("after {key:?} is not a key of this list")))
+            })
             .transpose()?;
         Ok(Self { limit, after })
     }
@@ -97,7 +100,10 @@ mod tests {
     #[test]
     fn the_next_link_keeps_the_filters_and_replaces_the_cursor() {
         let uri: Uri = "/runs?status=failed&after=old&limit=2".parse().unwrap();
-        assert_eq!(next_link(&uri, "new"), "</runs?status=failed&limit=2&after=new>; rel=\"next\"");
+        assert_eq!(
+            next_link(&uri, "new"),
+            "</runs?status=failed&limit=2&after=new>; rel=\"next\""
+        );
         let bare: Uri = "/models".parse().unwrap();
         assert_eq!(next_link(&bare, "wine"), "</models?after=wine>; rel=\"next\"");
     }

@@ -7,9 +7,9 @@
 
 use crate::support::*;
 use retrain_api::{predlog, retention, routes};
+use retrain_engine::RunStatus;
 use retrain_engine::list_runs_sql;
 use serde_json::Value;
-use retrain_engine::RunStatus;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
@@ -21,11 +21,13 @@ const RUNS: i64 = 100_000;
 /// 1M predictions of the wine model over the last 35 days (11 features,
 /// as the wine data has) and 100k runs of 11 subjects in four end states.
 async fn fill(pool: &PgPool) {
-    sqlx::query("SELECT prediction_partition_create((now() AT TIME ZONE 'UTC')::date - n) FROM generate_series(0, $1) n")
-        .bind(DAYS as i32 - 1)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "SELECT prediction_partition_create((now() AT TIME ZONE 'UTC')::date - n) FROM generate_series(0, $1) n",
+    )
+    .bind(DAYS as i32 - 1)
+    .execute(pool)
+    .await
+    .unwrap();
     let mut tx = pool.begin().await.unwrap();
     // Rows as history left them: foreign-key checks and the run state
     // machine's triggers (a run is inserted queued) are skipped.
@@ -178,16 +180,23 @@ async fn list_queries_read_by_index_on_a_million_predictions(_: PgPoolOptions, c
             .iter()
             .map(|n| format!("{} {}", n["Node Type"], n["Relation Name"]))
             .collect();
-        assert!(!plan.iter().any(|n| scans_a_big_table(n, &big)), "{name} scans a big table: {kinds:?}");
+        assert!(
+            !plan.iter().any(|n| scans_a_big_table(n, &big)),
+            "{name} scans a big table: {kinds:?}"
+        );
         if name.starts_with("GET /runs") {
             assert!(
-                !plan.iter().any(|n| n["Node Type"].as_str().unwrap_or("").contains("Sort")),
+                !plan
+                    .iter()
+                    .any(|n| n["Node Type"].as_str().unwrap_or("").contains("Sort")),
                 "{name} sorts: {kinds:?}"
             );
         }
         if name.starts_with("retention") {
             assert!(
-                !plan.iter().any(|n| n["Relation Name"].as_str().unwrap_or("").starts_with("predictions")),
+                !plan
+                    .iter()
+                    .any(|n| n["Relation Name"].as_str().unwrap_or("").starts_with("predictions")),
                 "{name} reads predictions: {kinds:?}"
             );
         }

@@ -21,7 +21,11 @@ async fn walk(app: &TestApp, first: &str) -> Vec<Value> {
             .get("link")
             .map(|link| link.to_str().unwrap().to_owned())
             .map(|link| {
-                let url = link.strip_prefix('<').and_then(|l| l.split_once(">; rel=\"next\"")).unwrap().0;
+                let url = link
+                    .strip_prefix('<')
+                    .and_then(|l| l.split_once(">; rel=\"next\""))
+                    .unwrap()
+                    .0;
                 url.to_owned()
             });
         let page: Vec<Value> = response.json().await.unwrap();
@@ -73,7 +77,10 @@ async fn following_next_links_walks_every_row_once(_: PgPoolOptions, connect: Pg
     // Filters carry over to the next pages; a model's runs are its own list too.
     let of_wine: Vec<Value> = walk(&app, "/runs?model=wine-quality&status=skipped&limit=5").await;
     assert_eq!(of_wine.len(), 23 - 23 / 3);
-    assert!(of_wine.iter().all(|run| run["subject"] == "wine-quality"), "{of_wine:?}");
+    assert!(
+        of_wine.iter().all(|run| run["subject"] == "wine-quality"),
+        "{of_wine:?}"
+    );
     assert_eq!(walk(&app, "/models/wine-quality/runs?limit=3").await, of_wine);
 
     // Models by name.
@@ -130,7 +137,11 @@ async fn a_limit_out_of_range_or_a_foreign_cursor_is_refused(_: PgPoolOptions, c
         assert_eq!(response.status(), 400, "{path}");
         assert_eq!(error_code(response).await, "invalid_query", "{path}");
     }
-    assert_eq!(count(&app.pool, "SELECT count(*) FROM runs").await, runs_before, "nothing stored");
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM runs").await,
+        runs_before,
+        "nothing stored"
+    );
     // The paging is in the API's document.
     let document = app.json("/openapi.json").await;
     for path in ["/runs", "/models/{name}/runs", "/models", "/models/{name}/versions"] {
@@ -141,7 +152,10 @@ async fn a_limit_out_of_range_or_a_foreign_cursor_is_refused(_: PgPoolOptions, c
             .iter()
             .filter_map(|p| p["name"].as_str())
             .collect();
-        assert!(names.contains(&"limit") && names.contains(&"after"), "{path}: {names:?}");
+        assert!(
+            names.contains(&"limit") && names.contains(&"after"),
+            "{path}: {names:?}"
+        );
         assert!(get["responses"]["200"]["headers"]["Link"].is_object(), "{path}: {get}");
     }
     // The edges of the range are fine.

@@ -67,15 +67,25 @@ async fn the_worker_drops_expired_days_and_feedback_citing_them_still_stores(
     // A worker keeps 30 days; it maintains the partitions at start.
     let app = spawn(&connect, "all", &["--prediction-retention-days", "30"]).await;
     let today = Utc::now().date_naive();
-    assert!(!exists(&app.pool, &partition(today - Days::new(40))).await, "40 days old: dropped");
-    assert!(exists(&app.pool, &partition(today - Days::new(10))).await, "10 days old: kept");
+    assert!(
+        !exists(&app.pool, &partition(today - Days::new(40))).await,
+        "40 days old: dropped"
+    );
+    assert!(
+        exists(&app.pool, &partition(today - Days::new(10))).await,
+        "10 days old: kept"
+    );
     assert!(exists(&app.pool, &partition(today)).await);
     let left: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM predictions ORDER BY predicted_at")
         .fetch_all(&app.pool)
         .await
         .unwrap();
     assert_eq!(left, vec![kept, fresh]);
-    assert_eq!(audit(&app.pool).await, audit_before, "runs, events, versions, promotions, feedback kept");
+    assert_eq!(
+        audit(&app.pool).await,
+        audit_before,
+        "runs, events, versions, promotions, feedback kept"
+    );
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("retrain_prediction_partitions_dropped_total 1\n"),
@@ -163,9 +173,14 @@ async fn a_prediction_of_a_day_without_its_partition_is_kept_and_moved_into_it_l
     assert_eq!(home(behind).await, behind_day);
 
     // With 30 days, the day 100 days back goes, and only it.
-    let done = retention::maintain(&app.pool, Retention::Days(30), today).await.unwrap();
+    let done = retention::maintain(&app.pool, Retention::Days(30), today)
+        .await
+        .unwrap();
     assert_eq!(done.dropped, vec![behind_day]);
-    let left: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM predictions").fetch_all(&app.pool).await.unwrap();
+    let left: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM predictions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(left, vec![ahead]);
     stop.cancel();
     writer.await.unwrap();
