@@ -40,13 +40,7 @@ async fn walk(app: &TestApp, first: &str) -> Vec<Value> {
 /// 23 finished runs of two models, several created in the same microsecond
 /// (the page boundary must split them by id); returns their ids newest first.
 async fn finished_runs(pool: &PgPool) -> Vec<String> {
-    let mut tx = pool.begin().await.unwrap();
-    // Rows as history left them: a run is inserted queued by the engine and
-    // moved on by its transitions, which this fixture skips.
-    sqlx::query("SET LOCAL session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = history(pool).await;
     sqlx::query(
         "INSERT INTO runs (id, pipeline, subject, status, trigger, requested_by, created_at)
          SELECT gen_random_uuid(), 'retrain', CASE WHEN g % 3 = 0 THEN 'other' ELSE 'wine-quality' END,
