@@ -201,9 +201,10 @@ impl Client {
     ///
     /// # Errors
     /// As the service answers.
-    pub async fn runs(&self, status: Option<&str>, limit: u32) -> Result<Value, ClientError> {
+    pub async fn runs(&self, status: Option<&str>, limit: u32, after: Option<&str>) -> Result<Value, ClientError> {
         let filter = status.map(|s| format!("&status={s}")).unwrap_or_default();
-        self.get(&format!("/runs?limit={limit}{filter}")).await
+        let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        self.get(&format!("/runs?limit={limit}{filter}{after}")).await
     }
 
     /// `GET /runs/{id}`.
@@ -222,12 +223,12 @@ impl Client {
         Ok(self.post(&format!("/runs/{id}/{action}"), &json!({}), true).await?.1)
     }
 
-    /// `GET /models`.
+    /// `GET /models`, the first 500 (the most a page holds).
     ///
     /// # Errors
     /// As the service answers.
     pub async fn models(&self) -> Result<Value, ClientError> {
-        self.get("/models").await
+        self.get("/models?limit=500").await
     }
 
     /// `GET /models/{name}`.
@@ -248,12 +249,12 @@ impl Client {
         Ok(Self::answer(request.send().await?).await?.1)
     }
 
-    /// `GET /models/{name}/versions`.
+    /// `GET /models/{name}/versions`, the newest 500 (the most a page holds).
     ///
     /// # Errors
     /// As the service answers.
     pub async fn versions(&self, name: &str) -> Result<Value, ClientError> {
-        self.get(&format!("/models/{name}/versions")).await
+        self.get(&format!("/models/{name}/versions?limit=500")).await
     }
 
     /// `POST /models/{name}/versions/{version}/promote`.

@@ -10,7 +10,8 @@
 //! - [`serving`] keeps the champion behind an atomic pointer and follows
 //!   promotions; [`predlog`] and [`feedback_writer`] batch database writes off
 //!   or onto the request path; [`metrics`] exports it all, [`facts`] keeps
-//!   the gauges of stored facts current.
+//!   the gauges of stored facts current; [`retention`] keeps the prediction
+//!   log's day partitions and drops the expired ones.
 
 pub mod auth;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod operator;
 pub mod predlog;
+pub mod retention;
 pub mod routes;
 pub mod server;
 pub mod serving;

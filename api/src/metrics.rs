@@ -53,6 +53,7 @@ pub struct MetricSet {
     pub prediction_log_written: IntCounter,
     /// How long the most overdue runnable step has waited for a worker.
     pub step_wait: prometheus::Gauge,
+    pub prediction_partitions_dropped: IntCounter,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -148,6 +149,11 @@ impl Metrics {
             prediction_log_written: IntCounter::new(
                 "retrain_prediction_log_written_total",
                 "Prediction log rows written to the database.",
+            )
+            .unwrap(),
+            prediction_partitions_dropped: IntCounter::new(
+                "retrain_prediction_partitions_dropped_total",
+                "Day partitions of the prediction log dropped by retention.",
             )
             .unwrap(),
             runs: IntCounterVec::new(
@@ -277,6 +283,7 @@ impl Metrics {
             Box::new(self.swap_lag.clone()),
             Box::new(self.prediction_log_failed.clone()),
             Box::new(self.prediction_log_written.clone()),
+            Box::new(self.prediction_partitions_dropped.clone()),
             Box::new(self.runs.clone()),
             Box::new(self.step_duration.clone()),
             Box::new(self.step_retries.clone()),

@@ -44,6 +44,9 @@ pub enum RunsCommand {
         status: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// The id of the previous page's last run: list the runs after it.
+        #[arg(long)]
+        after: Option<String>,
     },
     /// One run with its steps and history.
     Show { id: String },
@@ -381,8 +384,12 @@ fn promotion_line(p: &Value) -> String {
 pub async fn runs(target: &Target, command: RunsCommand) -> anyhow::Result<()> {
     let client = target.client();
     match command {
-        RunsCommand::List { status, limit } => {
-            print(target.json, &client.runs(status.as_deref(), limit).await?, runs_table);
+        RunsCommand::List { status, limit, after } => {
+            print(
+                target.json,
+                &client.runs(status.as_deref(), limit, after.as_deref()).await?,
+                runs_table,
+            );
         }
         RunsCommand::Show { id } => print(target.json, &client.run(&id).await?, run_detail),
         RunsCommand::Trigger { model, reason } => {

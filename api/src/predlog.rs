@@ -167,13 +167,20 @@ const INSERT: &str = "INSERT INTO predictions (id, model_id, model_version, feat
                  $10::timestamptz[])
           WITH ORDINALITY AS t(id, model, version, fstart, flen, txt, label, confidence, at, i)";
 
+/// A logged prediction by id, as feedback citing it reads it. Predictions are
+/// partitioned by day and the id says nothing of the day, so this probes
+/// each kept day's primary key index (about 30 at the default retention); a
+/// pruned prediction reads as one never logged.
+pub const FIND_BY_ID: &str = "SELECT model_id, model_version, features, text, label FROM predictions WHERE id = $1";
+
 /// Writes a batch. Its ids are fresh, so a first attempt cannot conflict and
 /// skips the cost of ON CONFLICT (about a fifth of PostgreSQL's work per
-/// row); a retry may find rows of an attempt that committed after all.
+/// row); a retry may find rows of an attempt that committed after all (the
+/// key holds the day, which a retried row keeps).
 async fn insert(conn: &mut PgConnection, rows: &[LoggedPrediction], retry: bool) -> Result<(), sqlx::Error> {
     let inputs = InputColumns::of(rows.iter().map(|r| &r.input));
     let sql = if retry {
-        std::borrow::Cow::Owned(format!("{INSERT} ON CONFLICT (id) DO NOTHING"))
+        std::borrow::Cow::Owned(format!("{INSERT} ON CONFLICT (id, predicted_at) DO NOTHING"))
     } else {
         std::borrow::Cow::Borrowed(INSERT)
     };

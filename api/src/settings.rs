@@ -123,6 +123,11 @@ pub struct ServeSettings {
     /// pool's own connections are used if unset.
     #[arg(long, env = "RETRAIN_LISTEN_URL", hide_env_values = true)]
     pub listen_url: Option<String>,
+    /// Days of predictions the worker keeps (whole UTC days older are
+    /// dropped, a day partition at a time); `off` or `0` keeps them all.
+    #[arg(long, env = "RETRAIN_PREDICTION_RETENTION_DAYS", default_value = "30",
+          value_parser = crate::retention::Retention::parse)]
+    pub prediction_retention_days: crate::retention::Retention,
     /// The model the seed-shaped routes (`/predict`, `/feedback`,
     /// `/model/info`) act on.
     #[arg(long, env = "RETRAIN_DEFAULT_MODEL", default_value = retrain_steps::pipeline::FIRST_MODEL)]

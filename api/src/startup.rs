@@ -244,7 +244,22 @@ pub async fn start(
     let engine = engine(&pool, &settings);
     let metrics = Metrics::new();
     let mut background = Vec::new();
-    if matches!(settings.role, Role::All | Role::Worker) {
+    let runs_work = matches!(settings.role, Role::All | Role::Worker);
+    // Every process makes the coming days' prediction partitions; only
+    // workers drop expired ones.
+    let retention = if runs_work {
+        settings.prediction_retention_days
+    } else {
+        crate::retention::Retention::Off
+    };
+    crate::retention::run_once(&pool, retention, &metrics).await;
+    if runs_work {
+        background.push(tokio::spawn(crate::retention::keep(
+            pool.clone(),
+            retention,
+            metrics.clone(),
+            shutdown.clone(),
+        )));
         let mut config = WorkerConfig::new("worker");
         config.lease = Duration::from_secs(settings.lease_secs.max(3));
         config.heartbeat = config.lease / 3;

@@ -48,7 +48,7 @@ pub use fence::hold_lease;
 pub use pipeline::{EarlyFinish, Pipeline, Registry, Step, StepContext, StepDef, StepOutcome};
 pub use record::{Created, Run, RunDetail, RunEvent, StepRecord};
 pub use retry::RetryPolicy;
-pub use runs::{Engine, NewRun};
+pub use runs::{Engine, NewRun, list_runs_sql};
 pub use status::{RunStatus, StepStatus, TriggerKind};
 pub use transition::{Annotation, annotate};
 pub use worker::{Execution, Observer, RUN_QUEUED_CHANNEL, Tick, Worker, WorkerConfig};

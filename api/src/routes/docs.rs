@@ -19,6 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
         super::datasets::create, super::datasets::import,
         super::versions::list, super::versions::show, super::versions::promote,
         super::runs::trigger, super::runs::trigger_named, super::runs::list, super::runs::show, super::runs::cancel, super::runs::retry,
+        super::runs::list_named,
         super::health::health, super::health::ready, super::health::metrics,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),

@@ -1,8 +1,9 @@
 //! `POST /feedback`: a user's correct label for an input, answered only after
 //! the row is committed (group commit). Feedback citing a logged prediction
 //! is checked against it. A cited prediction that is not in the log yet
-//! (another replica served it and has not written it, or the log lost it)
-//! is no reason to refuse: the row is stored with the prediction id and
+//! (another replica served it and has not written it, the log lost it, or
+//! retention dropped its day) is no reason to refuse: a pruned id and one
+//! never logged read the same, and the row is stored with the prediction id and
 //! links to the prediction by that id once it lands (`feedback_links`).
 
 use super::input::{Body, FeaturesValue, LabelValue, PathParam, check_label, check_text, model_input, served};
@@ -200,7 +201,7 @@ async fn find_prediction(state: &AppState, id: Uuid) -> Result<Option<LoggedPred
             state.predictions.flush().await;
         }
         let found: Option<(i32, i32, Option<Vec<f64>>, Option<String>, String)> =
-            sqlx::query_as("SELECT model_id, model_version, features, text, label FROM predictions WHERE id = $1")
+            sqlx::query_as(crate::predlog::FIND_BY_ID)
                 .bind(id)
                 .fetch_optional(&state.pool)
                 .await?;

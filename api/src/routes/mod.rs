@@ -6,6 +6,7 @@ pub mod feedback;
 pub mod health;
 pub(crate) mod input;
 pub mod models;
+pub mod page;
 pub mod predict;
 pub mod quarantine;
 pub mod request_id;
@@ -35,7 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/models/{name}/predict", post(predict::predict_named))
         .route("/models/{name}/predict/batch", post(predict::predict_batch_named))
         .route("/models/{name}/feedback", post(feedback::feedback_named))
-        .route("/models/{name}/runs", post(runs::trigger_named))
+        .route("/models/{name}/runs", post(runs::trigger_named).get(runs::list_named))
         .route("/feedback/quarantine", post(quarantine::quarantine))
         .route("/model/info", get(models::info))
         .route("/models", get(models::list))

@@ -2,12 +2,15 @@
 //! settings and their change, and what a replica serves for the default
 //! model.
 
-use super::input::{Body, PathParam, served};
+use super::input::{Body, PathParam, QueryParams, served};
+use super::page::{self, Page, PageQuery};
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+use axum::http::Uri;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use retrain_steps::ml::{InputKind, Learner};
 use retrain_steps::store::models::{self, GateSettings, ModelSpec, Settings};
@@ -98,16 +101,23 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<ModelInfo>, ApiE
     }))
 }
 
-/// Every model, by name.
-#[utoipa::path(get, path = "/models", tag = "models",
-    responses((status = 200, body = Vec<ModelSummary>), (status = 503, description = "Database unavailable", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ModelSummary>>, ApiError> {
+/// Models by name, a page at a time (see the `Link` header).
+#[utoipa::path(get, path = "/models", tag = "models", params(PageQuery),
+    responses((status = 200, body = Vec<ModelSummary>, headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, if any"))),
+              (status = 400, description = "Invalid limit or cursor (a model name)", body = ErrorBody),
+              (status = 503, description = "Database unavailable", body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    uri: Uri,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = Page::<String>::of(query.limit, query.after.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     let mut out = Vec::new();
-    for spec in models::list(&mut conn).await? {
+    for spec in models::page(&mut conn, page.after.as_deref(), page.fetch()).await? {
         out.push(summary(&mut conn, spec).await?);
     }
-    Ok(Json(out))
+    Ok(page::answer(&page, out, &uri, |model| model.name.clone()))
 }
 
 /// One model: its input, classes, learner, gate, threshold and champion.

@@ -1,13 +1,14 @@
 //! Retrain runs over HTTP: trigger, list, inspect, cancel and retry.
 
 use super::input::{OptionalBody, PathParam, QueryParams, check_text};
+use super::page::{self, Page};
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::{self, Claim, KeyHeader, Scope};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use retrain_engine::{Cancelled, Created, NewRun, Run, RunDetail, RunStatus, TriggerKind};
 use retrain_steps::PIPELINE;
@@ -39,9 +40,11 @@ pub struct ListQuery {
     pub status: Option<RunStatus>,
     /// Only runs of this model.
     pub model: Option<String>,
-    /// At most this many runs (1 to 500, default 50), newest first.
+    /// Runs of the page (1 to 500, default 50), newest first.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// The id of the previous page's last run (the `after` of its `Link: rel="next"` URL).
+    pub after: Option<String>,
 }
 
 /// What a cancel did, with the run.
@@ -156,27 +159,43 @@ fn answer(created: Created) -> (StatusCode, Run) {
     }
 }
 
-/// Runs, newest first.
+/// Runs, newest first, a page at a time (see the `Link` header).
 #[utoipa::path(get, path = "/runs", tag = "runs", params(ListQuery),
-    responses((status = 200, body = Vec<Run>), (status = 400, description = "Invalid filter", body = ErrorBody)))]
+    responses((status = 200, body = Vec<Run>, headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, if any"))),
+              (status = 400, description = "Invalid filter, limit or cursor", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    uri: Uri,
     QueryParams(query): QueryParams<ListQuery>,
-) -> Result<Json<Vec<Run>>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "limit must be between 1 and 500",
-        ));
-    }
-    Ok(Json(
-        state
-            .engine
-            .list_runs(query.status, query.model.as_deref(), limit)
-            .await?,
-    ))
+) -> Result<Response, ApiError> {
+    list_page(&state, &uri, query).await
+}
+
+/// A model's runs, newest first, a page at a time (see the `Link` header);
+/// the path names the model.
+#[utoipa::path(get, path = "/models/{name}/runs", tag = "runs",
+    params(("name" = String, Path, description = "The model's name"), ListQuery),
+    responses((status = 200, body = Vec<Run>, headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, if any"))),
+              (status = 400, description = "Invalid filter, limit or cursor", body = ErrorBody),
+              (status = 404, description = "No such model", body = ErrorBody)))]
+pub async fn list_named(
+    State(state): State<AppState>,
+    uri: Uri,
+    PathParam(name): PathParam<String>,
+    QueryParams(mut query): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    models::by_name(&mut *state.pool.acquire().await?, &name).await?;
+    query.model = Some(name);
+    list_page(&state, &uri, query).await
+}
+
+async fn list_page(state: &AppState, uri: &Uri, query: ListQuery) -> Result<Response, ApiError> {
+    let page = Page::<Uuid>::of(query.limit, query.after.as_deref())?;
+    let runs = state
+        .engine
+        .list_runs(query.status, query.model.as_deref(), page.after, page.fetch())
+        .await?;
+    Ok(page::answer(&page, runs, uri, |run| run.id.to_string()))
 }
 
 /// A run with its steps and its event history.

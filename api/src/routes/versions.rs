@@ -2,12 +2,15 @@
 //! one version with its training figures and promotions, and promotion or
 //! rollback to any of them.
 
-use super::input::{Body, PathParam, check_text};
+use super::input::{Body, PathParam, QueryParams, check_text};
+use super::page::{self, Page, PageQuery};
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+use axum::http::Uri;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use retrain_steps::store::promotions::{self, Promotion, PromotionKind, PromotionRequest};
 use retrain_steps::store::{models, versions};
@@ -73,18 +76,37 @@ const SUMMARY_COLUMNS: &str = "model, version, version_id AS model_id, kind, sha
     dataset_version, feedback_from, feedback_to, total_rows, golden_accuracy, golden_macro_f1, gate_passed, \
     first_promoted_at, is_champion";
 
-/// Every version of a model, newest first.
+/// The query of a page of versions: model `$1`, versions below `$2`
+/// (all if null), at most `$3`, newest first.
+pub fn list_sql() -> String {
+    format!(
+        "SELECT {SUMMARY_COLUMNS} FROM audit_model_lineage
+         WHERE model = $1 AND version < coalesce($2, 2147483647) ORDER BY version DESC LIMIT $3"
+    )
+}
+
+/// A model's versions, newest first, a page at a time (see the `Link` header).
 #[utoipa::path(get, path = "/models/{name}/versions", tag = "models",
-    params(("name" = String, Path, description = "The model's name")),
-    responses((status = 200, body = Vec<VersionSummary>), (status = 404, description = "No such model", body = ErrorBody)))]
+    params(("name" = String, Path, description = "The model's name"), PageQuery),
+    responses((status = 200, body = Vec<VersionSummary>, headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, if any"))),
+              (status = 400, description = "Invalid limit or cursor (a version number)", body = ErrorBody),
+              (status = 404, description = "No such model", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    uri: Uri,
     PathParam(name): PathParam<String>,
-) -> Result<Json<Vec<VersionSummary>>, ApiError> {
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = Page::<i32>::of(query.limit, query.after.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     models::by_name(&mut conn, &name).await?;
-    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM audit_model_lineage WHERE model = $1 ORDER BY version DESC");
-    Ok(Json(sqlx::query_as(&sql).bind(&name).fetch_all(&mut *conn).await?))
+    let rows: Vec<VersionSummary> = sqlx::query_as(&list_sql())
+        .bind(&name)
+        .bind(page.after)
+        .bind(page.fetch())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(page::answer(&page, rows, &uri, |row| row.version.to_string()))
 }
 
 /// One version with its lineage, training figures and promotions.

@@ -151,6 +151,18 @@ pub async fn second_model(pool: &PgPool) -> i32 {
     another_model(pool, 3).await
 }
 
+/// A transaction that writes rows as history left them, for fixtures of
+/// many finished runs: foreign-key checks and the run state machine's
+/// triggers (the engine inserts a run queued and moves it on) are skipped.
+pub async fn history(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     retrain_testkit::db::count(pool, sql).await
 }

@@ -148,6 +148,20 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<ModelSpec>, sqlx::Error
     sqlx::query_as(&sql).fetch_all(conn).await
 }
 
+/// The query of [`page`]: models by name after `$1`, at most `$2`.
+pub fn page_sql() -> String {
+    format!("SELECT {COLUMNS} FROM models WHERE name > $1 ORDER BY name LIMIT $2")
+}
+
+/// A page of models by name: at most `limit` after the name `after`.
+pub async fn page(conn: &mut PgConnection, after: Option<&str>, limit: i64) -> Result<Vec<ModelSpec>, sqlx::Error> {
+    sqlx::query_as(&page_sql())
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
 /// Adds class names a new data set brought (the model then answers them
 /// too); returns the model as it is now.
 pub async fn add_classes(conn: &mut PgConnection, id: i32, classes: &[String]) -> Result<ModelSpec, sqlx::Error> {
