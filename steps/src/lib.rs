@@ -25,6 +25,7 @@ pub mod fit;
 pub mod import;
 pub mod ml;
 pub mod pipeline;
+pub mod recent;
 pub mod store;
 pub mod trainset;
 pub mod triggers;
