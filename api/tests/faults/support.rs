@@ -297,7 +297,7 @@ impl Drop for Process {
 /// through all five steps (a rejection would end it before promote).
 pub const PASSING_GATE: [(&str, &str); 3] = [
     ("RETRAIN_GATE_FLOOR", "0"),
-    ("RETRAIN_GATE_RECALL_TOLERANCE", "1"),
+    ("RETRAIN_GATE_RECALL_MARGIN", "1"),
     ("RETRAIN_GATE_MARGIN", "-1"),
 ];
 

@@ -8,12 +8,19 @@
 //! out of training, which follows what users send). Without one, only the
 //! accuracy floor applies.
 //!
-//! The margin is the trade-off: a golden set of a few hundred rows cannot
-//! tell a model 1 point worse from an equal one, so a margin small enough to
-//! refuse every worse candidate also refuses many equal ones (honest
-//! retrains), and one wide enough to pass equal ones lets some worse ones
-//! through. The defaults come from `steps/benches/gate_error_rates.rs`
-//! (figures in BENCHMARKS.md, "Statistical gate (issue 12)").
+//! The margin is the trade-off. A candidate exactly `margin` worse fails
+//! about `1 - alpha` of the time, by the bound's construction; a truly
+//! equivalent one passes only when the golden set is large enough that the
+//! bound's width (about `2 * 1.645 * sqrt(discordant share / n)`) is below
+//! the margin. Default: margin 3 points, alpha 0.05, measured by
+//! `steps/benches/gate_error_rates.rs` (BENCHMARKS.md, "Statistical gate
+//! (issue 12)"): on the reviews (2,534 golden rows) equivalents pass 96.5%
+//! and 3-points-worse candidates fail 95.0%; on wine (322 golden rows,
+//! resampled trees disagreeing on a quarter of them) no margin reaches both
+//! targets, and 3 points keeps the worse ones out (96%) at the cost of
+//! refusing most equally good resamples. An honest retrain on a little more
+//! feedback disagrees with its champion on far fewer rows than a resample
+//! does, and passes.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +57,7 @@ impl Default for GateConfig {
     fn default() -> Self {
         Self {
             accuracy_floor: 0.45,
-            margin: 0.05,
+            margin: 0.03,
             alpha: 0.05,
             recall_margin: 0.15,
             min_class_support: 30,
@@ -312,13 +319,13 @@ mod tests {
 
     #[test]
     fn an_equivalent_candidate_passes_with_every_bound_in_words() {
-        // Same accuracy, but they disagree on 20 rows of each class: the
-        // champion alone right on 10, the candidate alone on 10.
+        // Same accuracy, but they disagree on 10 rows of each class: the
+        // champion alone right on 5, the candidate alone on 5.
         let (labels, champion, mut candidate) = rows(&[("5", 150, 100, 100), ("6", 150, 90, 90)]);
-        for i in (0..10).chain(150..160) {
+        for i in (0..5).chain(150..155) {
             candidate[i] = false;
         }
-        for i in (100..110).chain(240..250) {
+        for i in (100..105).chain(240..245) {
             candidate[i] = true;
         }
         let golden = Answers {
@@ -339,11 +346,11 @@ mod tests {
             ]
         );
         let accuracy = verdict.evidence("not_worse_than_champion").unwrap();
-        assert_eq!((accuracy.n, accuracy.only_candidate_right, accuracy.only_champion_right), (300, 20, 20));
+        assert_eq!((accuracy.n, accuracy.only_candidate_right, accuracy.only_champion_right), (300, 10, 10));
         assert!(
             check(&verdict, "not_worse_than_champion")
                 .detail
-                .ends_with("margin 5 points: pass"),
+                .ends_with("margin 3 points: pass"),
             "{}",
             check(&verdict, "not_worse_than_champion").detail
         );

@@ -120,9 +120,10 @@ pub fn lenient_config() -> PipelineConfig {
     PipelineConfig {
         gate: GateConfig {
             accuracy_floor: 0.0,
-            recall_tolerance: 1.0,
+            recall_margin: 1.0,
             min_class_support: usize::MAX,
-            margin: -1.0,
+            margin: 1.0,
+            ..GateConfig::default()
         },
         ..PipelineConfig::default()
     }
