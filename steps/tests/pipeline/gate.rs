@@ -12,8 +12,17 @@ use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap, pipeline,
 use sqlx::PgPool;
 use std::sync::Arc;
 
-/// A run of the real pipeline with `gate` on 150 true feedback rows.
-async fn run_with(pool: &PgPool, gate: GateConfig) -> (retrain_engine::Run, Vec<Example>) {
+/// A run of the real pipeline on 150 true feedback rows, under a gate with
+/// wide margins (these tests are about what is recorded) and the given
+/// recent-set settings; it succeeds.
+async fn run_with(pool: &PgPool, recent_share: f64, recent_min_rows: usize) -> (retrain_engine::Run, Vec<Example>) {
+    let gate = GateConfig {
+        recent_share,
+        recent_min_rows,
+        margin: 0.5,
+        recall_margin: 1.0,
+        ..GateConfig::default()
+    };
     let env = PipelineEnv {
         pool: pool.clone(),
         config: Arc::new(PipelineConfig {
@@ -26,20 +35,13 @@ async fn run_with(pool: &PgPool, gate: GateConfig) -> (retrain_engine::Run, Vec<
     let traffic: Vec<Example> = split_rows(pool, Split::Pool).await.into_iter().take(150).collect();
     send_feedback(pool, &traffic, "users").await;
     let run = finish(&worker(&engine), &engine, trigger(&engine).await.id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.outcome);
     (run, traffic)
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn a_run_records_golden_and_recent_evaluations_and_the_decision_in_words(pool: PgPool) {
-    let gate = GateConfig {
-        recent_share: 0.5,
-        recent_min_rows: 10,
-        margin: 0.5,
-        recall_margin: 1.0,
-        ..GateConfig::default()
-    };
-    let (run, traffic) = run_with(&pool, gate).await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.outcome);
+    let (run, traffic) = run_with(&pool, 0.5, 10).await;
 
     // Half the feedback inputs, chosen by hash, are held out of training.
     let held_out: Vec<Example> = traffic
@@ -143,14 +145,7 @@ async fn a_run_records_golden_and_recent_evaluations_and_the_decision_in_words(p
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn a_small_recent_set_is_skipped_with_the_reason_recorded(pool: PgPool) {
-    let gate = GateConfig {
-        recent_min_rows: 1000,
-        margin: 0.5,
-        recall_margin: 1.0,
-        ..GateConfig::default()
-    };
-    let (run, _) = run_with(&pool, gate).await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.outcome);
+    let (run, _) = run_with(&pool, GateConfig::default().recent_share, 1000).await;
     let (decision, recent_bound, rows): (String, Option<f64>, i32) =
         sqlx::query_as("SELECT decision, recent_lower_bound, recent_rows FROM validations WHERE run_id = $1")
             .bind(run.id)

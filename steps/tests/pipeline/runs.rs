@@ -4,10 +4,9 @@
 use crate::support::*;
 use async_trait::async_trait;
 use retrain_engine::{RunStatus, Step, StepContext, StepError, StepOutcome};
-use retrain_steps::data::input_hash;
-use retrain_steps::ml::{Example, Split};
+use retrain_steps::ml::Split;
 use retrain_steps::store::promotions;
-use retrain_steps::{PipelineConfig, pipeline, pipeline_wrapping, recent};
+use retrain_steps::{pipeline, pipeline_wrapping};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,13 +40,7 @@ async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPo
     .unwrap();
     assert_eq!((from, to), (ids[0], ids[24]));
     // The pool holds some identical wines: a later row supersedes an earlier one.
-    let share = PipelineConfig::default().gate.recent_share;
-    let trained: Vec<Example> = traffic[..25]
-        .iter()
-        .filter(|e| !recent::held_out(&input_hash(&e.input), share))
-        .cloned()
-        .collect();
-    let distinct = distinct_inputs(&trained);
+    let distinct = trained_inputs(&traffic[..25]);
     assert_eq!(feedback_rows, distinct);
     assert_eq!(total, base + distinct);
     assert_eq!(base as usize, split_rows(&pool, Split::Base).await.len());
@@ -243,7 +236,7 @@ async fn quarantined_feedback_is_left_out_of_training(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(quarantined, 400);
-    assert_eq!(feedback_rows, distinct_inputs(&traffic[..25]));
+    assert_eq!(feedback_rows, trained_inputs(&traffic[..25]));
     // The rule is part of the history: it cannot be lifted by rewriting it.
     assert!(
         sqlx::query("DELETE FROM feedback_quarantines")

@@ -6,7 +6,8 @@ use retrain_steps::ml::{Example, GateConfig, Split};
 use retrain_steps::pipeline::{FIRST_MODEL, run_params};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use retrain_steps::store::models;
-use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap};
+use retrain_steps::data::input_hash;
+use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap, recent};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +101,18 @@ pub async fn poison(pool: &PgPool, rows: usize) -> Vec<Example> {
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     retrain_testkit::db::count(pool, sql).await
+}
+
+/// How many of the rows' distinct (normalized) inputs train: those the
+/// default recent share does not hold out of training.
+pub fn trained_inputs(rows: &[Example]) -> i32 {
+    let share = PipelineConfig::default().gate.recent_share;
+    let kept: std::collections::HashSet<_> = rows
+        .iter()
+        .map(|e| input_hash(&e.input))
+        .filter(|hash| !recent::held_out(hash, share))
+        .collect();
+    kept.len() as i32
 }
 
 /// How many distinct inputs the rows hold (later duplicates supersede earlier ones).
