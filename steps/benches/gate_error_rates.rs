@@ -69,7 +69,9 @@ struct Trial {
 
 fn resample(rows: &[Example], seed: u64) -> Vec<Example> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..rows.len()).map(|_| rows[rng.gen_range(0..rows.len())].clone()).collect()
+    (0..rows.len())
+        .map(|_| rows[rng.gen_range(0..rows.len())].clone())
+        .collect()
 }
 
 fn answers(learner: &Learner, train: &[Example], golden: &[Example], seed: u64) -> Vec<bool> {
@@ -102,7 +104,10 @@ fn run(name: &str, kind: InputKind, train: &[Example], golden: &[Example], trial
         })
         .collect();
     let mean = |pick: fn(&Trial) -> &Vec<bool>| {
-        trials.iter().map(|t| pick(t).iter().filter(|&&r| r).count()).sum::<usize>() as f64
+        trials
+            .iter()
+            .map(|t| pick(t).iter().filter(|&&r| r).count())
+            .sum::<usize>() as f64
             / (trials.len() * golden.len()) as f64
     };
     println!(

@@ -75,7 +75,16 @@ pub async fn bootstrap(pool: &PgPool, config: &PipelineConfig) -> Result<Bootstr
     let golden = datasets::examples(&mut tx, dataset.id, Split::Golden).await?;
     let loaded = versions::load(&mut tx, first.id).await?;
     let (metrics, _) = evaluate(&loaded.classifier, &golden)?;
-    evaluations::record(&mut tx, None, first.id, Role::Champion, dataset.id, EvalSet::Golden, &metrics).await?;
+    evaluations::record(
+        &mut tx,
+        None,
+        first.id,
+        Role::Champion,
+        dataset.id,
+        EvalSet::Golden,
+        &metrics,
+    )
+    .await?;
     let reason = format!(
         "first model, trained on the base split (golden accuracy {:.4})",
         metrics.accuracy

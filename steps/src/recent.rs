@@ -64,7 +64,12 @@ mod tests {
     fn the_choice_depends_on_the_input_not_on_arrival_order() {
         let inputs: Vec<u32> = (0..2000).collect();
         let forward: HashSet<u32> = inputs.iter().copied().filter(|&i| held_out(&hash(i), 0.1)).collect();
-        let backward: HashSet<u32> = inputs.iter().rev().copied().filter(|&i| held_out(&hash(i), 0.1)).collect();
+        let backward: HashSet<u32> = inputs
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&i| held_out(&hash(i), 0.1))
+            .collect();
         assert_eq!(forward, backward);
         // Text is chosen by its normalized form: spelling it differently
         // does not move it in or out.

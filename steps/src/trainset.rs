@@ -7,8 +7,8 @@
 
 use crate::data::{InputHash, input_hash};
 use crate::error::StepsError;
-use crate::recent;
 use crate::ml::{Example, Input, Split};
+use crate::recent;
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, FeedbackExample};
 use serde::Serialize;
@@ -290,16 +290,17 @@ pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_
 /// `Inconsistent` naming both hashes if the rows differ from the recorded
 /// set; `Database`.
 pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<TrainingSet, StepsError> {
-    let (dataset_id, watermark, rules, recorded_sha256, recent_share): (i32, i64, Vec<i64>, String, f64) = sqlx::query_as(
-        "SELECT dataset_id, feedback_to,
+    let (dataset_id, watermark, rules, recorded_sha256, recent_share): (i32, i64, Vec<i64>, String, f64) =
+        sqlx::query_as(
+            "SELECT dataset_id, feedback_to,
                 coalesce(quarantine_rules,
                          ARRAY(SELECT q.id FROM feedback_quarantines q WHERE q.model_id = ts.model_id ORDER BY q.id)),
                 content_sha256, coalesce(recent_share, 0)
          FROM training_sets ts WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
     let dataset = datasets::by_id(conn, dataset_id).await?;
     let set = build(conn, &dataset, watermark, rules, recent_share).await?;
     if set.lineage.content_sha256 != recorded_sha256 {

@@ -554,7 +554,10 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
         "the model's own margin gates it: {detail}"
     );
     assert!(
-        detail["outcome"]["reason"].as_str().unwrap().contains("margin -50 points: fail"),
+        detail["outcome"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("margin -50 points: fail"),
         "{detail}"
     );
 

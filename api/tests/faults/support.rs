@@ -298,7 +298,7 @@ impl Drop for Process {
 pub const PASSING_GATE: [(&str, &str); 3] = [
     ("RETRAIN_GATE_FLOOR", "0"),
     ("RETRAIN_GATE_RECALL_MARGIN", "1"),
-    ("RETRAIN_GATE_MARGIN", "-1"),
+    ("RETRAIN_GATE_MARGIN", "1"),
 ];
 
 /// Rows of a split of the stored data set (bootstrapped by the service).

@@ -346,7 +346,10 @@ mod tests {
             ]
         );
         let accuracy = verdict.evidence("not_worse_than_champion").unwrap();
-        assert_eq!((accuracy.n, accuracy.only_candidate_right, accuracy.only_champion_right), (300, 10, 10));
+        assert_eq!(
+            (accuracy.n, accuracy.only_candidate_right, accuracy.only_champion_right),
+            (300, 10, 10)
+        );
         assert!(
             check(&verdict, "not_worse_than_champion")
                 .detail
@@ -355,12 +358,19 @@ mod tests {
             check(&verdict, "not_worse_than_champion").detail
         );
         let recall = &check(&verdict, "class_recall").detail;
-        assert!(recall.contains("class 5 recall: candidate at most") && recall.contains("class 6 recall"), "{recall}");
+        assert!(
+            recall.contains("class 5 recall: candidate at most") && recall.contains("class 6 recall"),
+            "{recall}"
+        );
         assert_eq!(
             check(&verdict, "not_worse_on_recent").detail,
             "recent accuracy: skipped, 0 recent rows (at least 50 needed)"
         );
-        assert!(verdict.words().starts_with("passed: candidate accuracy 0.6333 meets the floor"));
+        assert!(
+            verdict
+                .words()
+                .starts_with("passed: candidate accuracy 0.6333 meets the floor")
+        );
     }
 
     #[test]
@@ -376,7 +386,13 @@ mod tests {
         assert!(!verdict.passed);
         let accuracy = check(&verdict, "not_worse_than_champion");
         assert!(!accuracy.passed);
-        assert!(accuracy.detail.contains("observed -10.0 on 300 rows, 0 vs 30 discordant"), "{}", accuracy.detail);
+        assert!(
+            accuracy
+                .detail
+                .contains("observed -10.0 on 300 rows, 0 vs 30 discordant"),
+            "{}",
+            accuracy.detail
+        );
         assert!(accuracy.detail.ends_with(": fail"));
         assert!(verdict.reasons().contains(&accuracy.detail));
     }
@@ -394,9 +410,19 @@ mod tests {
         let verdict = judge(&GateConfig::default(), &golden, &none());
         let recall = check(&verdict, "class_recall");
         assert!(!recall.passed);
-        assert!(recall.detail.starts_with("recall fell beyond the margin: class 5 recall:"), "{}", recall.detail);
+        assert!(
+            recall
+                .detail
+                .starts_with("recall fell beyond the margin: class 5 recall:"),
+            "{}",
+            recall.detail
+        );
         assert!(!recall.detail.contains("class 6"), "{}", recall.detail);
-        assert!(recall.detail.ends_with("(skipped, under 30 golden rows: 3 (8))"), "{}", recall.detail);
+        assert!(
+            recall.detail.ends_with("(skipped, under 30 golden rows: 3 (8))"),
+            "{}",
+            recall.detail
+        );
 
         // Without class 5's loss, class 3's alone does not fail the check.
         let (labels, champion, candidate) = rows(&[("3", 8, 8, 0), ("6", 200, 150, 150)]);

@@ -30,7 +30,7 @@ pub use gate::{Answers, Check, GateConfig, Verdict, judge};
 pub use learner::Learner;
 pub use mcnemar::{PairedComparison, compare};
 pub use metrics::{ClassMetrics, Confusion, Metrics, evaluate};
-pub use noninferiority::NonInferiority;
 pub use model::{Model, ModelKind, Prediction, sha256_hex};
+pub use noninferiority::NonInferiority;
 pub use tree::{FlatTree, Node, TreeParams};
 pub use winequality::Split;

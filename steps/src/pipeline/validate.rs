@@ -49,6 +49,13 @@ struct Scores {
     recent: Option<(Metrics, Vec<bool>)>,
 }
 
+impl Scores {
+    /// Which recent rows the model got right (none without a recent set).
+    fn right_on_recent(&self) -> &[bool] {
+        self.recent.as_ref().map_or(&[][..], |(_, right)| right.as_slice())
+    }
+}
+
 impl Validate {
     /// Scores both models on both sets, judges, and stores the evaluations,
     /// the verdict and its event in one transaction (a concurrent first
@@ -82,31 +89,24 @@ impl Validate {
             Some(loaded) => Some(scores(&loaded.classifier, &golden, &recent)?),
             None => None,
         };
-        let answers = |set: &[Example], pick: fn(&Scores) -> Option<&Vec<bool>>| -> (Vec<String>, Vec<bool>, Option<Vec<bool>>) {
-            (
-                set.iter().map(|e| e.label.clone()).collect(),
-                pick(&candidate_scores).cloned().unwrap_or_default(),
-                champion_scores.as_ref().and_then(|c| pick(c).cloned()),
-            )
-        };
-        let (golden_labels, golden_candidate, golden_champion) = answers(&golden, |s| Some(&s.golden.1));
-        let (recent_labels, recent_candidate, recent_champion) = answers(&recent, |s| s.recent.as_ref().map(|r| &r.1));
+        let labels = |set: &[Example]| set.iter().map(|e| e.label.clone()).collect::<Vec<String>>();
+        let (golden_labels, recent_labels) = (labels(&golden), labels(&recent));
         let verdict = judge(
             gate,
             &Answers {
                 labels: &golden_labels,
-                candidate: &golden_candidate,
-                champion: golden_champion.as_deref(),
+                candidate: &candidate_scores.golden.1,
+                champion: champion_scores.as_ref().map(|s| s.golden.1.as_slice()),
             },
             &Answers {
                 labels: &recent_labels,
-                candidate: &recent_candidate,
-                champion: recent_champion.as_deref(),
+                candidate: candidate_scores.right_on_recent(),
+                champion: champion_scores.as_ref().map(Scores::right_on_recent),
             },
         );
-        let comparison = golden_champion
+        let comparison = champion_scores
             .as_ref()
-            .map(|champion_right| compare(champion_right, &golden_candidate));
+            .map(|s| compare(&s.golden.1, &candidate_scores.golden.1));
 
         let mut tx = self.0.pool.begin().await?;
         let mut evaluated = vec![(candidate_id, Role::Candidate, &candidate_scores)];
@@ -115,7 +115,16 @@ impl Validate {
         }
         for (version_id, role, scores) in evaluated {
             let run = Some(ctx.run_id);
-            evaluations::record(&mut tx, run, version_id, role, dataset_id, EvalSet::Golden, &scores.golden.0).await?;
+            evaluations::record(
+                &mut tx,
+                run,
+                version_id,
+                role,
+                dataset_id,
+                EvalSet::Golden,
+                &scores.golden.0,
+            )
+            .await?;
             if let Some((metrics, _)) = &scores.recent {
                 evaluations::record(&mut tx, run, version_id, role, dataset_id, EvalSet::Recent, metrics).await?;
             }

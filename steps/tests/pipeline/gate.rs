@@ -105,10 +105,9 @@ async fn a_run_records_golden_and_recent_evaluations_and_the_decision_in_words(p
     // ... as an event of the run, and in validate's output.
     let detail = engine_for(&pool, pipeline(env(&pool))).get_run(run.id).await.unwrap();
     assert!(
-        detail
-            .events
-            .iter()
-            .any(|e| e.step.as_deref() == Some("validate") && e.actor == "gate" && e.reason.as_deref() == Some(&decision)),
+        detail.events.iter().any(|e| e.step.as_deref() == Some("validate")
+            && e.actor == "gate"
+            && e.reason.as_deref() == Some(&decision)),
         "{:?}",
         detail.events
     );
@@ -139,7 +138,9 @@ async fn a_run_records_golden_and_recent_evaluations_and_the_decision_in_words(p
     )
     .await
     .unwrap();
-    let rebuilt = trainset::rebuild_recorded(&mut conn, training_set).await.expect("the same rows");
+    let rebuilt = trainset::rebuild_recorded(&mut conn, training_set)
+        .await
+        .expect("the same rows");
     assert_eq!(rebuilt.recent.len() as i32, expected_recent);
 }
 
@@ -154,7 +155,9 @@ async fn a_small_recent_set_is_skipped_with_the_reason_recorded(pool: PgPool) {
             .unwrap();
     assert_eq!(recent_bound, None);
     assert!(
-        decision.contains(&format!("recent accuracy: skipped, {rows} recent rows (at least 1000 needed)")),
+        decision.contains(&format!(
+            "recent accuracy: skipped, {rows} recent rows (at least 1000 needed)"
+        )),
         "{decision}"
     );
 }

@@ -63,7 +63,10 @@ async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPo
             .await
             .unwrap();
     assert!(passed);
-    assert!(bound >= -margin, "promoted only if not worse beyond the margin: {bound} vs {margin}");
+    assert!(
+        bound >= -margin,
+        "promoted only if not worse beyond the margin: {bound} vs {margin}"
+    );
     // The promotion is audited in the run's history, in the promote step.
     let detail = engine.get_run(run.id).await.unwrap();
     assert!(detail.events.iter().any(

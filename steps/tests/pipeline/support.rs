@@ -2,11 +2,11 @@
 //! and feedback drawn from the stored split.
 
 use retrain_engine::{Engine, NewRun, Registry, Run, StepContext, Tick, TriggerKind, Worker, WorkerConfig};
+use retrain_steps::data::input_hash;
 use retrain_steps::ml::{Example, GateConfig, Split};
 use retrain_steps::pipeline::{FIRST_MODEL, run_params};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use retrain_steps::store::models;
-use retrain_steps::data::input_hash;
 use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap, recent};
 use sqlx::PgPool;
 use std::sync::Arc;
