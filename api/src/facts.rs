@@ -29,8 +29,9 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error
             (SELECT v.version FROM champion c JOIN versions v ON v.id = c.version_id WHERE c.model_id = m.id)
                 AS champion_version,
             (SELECT e.accuracy FROM champion c JOIN evaluations e ON e.version_id = c.version_id
-             WHERE c.model_id = m.id ORDER BY e.id DESC LIMIT 1) AS champion_accuracy,
-            (SELECT accuracy FROM evaluations WHERE role = 'candidate' AND model_id = m.id ORDER BY id DESC LIMIT 1)
+             WHERE c.model_id = m.id AND e.eval_set = 'golden' ORDER BY e.id DESC LIMIT 1) AS champion_accuracy,
+            (SELECT accuracy FROM evaluations WHERE role = 'candidate' AND model_id = m.id AND eval_set = 'golden'
+             ORDER BY id DESC LIMIT 1)
                 AS candidate_accuracy,
             -- The same count the threshold check and collect use (quarantined rows never count).
             feedback_waiting(m.id) AS feedback_waiting,

@@ -115,12 +115,15 @@ pub enum ModelsCommand {
         /// Lowest golden accuracy a candidate may have, 0 to 1.
         #[arg(long)]
         gate_floor: Option<f64>,
-        /// Largest recall drop any class may suffer, 0 to 1.
+        /// How much recall any class may lose against the champion, 0 to 1.
         #[arg(long)]
-        gate_recall_tolerance: Option<f64>,
-        /// The candidate's accuracy must reach the champion's plus this.
+        gate_recall_margin: Option<f64>,
+        /// How much lower than the champion's the accuracy may be, -1 to 1.
         #[arg(long, allow_hyphen_values = true)]
         gate_margin: Option<f64>,
+        /// Significance level of the gate's bounds, above 0 and below 0.5.
+        #[arg(long)]
+        gate_alpha: Option<f64>,
     },
     /// Add a data set version to a model, and wait while a run trains on it.
     Import {
@@ -470,8 +473,9 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             threshold,
             cron,
             gate_floor,
-            gate_recall_tolerance,
+            gate_recall_margin,
             gate_margin,
+            gate_alpha,
         } => {
             let mut change = serde_json::Map::new();
             if let Some(threshold) = threshold {
@@ -480,7 +484,8 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             if let Some(cron) = cron {
                 change.insert("cron".into(), cron.into());
             }
-            if gate_floor.is_some() || gate_recall_tolerance.is_some() || gate_margin.is_some() {
+            let gate_given = [gate_floor, gate_recall_margin, gate_margin, gate_alpha];
+            if gate_given.iter().any(Option::is_some) {
                 // The model's gate settings are replaced: keep the ones not given.
                 let mut gate = client.model(&name).await?["gate"]
                     .as_object()
@@ -488,8 +493,9 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
                     .unwrap_or_default();
                 for (key, value) in [
                     ("accuracy_floor", gate_floor),
-                    ("recall_tolerance", gate_recall_tolerance),
+                    ("recall_margin", gate_recall_margin),
                     ("margin", gate_margin),
+                    ("alpha", gate_alpha),
                 ] {
                     if let Some(value) = value {
                         gate.insert(key.into(), value.into());

@@ -101,12 +101,15 @@ pub struct ServeSettings {
     /// Lowest golden accuracy a candidate may have.
     #[arg(long, env = "RETRAIN_GATE_FLOOR", default_value_t = GateConfig::default().accuracy_floor)]
     pub gate_floor: f64,
-    /// How much recall any class may lose against the champion.
-    #[arg(long, env = "RETRAIN_GATE_RECALL_TOLERANCE", default_value_t = GateConfig::default().recall_tolerance)]
-    pub gate_recall_tolerance: f64,
-    /// How much better than the champion a candidate must be (0: not worse).
-    #[arg(long, env = "RETRAIN_GATE_MARGIN", default_value_t = GateConfig::default().margin)]
+    /// How much recall any class may lose against the champion (non-inferiority margin).
+    #[arg(long, env = "RETRAIN_GATE_RECALL_MARGIN", default_value_t = GateConfig::default().recall_margin)]
+    pub gate_recall_margin: f64,
+    /// How much worse than the champion a candidate may be, with confidence 1 - alpha.
+    #[arg(long, env = "RETRAIN_GATE_MARGIN", default_value_t = GateConfig::default().margin, allow_hyphen_values = true)]
     pub gate_margin: f64,
+    /// Significance level of the gate's one-sided bounds.
+    #[arg(long, env = "RETRAIN_GATE_ALPHA", default_value_t = GateConfig::default().alpha)]
+    pub gate_alpha: f64,
     /// Maximum depth of the decision tree.
     #[arg(long, env = "RETRAIN_TREE_MAX_DEPTH")]
     pub tree_max_depth: Option<usize>,
@@ -154,8 +157,9 @@ impl ServeSettings {
             },
             gate: GateConfig {
                 accuracy_floor: self.gate_floor,
-                recall_tolerance: self.gate_recall_tolerance,
+                recall_margin: self.gate_recall_margin,
                 margin: self.gate_margin,
+                alpha: self.gate_alpha,
                 ..defaults.gate
             },
         }

@@ -9,7 +9,7 @@ use crate::fit::{FitRequest, fit_and_store};
 use crate::ml::{InputKind, Learner, Split, evaluate, winequality};
 use crate::pipeline::FIRST_MODEL;
 use crate::store::datasets::{self, DEFAULT_DATASET, Dataset, NewDataset};
-use crate::store::evaluations::{self, Role};
+use crate::store::evaluations::{self, EvalSet, Role};
 use crate::store::models::{self, ModelSpec, NewModel};
 use crate::store::promotions::{self, PromotionKind, PromotionRequest};
 use crate::store::versions::{self, VersionRecord};
@@ -63,7 +63,7 @@ pub async fn bootstrap(pool: &PgPool, config: &PipelineConfig) -> Result<Bootstr
         });
     }
     // The first model sees the base split only (feedback watermark 0).
-    let set = trainset::assemble(&mut tx, &dataset, 0).await?;
+    let set = trainset::assemble(&mut tx, &dataset, 0, 0.0).await?;
     let training_set_id = trainset::record(&mut tx, None, &set.lineage).await?;
     let request = FitRequest {
         model_id: model.id,
@@ -75,7 +75,16 @@ pub async fn bootstrap(pool: &PgPool, config: &PipelineConfig) -> Result<Bootstr
     let golden = datasets::examples(&mut tx, dataset.id, Split::Golden).await?;
     let loaded = versions::load(&mut tx, first.id).await?;
     let (metrics, _) = evaluate(&loaded.classifier, &golden)?;
-    evaluations::record(&mut tx, None, first.id, Role::Champion, dataset.id, &metrics).await?;
+    evaluations::record(
+        &mut tx,
+        None,
+        first.id,
+        Role::Champion,
+        dataset.id,
+        EvalSet::Golden,
+        &metrics,
+    )
+    .await?;
     let reason = format!(
         "first model, trained on the base split (golden accuracy {:.4})",
         metrics.accuracy

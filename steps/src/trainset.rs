@@ -8,6 +8,7 @@
 use crate::data::{InputHash, input_hash};
 use crate::error::StepsError;
 use crate::ml::{Example, Input, Split};
+use crate::recent;
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, FeedbackExample};
 use serde::Serialize;
@@ -33,6 +34,8 @@ pub struct Lineage {
     /// The quarantine rules the feedback was screened by (rules are
     /// append-only, so the same list always leaves out the same rows).
     pub quarantine_rules: Vec<i64>,
+    /// Share of feedback inputs held out as the recent set ([`recent`]).
+    pub recent_share: f64,
 }
 
 /// The merged rows and their lineage.
@@ -40,6 +43,8 @@ pub struct Lineage {
 pub struct TrainingSet {
     pub examples: Vec<Example>,
     pub lineage: Lineage,
+    /// Feedback held out as the recent set, latest label per input.
+    pub recent: Vec<Example>,
 }
 
 /// Why a feedback row could not be used as it is: an input the model
@@ -66,7 +71,8 @@ fn screen(dataset: &Dataset, example: &Example) -> Option<&'static str> {
 /// it is dropped as `base_overridden_by_feedback` (a base row) or
 /// `feedback_superseded` (an earlier feedback row). Feedback whose input
 /// is in `golden` (hashes of the golden rows' normalized inputs) is dropped
-/// as `golden_input`. Inputs are the same when their normalized forms are
+/// as `golden_input`; feedback whose input [`recent::held_out`] chooses
+/// at `recent_share` is held out as `recent_holdout`. Inputs are the same when their normalized forms are
 /// ([`input_hash`]). Rows keep their order, base first. Built for a million
 /// feedback rows: one hash set over the usable feedback, one hash per row.
 pub fn merge(
@@ -76,10 +82,12 @@ pub fn merge(
     watermark: i64,
     quarantine_rules: Vec<i64>,
     golden: &HashSet<InputHash>,
+    recent_share: f64,
 ) -> TrainingSet {
     let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut usable: Vec<(Example, InputHash)> = Vec::with_capacity(feedback.len());
+    let mut held_out: Vec<(Example, InputHash)> = Vec::new();
     for FeedbackExample {
         example, quarantined, ..
     } in feedback
@@ -92,6 +100,9 @@ pub fn merge(
             let hash = input_hash(&example.input);
             if golden.contains(&hash) {
                 *dropped.entry("golden_input").or_default() += 1;
+            } else if recent::held_out(&hash, recent_share) {
+                *dropped.entry("recent_holdout").or_default() += 1;
+                held_out.push((example, hash));
             } else {
                 usable.push((example, hash));
             }
@@ -142,8 +153,13 @@ pub fn merge(
         dropped,
         content_sha256: content_hash(&examples),
         quarantine_rules,
+        recent_share,
     };
-    TrainingSet { examples, lineage }
+    TrainingSet {
+        examples,
+        lineage,
+        recent: recent::latest_per_input(held_out),
+    }
 }
 
 /// sha256 over every row's input then label, streamed: features as f64
@@ -185,10 +201,16 @@ fn content_hash(examples: &[Example]) -> String {
 }
 
 /// Reads the base split and the model's feedback up to `watermark` and
-/// merges them under the model's quarantine rules stored now.
-pub async fn assemble(conn: &mut PgConnection, dataset: &Dataset, watermark: i64) -> Result<TrainingSet, sqlx::Error> {
+/// merges them under the model's quarantine rules stored now, holding out
+/// `recent_share` of the feedback inputs.
+pub async fn assemble(
+    conn: &mut PgConnection,
+    dataset: &Dataset,
+    watermark: i64,
+    recent_share: f64,
+) -> Result<TrainingSet, sqlx::Error> {
     let rules = feedback::quarantine_rules(conn, dataset.model_id).await?;
-    build(conn, dataset, watermark, rules).await
+    build(conn, dataset, watermark, rules, recent_share).await
 }
 
 async fn build(
@@ -196,6 +218,7 @@ async fn build(
     dataset: &Dataset,
     watermark: i64,
     rules: Vec<i64>,
+    recent_share: f64,
 ) -> Result<TrainingSet, sqlx::Error> {
     let base = datasets::examples(conn, dataset.id, Split::Base).await?;
     let golden: HashSet<InputHash> = datasets::examples(conn, dataset.id, Split::Golden)
@@ -204,7 +227,7 @@ async fn build(
         .map(|e| input_hash(&e.input))
         .collect();
     let feedback = feedback::up_to(conn, dataset.model_id, watermark, &rules).await?;
-    Ok(merge(dataset, base, feedback, watermark, rules, &golden))
+    Ok(merge(dataset, base, feedback, watermark, rules, &golden, recent_share))
 }
 
 /// Stores a training set's lineage; for a run, once (a repeat returns the first).
@@ -212,8 +235,8 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
     let dropped = serde_json::to_value(&lineage.dropped).unwrap_or_default();
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO training_sets (run_id, dataset_id, feedback_from, feedback_to, base_rows,
-                                    feedback_rows, total_rows, dropped, content_sha256, quarantine_rules, model_id)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, model_id FROM datasets WHERE id = $2
+                                    feedback_rows, total_rows, dropped, content_sha256, quarantine_rules, recent_share, model_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, model_id FROM datasets WHERE id = $2
          ON CONFLICT (run_id) DO NOTHING RETURNING id",
     )
     .bind(run_id)
@@ -226,6 +249,7 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
     .bind(dropped)
     .bind(&lineage.content_sha256)
     .bind(&lineage.quarantine_rules)
+    .bind(lineage.recent_share)
     .fetch_optional(&mut *conn)
     .await?;
     match inserted {
@@ -259,24 +283,26 @@ pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_
 /// Rebuilds a recorded training set row for row: the same base data, the
 /// feedback up to its watermark and the quarantine rules it was merged
 /// under (sets recorded before rules were listed use every rule stored
-/// now), and checks the result against the recorded hash.
+/// now), holding out the recorded recent share (none before it was
+/// recorded), and checks the result against the recorded hash.
 ///
 /// # Errors
 /// `Inconsistent` naming both hashes if the rows differ from the recorded
 /// set; `Database`.
 pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<TrainingSet, StepsError> {
-    let (dataset_id, watermark, rules, recorded_sha256): (i32, i64, Vec<i64>, String) = sqlx::query_as(
-        "SELECT dataset_id, feedback_to,
+    let (dataset_id, watermark, rules, recorded_sha256, recent_share): (i32, i64, Vec<i64>, String, f64) =
+        sqlx::query_as(
+            "SELECT dataset_id, feedback_to,
                 coalesce(quarantine_rules,
                          ARRAY(SELECT q.id FROM feedback_quarantines q WHERE q.model_id = ts.model_id ORDER BY q.id)),
-                content_sha256
+                content_sha256, coalesce(recent_share, 0)
          FROM training_sets ts WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
     let dataset = datasets::by_id(conn, dataset_id).await?;
-    let set = build(conn, &dataset, watermark, rules).await?;
+    let set = build(conn, &dataset, watermark, rules, recent_share).await?;
     if set.lineage.content_sha256 != recorded_sha256 {
         return Err(StepsError::Inconsistent(format!(
             "training set {id} was recorded with content sha256 {recorded_sha256} but its rows now hash to {}",
@@ -336,7 +362,7 @@ mod tests {
             fb(18, ex(9.0, 0)),                       // a golden row's input
         ];
         let golden: HashSet<InputHash> = [input_hash(&ex(9.0, 1).input)].into_iter().collect();
-        let set = merge(&dataset(), base, feedback, 18, vec![], &golden);
+        let set = merge(&dataset(), base, feedback, 18, vec![], &golden, 0.0);
         assert_eq!(set.examples, vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]);
         let l = &set.lineage;
         assert_eq!((l.base_rows, l.feedback_rows, l.total_rows), (2, 2, 4));
@@ -376,7 +402,7 @@ mod tests {
             fb(5, Example::text("loved it", "meh")),        // unknown class
             fb(6, Example::text("loved it", "pos")),
         ];
-        let set = merge(&dataset, base, feedback, 6, vec![], &golden);
+        let set = merge(&dataset, base, feedback, 6, vec![], &golden, 0.0);
         assert_eq!(
             set.examples,
             vec![
@@ -407,6 +433,7 @@ mod tests {
             1,
             vec![],
             &none(),
+            0.0,
         );
         let b = merge(
             &dataset(),
@@ -415,6 +442,7 @@ mod tests {
             1,
             vec![],
             &none(),
+            0.0,
         );
         let c = merge(
             &dataset(),
@@ -423,6 +451,7 @@ mod tests {
             1,
             vec![],
             &none(),
+            0.0,
         );
         assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
         assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
@@ -444,7 +473,7 @@ mod tests {
 
     #[test]
     fn without_feedback_the_range_is_empty() {
-        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0, vec![], &none());
+        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0, vec![], &none(), 0.0);
         assert_eq!((set.lineage.feedback_from, set.lineage.feedback_to), (1, 0));
         assert_eq!(set.lineage.total_rows, 1);
     }

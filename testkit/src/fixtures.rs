@@ -56,7 +56,9 @@ pub fn label_flipped(base: Vec<Example>, rows: usize) -> Vec<Example> {
 pub async fn another_model(pool: &PgPool, max_depth: usize) -> i32 {
     let mut tx = pool.begin().await.expect("a transaction");
     let dataset = wine_dataset(&mut tx).await;
-    let set = trainset::assemble(&mut tx, &dataset, 0).await.expect("a training set");
+    let set = trainset::assemble(&mut tx, &dataset, 0, 0.0)
+        .await
+        .expect("a training set");
     let id = trainset::record(&mut tx, None, &set.lineage)
         .await
         .expect("the training set is recorded");

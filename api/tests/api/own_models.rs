@@ -494,11 +494,14 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
     let imported: Value = imported.json().await.unwrap();
     assert_eq!(run_ends(&app, &imported["run"]).await["status"], "succeeded");
 
-    // Settings: refused out of range, then a strict margin the next run cannot meet.
+    // Settings: refused out of range, then a strict margin the next run
+    // cannot meet (a negative margin: the candidate must be that much better).
     for (bad, says) in [
         (json!({"gate": {"accuracy_floor": 2.0}}), "accuracy_floor"),
         (json!({"threshold": 0}), "threshold"),
         (json!({"cron": "whenever"}), "cron"),
+        (json!({"gate": {"alpha": 0.5}}), "alpha"),
+        (json!({"gate": {"recent_share": 0.9}}), "recent_share"),
     ] {
         let response = app
             .client
@@ -516,7 +519,7 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
         .client
         .patch(app.url("/models/tickets"))
         .bearer_auth(TOKEN)
-        .json(&json!({"threshold": 5, "gate": {"margin": 0.5}}))
+        .json(&json!({"threshold": 5, "gate": {"margin": -0.5}}))
         .send()
         .await
         .unwrap()
@@ -525,7 +528,7 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
         .unwrap();
     assert_eq!(
         (changed["threshold"].clone(), changed["gate"].clone()),
-        (json!(5), json!({"margin": 0.5})),
+        (json!(5), json!({"margin": -0.5})),
         "{changed}"
     );
     let mut tickets = Tickets::new(9);
@@ -551,7 +554,10 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
         "the model's own margin gates it: {detail}"
     );
     assert!(
-        detail["outcome"]["reason"].as_str().unwrap().contains("margin 0.5"),
+        detail["outcome"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("margin -50 points: fail"),
         "{detail}"
     );
 

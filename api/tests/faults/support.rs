@@ -53,8 +53,8 @@ pub const RETRAIN: Binary = Binary {
 /// through all five steps (a rejection would end it before promote).
 pub const PASSING_GATE: [(&str, &str); 3] = [
     ("RETRAIN_GATE_FLOOR", "0"),
-    ("RETRAIN_GATE_RECALL_TOLERANCE", "1"),
-    ("RETRAIN_GATE_MARGIN", "-1"),
+    ("RETRAIN_GATE_RECALL_MARGIN", "1"),
+    ("RETRAIN_GATE_MARGIN", "1"),
 ];
 
 /// Rows of a split of the stored data set (bootstrapped by the service).

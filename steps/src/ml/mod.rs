@@ -6,7 +6,8 @@
 //! (a decision tree grown deterministically by `cart`, or the [`text`]
 //! classifier), [`Classifier::to_bytes`] makes the self-contained artifact,
 //! [`evaluate`] scores champion and candidate on the golden set, [`compare`]
-//! pairs their answers and [`judge`] decides.
+//! pairs their answers and [`judge`] decides on a non-inferiority bound
+//! ([`NonInferiority`]).
 
 mod cart;
 mod classifier;
@@ -17,6 +18,7 @@ pub mod learner;
 pub mod mcnemar;
 pub mod metrics;
 pub mod model;
+pub mod noninferiority;
 pub mod text;
 pub mod tree;
 pub mod winequality;
@@ -24,10 +26,11 @@ pub mod winequality;
 pub use classifier::Classifier;
 pub use error::ModelError;
 pub use example::{Example, Input, InputKind};
-pub use gate::{Check, GateConfig, Verdict, judge};
+pub use gate::{Answers, Check, GateConfig, Verdict, judge};
 pub use learner::Learner;
 pub use mcnemar::{PairedComparison, compare};
 pub use metrics::{ClassMetrics, Confusion, Metrics, evaluate};
 pub use model::{Model, ModelKind, Prediction, sha256_hex};
+pub use noninferiority::NonInferiority;
 pub use tree::{FlatTree, Node, TreeParams};
 pub use winequality::Split;

@@ -28,7 +28,8 @@ impl Step for Merge {
                 let dataset = datasets::current(&mut conn, model.id)
                     .await?
                     .ok_or_else(|| StepError::fatal(format!("model {:?} has no data set: import one", model.name)))?;
-                let set = trainset::assemble(&mut conn, &dataset, collected.watermark).await?;
+                let recent_share = model.gate_or(&self.0.config.gate)?.recent_share;
+                let set = trainset::assemble(&mut conn, &dataset, collected.watermark, recent_share).await?;
                 trainset::record(&mut conn, Some(ctx.run_id), &set.lineage).await?
             }
         };

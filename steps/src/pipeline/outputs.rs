@@ -60,6 +60,22 @@ pub struct ValidateOutput {
     pub champion: Option<Scored>,
     pub comparison: Option<Value>,
     pub checks: Vec<Check>,
+    /// The decision in words (none in verdicts recorded before the
+    /// statistical gate).
+    #[serde(default)]
+    pub decision: Option<String>,
+    /// The recent set's size and each model's accuracy on it.
+    #[serde(default)]
+    pub recent: Option<RecentScores>,
+}
+
+/// Both models on the recent set (held-out feedback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentScores {
+    pub rows: i32,
+    /// `None`: the set was empty.
+    pub candidate_accuracy: Option<f64>,
+    pub champion_accuracy: Option<f64>,
 }
 
 /// promote: the promotion made.

@@ -1,4 +1,6 @@
-//! Evaluations of versions on a golden set, stored per run and role.
+//! Evaluations of versions, stored per run, role and set: the golden set
+//! (the data set's fixed rows, which guard against forgetting) or the
+//! model's recent set (held-out feedback, which follows the traffic).
 
 use crate::ml::Metrics;
 use serde::Serialize;
@@ -13,20 +15,30 @@ pub enum Role {
     Champion,
 }
 
-/// Stores a version's metrics; for a run, once per role (a repeat keeps the
-/// first).
+/// Which rows the metrics are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "evaluation_set", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum EvalSet {
+    Golden,
+    Recent,
+}
+
+/// Stores a version's metrics; for a run, once per role and set (a repeat
+/// keeps the first).
 pub async fn record(
     conn: &mut PgConnection,
     run_id: Option<uuid::Uuid>,
     version_id: i64,
     role: Role,
     dataset_id: i32,
+    set: EvalSet,
     metrics: &Metrics,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO evaluations (run_id, version_id, role, dataset_id, n, accuracy, macro_f1, metrics, model_id)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, model_id FROM versions WHERE id = $2
-         ON CONFLICT (run_id, role) DO NOTHING",
+        "INSERT INTO evaluations (run_id, version_id, role, dataset_id, n, accuracy, macro_f1, metrics, eval_set, model_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, model_id FROM versions WHERE id = $2
+         ON CONFLICT (run_id, role, eval_set) DO NOTHING",
     )
     .bind(run_id)
     .bind(version_id)
@@ -36,6 +48,7 @@ pub async fn record(
     .bind(metrics.accuracy)
     .bind(metrics.macro_f1)
     .bind(serde_json::to_value(metrics).unwrap_or_default())
+    .bind(set)
     .execute(conn)
     .await?;
     Ok(())
@@ -43,8 +56,10 @@ pub async fn record(
 
 /// The latest golden accuracy measured for a version, if any.
 pub async fn latest_accuracy(conn: &mut PgConnection, version_id: i64) -> Result<Option<f64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT accuracy FROM evaluations WHERE version_id = $1 ORDER BY id DESC LIMIT 1")
-        .bind(version_id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT accuracy FROM evaluations WHERE version_id = $1 AND eval_set = 'golden' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(version_id)
+    .fetch_optional(conn)
+    .await
 }

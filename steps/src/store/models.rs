@@ -180,15 +180,29 @@ pub struct GateSettings {
     /// Lowest golden accuracy a candidate may have, 0 to 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accuracy_floor: Option<f64>,
-    /// Largest recall drop any class may suffer, 0 to 1.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recall_tolerance: Option<f64>,
+    /// How much lower than the champion's any class's recall may be, 0 to 1
+    /// (`recall_tolerance` in settings stored before the statistical gate).
+    #[serde(skip_serializing_if = "Option::is_none", alias = "recall_tolerance")]
+    pub recall_margin: Option<f64>,
     /// Classes with fewer golden rows are not checked for recall.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_class_support: Option<usize>,
-    /// The candidate's accuracy must reach the champion's plus this, -1 to 1.
+    /// How much lower than the champion's the candidate's accuracy may be
+    /// (golden and recent sets), -1 to 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub margin: Option<f64>,
+    /// Significance level of the non-inferiority bounds, above 0 and below 0.5.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Share of new feedback held out as the recent set, 0 to 0.5.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recent_share: Option<f64>,
+    /// The recent set is at most this many of the latest held-out rows, at least 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recent_max_rows: Option<usize>,
+    /// With fewer recent rows the recent check is skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recent_min_rows: Option<usize>,
 }
 
 impl GateSettings {
@@ -197,10 +211,16 @@ impl GateSettings {
         let within = |v: Option<f64>, lo: f64, hi: f64| v.is_none_or(|v| v.is_finite() && (lo..=hi).contains(&v));
         if !within(self.accuracy_floor, 0.0, 1.0) {
             Some("accuracy_floor is between 0 and 1")
-        } else if !within(self.recall_tolerance, 0.0, 1.0) {
-            Some("recall_tolerance is between 0 and 1")
+        } else if !within(self.recall_margin, 0.0, 1.0) {
+            Some("recall_margin is between 0 and 1")
         } else if !within(self.margin, -1.0, 1.0) {
             Some("margin is between -1 and 1")
+        } else if self.alpha.is_some_and(|a| !(a.is_finite() && a > 0.0 && a < 0.5)) {
+            Some("alpha is above 0 and below 0.5")
+        } else if !within(self.recent_share, 0.0, 0.5) {
+            Some("recent_share is between 0 and 0.5")
+        } else if self.recent_max_rows == Some(0) {
+            Some("recent_max_rows is at least 1")
         } else {
             None
         }

@@ -109,7 +109,7 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
         (row.get::<i64, _>("feedback_from"), row.get::<i64, _>("feedback_to")),
         (1, 25)
     );
-    assert_eq!(row.get::<i32, _>("feedback_rows"), distinct_inputs(&traffic[..25]));
+    assert_eq!(row.get::<i32, _>("feedback_rows"), trained_inputs(&traffic[..25]));
     assert_eq!(row.get::<Uuid, _>("run_id"), promoted.id);
     assert!(row.get::<bool, _>("gate_passed"));
 

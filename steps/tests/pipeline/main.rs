@@ -6,6 +6,7 @@ mod audit;
 mod bootstrap;
 mod feedback_windows;
 mod fencing;
+mod gate;
 mod models;
 mod promotion;
 mod runs;

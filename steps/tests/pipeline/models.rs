@@ -151,8 +151,12 @@ async fn two_models_have_their_own_versions_feedback_thresholds_and_runs(pool: P
     assert_eq!(loaded.classifier.classes(), ["north", "south"]);
     assert_eq!(versions::list(&mut conn, wine.id, 10).await.unwrap().len(), 1);
     drop(conn);
-    // It trained on its own data set and its own 20 rows of feedback.
-    assert_eq!(window(&pool, first.id).await, (20, 40, 20, compass_data.id));
+    // It trained on its own data set and its own 20 rows of feedback (but
+    // those held out as the recent set).
+    assert_eq!(
+        window(&pool, first.id).await,
+        (20, 40, trained_inputs(&traffic[..20]), compass_data.id)
+    );
 
     // Wine feedback waits for wine only.
     let wine_traffic = split_rows(&pool, Split::Pool).await;
@@ -194,11 +198,14 @@ async fn two_models_have_their_own_versions_feedback_thresholds_and_runs(pool: P
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(window(&pool, compass_run).await, (20, 40, 40, compass_data.id));
+    assert_eq!(
+        window(&pool, compass_run).await,
+        (20, 40, trained_inputs(&traffic), compass_data.id)
+    );
     let (new_rows, _, feedback_rows, dataset_id) = window(&pool, wine_run).await;
     assert_eq!(
         (new_rows, feedback_rows, dataset_id),
-        (25, distinct_inputs(&wine_traffic[..25]), wine_data.id)
+        (25, trained_inputs(&wine_traffic[..25]), wine_data.id)
     );
     // Each model's champion moved to its own version 2.
     assert_eq!(champion_version_of(&pool, compass.id).await, Some(2));
@@ -305,7 +312,10 @@ async fn a_text_model_gets_its_first_version_from_a_run_and_never_trains_on_gold
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!((feedback_rows, golden_input, dataset_id), (20, 1, dataset.id));
+    assert_eq!(
+        (feedback_rows, golden_input, dataset_id),
+        (trained_inputs(&traffic[..20]), 1, dataset.id)
+    );
 
     assert_eq!(champion_version_of(&pool, model.id).await, Some(1));
     let mut conn = pool.acquire().await.unwrap();

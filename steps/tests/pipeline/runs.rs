@@ -28,7 +28,8 @@ async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPo
         promotions::champion(&mut conn, wine).await.unwrap().map(|(_, v)| v),
         Some(2)
     );
-    // Lineage: the run's training set holds the base rows and the 25 feedback rows.
+    // Lineage: the run's training set holds the base rows and the 25
+    // feedback rows but those held out as the recent set.
     let (from, to, feedback_rows, total, base): (i64, i64, i32, i32, i32) = sqlx::query_as(
         "SELECT ts.feedback_from, ts.feedback_to, ts.feedback_rows, ts.total_rows, ts.base_rows
          FROM versions m JOIN training_sets ts ON ts.id = m.training_set_id WHERE m.run_id = $1",
@@ -39,31 +40,33 @@ async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPo
     .unwrap();
     assert_eq!((from, to), (ids[0], ids[24]));
     // The pool holds some identical wines: a later row supersedes an earlier one.
-    let distinct = distinct_inputs(&traffic[..25]);
+    let distinct = trained_inputs(&traffic[..25]);
     assert_eq!(feedback_rows, distinct);
     assert_eq!(total, base + distinct);
     assert_eq!(base as usize, split_rows(&pool, Split::Base).await.len());
-    // Evaluation: both models measured on the whole golden set, gate passed.
+    // Evaluation: both models measured on the whole golden set, gate passed
+    // on a bound no lower than the margin allows.
     let golden = split_rows(&pool, Split::Golden).await.len() as i32;
-    let evaluations: Vec<(String, i32, f64)> =
-        sqlx::query_as("SELECT role::text, n, accuracy FROM evaluations WHERE run_id = $1 ORDER BY role")
-            .bind(run.id)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let evaluations: Vec<(String, i32, f64)> = sqlx::query_as(
+        "SELECT role::text, n, accuracy FROM evaluations WHERE run_id = $1 AND eval_set = 'golden' ORDER BY role",
+    )
+    .bind(run.id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(evaluations.len(), 2);
     assert!(evaluations.iter().all(|(_, n, _)| *n == golden));
-    let (candidate, champion) = (evaluations[0].2, evaluations[1].2);
-    assert!(
-        candidate >= champion,
-        "promoted only if not worse: {candidate} vs {champion}"
-    );
-    let passed: bool = sqlx::query_scalar("SELECT passed FROM validations WHERE run_id = $1")
-        .bind(run.id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (passed, bound, margin): (bool, f64, f64) =
+        sqlx::query_as("SELECT passed, golden_lower_bound, margin FROM validations WHERE run_id = $1")
+            .bind(run.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(passed);
+    assert!(
+        bound >= -margin,
+        "promoted only if not worse beyond the margin: {bound} vs {margin}"
+    );
     // The promotion is audited in the run's history, in the promote step.
     let detail = engine.get_run(run.id).await.unwrap();
     assert!(detail.events.iter().any(
@@ -236,7 +239,7 @@ async fn quarantined_feedback_is_left_out_of_training(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(quarantined, 400);
-    assert_eq!(feedback_rows, distinct_inputs(&traffic[..25]));
+    assert_eq!(feedback_rows, trained_inputs(&traffic[..25]));
     // The rule is part of the history: it cannot be lifted by rewriting it.
     assert!(
         sqlx::query("DELETE FROM feedback_quarantines")

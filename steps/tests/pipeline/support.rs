@@ -2,11 +2,12 @@
 //! and feedback drawn from the stored split.
 
 use retrain_engine::{Engine, NewRun, Registry, Run, StepContext, Tick, TriggerKind, Worker, WorkerConfig};
+use retrain_steps::data::input_hash;
 use retrain_steps::ml::{Example, GateConfig, Split};
 use retrain_steps::pipeline::{FIRST_MODEL, run_params};
 use retrain_steps::store::feedback::{self, NewFeedback};
 use retrain_steps::store::models;
-use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap};
+use retrain_steps::{PipelineConfig, PipelineEnv, bootstrap::bootstrap, recent};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,6 +103,18 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     retrain_testkit::db::count(pool, sql).await
 }
 
+/// How many of the rows' distinct (normalized) inputs train: those the
+/// default recent share does not hold out of training.
+pub fn trained_inputs(rows: &[Example]) -> i32 {
+    let share = PipelineConfig::default().gate.recent_share;
+    let kept: std::collections::HashSet<_> = rows
+        .iter()
+        .map(|e| input_hash(&e.input))
+        .filter(|hash| !recent::held_out(hash, share))
+        .collect();
+    kept.len() as i32
+}
+
 /// How many distinct inputs the rows hold (later duplicates supersede earlier ones).
 pub fn distinct_inputs(rows: &[Example]) -> i32 {
     let keys: std::collections::HashSet<Vec<u64>> = rows
@@ -120,9 +133,10 @@ pub fn lenient_config() -> PipelineConfig {
     PipelineConfig {
         gate: GateConfig {
             accuracy_floor: 0.0,
-            recall_tolerance: 1.0,
+            recall_margin: 1.0,
             min_class_support: usize::MAX,
-            margin: -1.0,
+            margin: 1.0,
+            ..GateConfig::default()
         },
         ..PipelineConfig::default()
     }
