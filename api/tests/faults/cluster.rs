@@ -61,7 +61,7 @@ impl Cluster {
         let cluster = Cluster {
             bin,
             dir,
-            port: crate::support::free_port(),
+            port: retrain_testkit::process::free_port(),
             as_postgres,
         };
         if as_postgres {

@@ -4,7 +4,7 @@
 //! api|worker` as `retrain_testkit::process` starts it.
 
 use retrain_steps::ml::{Example, Split};
-pub use retrain_testkit::process::{Binary, Process, Role, free_port};
+pub use retrain_testkit::process::{Binary, Process, Role};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@
 use crate::load::{self, Tally, Traffic};
 use crate::sample::{self, Sample};
 use crate::scratch::ScratchDb;
-use crate::support::{PASSING_GATE, Process, Role, eventually, split_rows};
+use crate::support::{PASSING_GATE, Process, RETRAIN, Role, eventually, split_rows};
 use retrain_steps::ml::Split;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,10 +44,10 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     let db = ScratchDb::create().await;
     let observer = db.observer().await;
     let pool = POOL.to_string();
-    let api = Process::start(Role::Api, &db.url("soak-api"), &[("RETRAIN_DB_POOL", &pool)]).await;
+    let api = RETRAIN.start(Role::Api, &db.url("soak-api"), &[("RETRAIN_DB_POOL", &pool)]).await;
     let mut worker_env = PASSING_GATE.to_vec();
     worker_env.push(("RETRAIN_DB_POOL", &pool));
-    let worker = Process::start(Role::Worker, &db.url("soak-worker"), &worker_env).await;
+    let worker = RETRAIN.start(Role::Worker, &db.url("soak-worker"), &worker_env).await;
     let traffic = Arc::new(Traffic::new(split_rows(&observer, Split::Pool).await));
     eprintln!(
         "soak: {secs} s on database {}, RETRAIN_DB_POOL={POOL}, {USERS} users at {PER_USER}/s, api pid {}, worker pid {}",
