@@ -27,6 +27,12 @@ pub enum ModelKind {
     DecisionTree,
     /// Word n-gram counts or TF-IDF and multinomial naive Bayes over text.
     NaiveBayes,
+    /// Bagged CART trees with per-split feature sampling.
+    RandomForest,
+    /// Multinomial logistic regression on standardized features.
+    LogisticRegression,
+    /// TF-IDF word n-grams and multinomial logistic regression over text.
+    TextLogistic,
 }
 
 impl ModelKind {
@@ -35,13 +41,22 @@ impl ModelKind {
         match self {
             ModelKind::DecisionTree => "decision_tree",
             ModelKind::NaiveBayes => "naive_bayes",
+            ModelKind::RandomForest => "random_forest",
+            ModelKind::LogisticRegression => "logistic_regression",
+            ModelKind::TextLogistic => "text_logistic",
         }
     }
 
     /// The kind named by [`ModelKind::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        [ModelKind::DecisionTree, ModelKind::NaiveBayes]
-            .into_iter()
+        [
+            ModelKind::DecisionTree,
+            ModelKind::NaiveBayes,
+            ModelKind::RandomForest,
+            ModelKind::LogisticRegression,
+            ModelKind::TextLogistic,
+        ]
+        .into_iter()
             .find(|kind| kind.as_str() == name)
     }
 }
@@ -109,9 +124,7 @@ impl TryFrom<ModelRepr> for Model {
             n_features,
             tree,
         } = repr;
-        if classes.is_empty() || classes.iter().collect::<BTreeSet<_>>().len() != classes.len() {
-            return Err(ModelError::Corrupt("classes must be non-empty and unique".into()));
-        }
+        check_classes(&classes)?;
         tree.check(n_features, classes.len()).map_err(ModelError::Corrupt)?;
         Ok(Model {
             kind,
@@ -145,17 +158,7 @@ impl Model {
         stop: &dyn Fn() -> bool,
     ) -> Result<Model, ModelError> {
         let (rows, n_features) = check_examples(examples)?;
-        let classes: Vec<String> = examples
-            .iter()
-            .map(|e| e.label.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        // Every label is in `classes`, so the partition point is its index.
-        let targets: Vec<usize> = examples
-            .iter()
-            .map(|e| classes.partition_point(|c| *c < e.label))
-            .collect();
+        let (classes, targets) = classes_and_targets(examples);
         let tree = cart::train(&rows, &targets, classes.len(), params, stop)?;
         Ok(Model {
             kind: ModelKind::DecisionTree,
@@ -246,9 +249,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The sorted class names of `examples` and each example's class index.
+pub(super) fn classes_and_targets(examples: &[Example]) -> (Vec<String>, Vec<usize>) {
+    let classes: Vec<String> = examples
+        .iter()
+        .map(|e| e.label.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // Every label is in `classes`, so the partition point is its index.
+    let targets = examples
+        .iter()
+        .map(|e| classes.partition_point(|c| *c < e.label))
+        .collect();
+    (classes, targets)
+}
+
+/// Checks decoded class names: at least one, none twice.
+pub(super) fn check_classes(classes: &[String]) -> Result<(), ModelError> {
+    if classes.is_empty() || classes.iter().collect::<BTreeSet<_>>().len() != classes.len() {
+        return Err(ModelError::Corrupt("classes must be non-empty and unique".into()));
+    }
+    Ok(())
+}
+
 /// The feature rows of `examples` and their common length, or why they
-/// cannot train a tree.
-fn check_examples(examples: &[Example]) -> Result<(Vec<&[f64]>, usize), ModelError> {
+/// cannot train a tabular model.
+pub(super) fn check_examples(examples: &[Example]) -> Result<(Vec<&[f64]>, usize), ModelError> {
     let rows = examples
         .iter()
         .map(|e| {
