@@ -8,7 +8,8 @@
 //!   evaluations, the gate's recorded verdicts, promotions and the champion
 //!   pointer).
 //! - [`trainset`] merges base data and feedback into a training set with its
-//!   lineage; [`fit`] trains and stores a model.
+//!   lineage; [`fit`] trains and stores a model; [`reproduce`] refits a
+//!   stored version and compares its bytes.
 //! - [`mod@pipeline`]: collect -> merge -> train -> validate -> promote, each an
 //!   engine step, idempotent per run, handing typed outputs
 //!   ([`pipeline::outputs`]) to the next.
@@ -25,6 +26,7 @@ pub mod fit;
 pub mod import;
 pub mod ml;
 pub mod pipeline;
+pub mod reproduce;
 pub mod store;
 pub mod trainset;
 pub mod triggers;

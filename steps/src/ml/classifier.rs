@@ -28,7 +28,7 @@ impl Classifier {
             Classifier::Tree(model) => model.kind(),
             Classifier::Text(model) => match model.settings().learner {
                 TextLearner::MultinomialNb { .. } => ModelKind::NaiveBayes,
-                TextLearner::Logistic { .. } => ModelKind::TextLogistic,
+                TextLearner::LinearSvm { .. } => ModelKind::TextLinear,
             },
             Classifier::Forest(_) => ModelKind::RandomForest,
             Classifier::Logistic(_) => ModelKind::LogisticRegression,
@@ -93,7 +93,7 @@ impl Classifier {
     pub fn from_bytes(kind: ModelKind, bytes: &[u8]) -> Result<Self, ModelError> {
         let classifier = match kind {
             ModelKind::DecisionTree => Classifier::Tree(Model::from_bytes(bytes)?),
-            ModelKind::NaiveBayes | ModelKind::TextLogistic => Classifier::Text(TextModel::from_bytes(bytes)?),
+            ModelKind::NaiveBayes | ModelKind::TextLinear => Classifier::Text(TextModel::from_bytes(bytes)?),
             ModelKind::RandomForest => Classifier::Forest(Forest::from_bytes(bytes)?),
             ModelKind::LogisticRegression => Classifier::Logistic(Logistic::from_bytes(bytes)?),
         };

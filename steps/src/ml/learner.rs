@@ -32,9 +32,9 @@ pub enum Learner {
     /// Logistic regression on standardized features (tabular models).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     LogisticRegression(#[serde(default)] LogisticParams),
-    /// TF-IDF word 1-2 grams and logistic regression (text models).
+    /// TF-IDF word 1-2 grams and a linear SVM (text models).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    TextLogistic(#[serde(default = "TextSettings::logistic")] TextSettings),
+    TextLinear(#[serde(default = "TextSettings::linear")] TextSettings),
     /// Choose for me: the candidate of the input kind's grid with the best
     /// cross-validated accuracy on the training set (see
     /// [`selection`](super::selection)).
@@ -51,7 +51,7 @@ impl Learner {
 
     /// The learner named `name` with default settings: `auto`,
     /// `decision_tree`, `random_forest`, `logistic_regression` (tabular),
-    /// `naive_bayes` or `text_logistic` (text).
+    /// `naive_bayes` or `text_linear` (text).
     pub fn named(name: &str) -> Option<Self> {
         [
             Learner::Auto(SelectionSettings::default()),
@@ -59,7 +59,7 @@ impl Learner {
             Learner::RandomForest(ForestParams::default()),
             Learner::LogisticRegression(LogisticParams::default()),
             Learner::NaiveBayes(TextSettings::default()),
-            Learner::TextLogistic(TextSettings::logistic()),
+            Learner::TextLinear(TextSettings::linear()),
         ]
         .into_iter()
         .find(|learner| learner.name() == name)
@@ -72,7 +72,7 @@ impl Learner {
             Learner::NaiveBayes(_) => "naive_bayes",
             Learner::RandomForest(_) => "random_forest",
             Learner::LogisticRegression(_) => "logistic_regression",
-            Learner::TextLogistic(_) => "text_logistic",
+            Learner::TextLinear(_) => "text_linear",
             Learner::Auto(_) => "auto",
         }
     }
@@ -83,7 +83,7 @@ impl Learner {
             Learner::DecisionTree(_) | Learner::RandomForest(_) | Learner::LogisticRegression(_) => {
                 Some(InputKind::Tabular)
             }
-            Learner::NaiveBayes(_) | Learner::TextLogistic(_) => Some(InputKind::Text),
+            Learner::NaiveBayes(_) | Learner::TextLinear(_) => Some(InputKind::Text),
             Learner::Auto(_) => None,
         }
     }
@@ -97,7 +97,7 @@ impl Learner {
     pub fn settings(&self) -> serde_json::Value {
         match self {
             Learner::DecisionTree(params) => serde_json::to_value(params),
-            Learner::NaiveBayes(settings) | Learner::TextLogistic(settings) => serde_json::to_value(settings),
+            Learner::NaiveBayes(settings) | Learner::TextLinear(settings) => serde_json::to_value(settings),
             Learner::RandomForest(params) => serde_json::to_value(params),
             Learner::LogisticRegression(params) => serde_json::to_value(params),
             Learner::Auto(settings) => serde_json::to_value(settings),
@@ -123,23 +123,23 @@ impl Learner {
                 Ok(Classifier::Logistic(Logistic::train(examples, params)?))
             }
             Learner::NaiveBayes(settings) => fit_text(examples, settings, false, stop),
-            Learner::TextLogistic(settings) => fit_text(examples, settings, true, stop),
+            Learner::TextLinear(settings) => fit_text(examples, settings, true, stop),
             Learner::Auto(_) => Ok(selection::select_and_fit(self, examples, stop)?.0),
         }
     }
 }
 
 /// Fits a text model, whose settings must name the learner's own
-/// classifier (`logistic`: logistic regression, else naive Bayes).
+/// classifier (`linear`: the linear SVM, else naive Bayes).
 fn fit_text(
     examples: &[Example],
     settings: &TextSettings,
-    logistic: bool,
+    linear: bool,
     stop: &dyn Fn() -> bool,
 ) -> Result<Classifier, ModelError> {
-    if matches!(settings.learner, TextLearner::Logistic { .. }) != logistic {
+    if matches!(settings.learner, TextLearner::LinearSvm { .. }) != linear {
         return Err(ModelError::InvalidParams(
-            "text_logistic settings take learner Logistic, naive_bayes settings MultinomialNb".into(),
+            "text_linear settings take learner LinearSvm, naive_bayes settings MultinomialNb".into(),
         ));
     }
     let texts = examples

@@ -31,8 +31,8 @@ pub enum ModelKind {
     RandomForest,
     /// Multinomial logistic regression on standardized features.
     LogisticRegression,
-    /// TF-IDF word n-grams and multinomial logistic regression over text.
-    TextLogistic,
+    /// TF-IDF word n-grams and one-vs-rest linear SVMs over text.
+    TextLinear,
 }
 
 impl ModelKind {
@@ -43,7 +43,7 @@ impl ModelKind {
             ModelKind::NaiveBayes => "naive_bayes",
             ModelKind::RandomForest => "random_forest",
             ModelKind::LogisticRegression => "logistic_regression",
-            ModelKind::TextLogistic => "text_logistic",
+            ModelKind::TextLinear => "text_linear",
         }
     }
 
@@ -54,7 +54,7 @@ impl ModelKind {
             ModelKind::NaiveBayes,
             ModelKind::RandomForest,
             ModelKind::LogisticRegression,
-            ModelKind::TextLogistic,
+            ModelKind::TextLinear,
         ]
         .into_iter()
             .find(|kind| kind.as_str() == name)
