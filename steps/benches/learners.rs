@@ -26,15 +26,49 @@ fn measure(name: &str, learner: &Learner, train: &[Example], golden: &[Example])
     let mut times = Vec::new();
     let mut chosen = String::new();
     let mut accuracy = 0.0;
+    let mut last = None;
     for _ in 0..RUNS {
         let started = Instant::now();
         let (model, selection) = select_and_fit(learner, train, &|| false).expect("fits");
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         accuracy = evaluate(&model, golden).expect("evaluates").0.accuracy;
         chosen = format!("{} {}", selection.chosen.name(), selection.chosen.settings());
+        last = Some(selection);
     }
     times.sort_by(f64::total_cmp);
     println!("{name:<28} golden {accuracy:.4}  cv+fit {:>8.0} ms  chose {chosen}", times[RUNS / 2]);
+    if let Some(selection) = &last {
+        for c in selection.candidates.iter().filter(|_| selection.candidates.len() > 1) {
+            println!("    cv {:.4} {:?}  {} {}", c.mean_accuracy, c.fold_accuracy, c.learner.name(), c.learner.settings());
+        }
+    }
+}
+
+/// One thread's predict latency of a 300-tree forest over the golden rows,
+/// each answered 200 times: median and p99 per call.
+fn predict_latency(base: &[Example], golden: &[Example]) {
+    let params = ForestParams {
+        trees: 300,
+        ..ForestParams::default()
+    };
+    let forest = Learner::RandomForest(params).fit_until(base, &|| false).expect("fits");
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        for e in golden {
+            let started = Instant::now();
+            std::hint::black_box(forest.predict(&e.input).expect("predicts"));
+            times.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!(
+        "300-tree forest predict, one thread: median {:.1} µs, p99 {:.1} µs ({} calls, artifact {} KiB)",
+        at(0.5),
+        at(0.99),
+        times.len(),
+        forest.to_bytes().len() / 1024
+    );
 }
 
 fn load(path: &Path) -> Vec<Example> {
@@ -71,6 +105,7 @@ fn main() {
     ] {
         measure(name, &learner, &base, &golden);
     }
+    predict_latency(&base, &golden);
     let Some(dir) = std::env::args().skip(1).find(|a| !a.starts_with("--")) else {
         return;
     };
