@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::cart::{self, FeatureSampler};
-use super::model::{check_classes, check_examples, classes_and_targets};
+use super::model::{canonical_order, check_classes, check_examples, check_input, classes_and_targets};
 use super::rng::Rng;
 use super::tree::{FlatTree, Node, TreeParams};
 use super::{Example, ModelError, Prediction, artifact};
@@ -106,11 +106,7 @@ impl Forest {
         params.check()?;
         let (rows, n_features) = check_examples(examples)?;
         let (classes, targets) = classes_and_targets(examples);
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by(|&a, &b| {
-            let features = rows[a].iter().zip(rows[b]).map(|(x, y)| x.total_cmp(y));
-            targets[a].cmp(&targets[b]).then(features.fold(std::cmp::Ordering::Equal, std::cmp::Ordering::then))
-        });
+        let order = canonical_order(&rows, &targets);
         let rows: Vec<&[f64]> = order.iter().map(|&i| rows[i]).collect();
         let targets: Vec<usize> = order.iter().map(|&i| targets[i]).collect();
         let grow = |tree: usize| grow_tree(&rows, &targets, classes.len(), n_features, params, tree);
@@ -188,15 +184,7 @@ impl Forest {
     ///
     /// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
     pub fn predict(&self, features: &[f64]) -> Result<Prediction, ModelError> {
-        if features.len() != self.n_features {
-            return Err(ModelError::FeatureCount {
-                expected: self.n_features,
-                found: features.len(),
-            });
-        }
-        if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::NonFinite { feature });
-        }
+        check_input(features, self.n_features)?;
         let n = self.classes.len();
         let mut sums = vec![0.0; n];
         for &root in &self.roots {

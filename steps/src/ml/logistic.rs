@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::linear::{Linear, Row};
-use super::model::{check_classes, check_examples, classes_and_targets};
+use super::model::{canonical_order, check_classes, check_examples, check_input, classes_and_targets};
 use super::{Example, ModelError, Prediction, artifact};
 
 /// The artifact format this build writes and reads.
@@ -50,11 +50,10 @@ impl Logistic {
         }
         let (rows, n_features) = check_examples(examples)?;
         let (classes, targets) = classes_and_targets(examples);
-        let mut pairs: Vec<(&[f64], usize)> = rows.into_iter().zip(targets).collect();
-        pairs.sort_by(|a, b| {
-            let features = a.0.iter().zip(b.0).map(|(x, y)| x.total_cmp(y));
-            a.1.cmp(&b.1).then(features.fold(std::cmp::Ordering::Equal, std::cmp::Ordering::then))
-        });
+        let pairs: Vec<(&[f64], usize)> = canonical_order(&rows, &targets)
+            .into_iter()
+            .map(|i| (rows[i], targets[i]))
+            .collect();
         let n = pairs.len() as f64;
         let means: Vec<f64> = (0..n_features)
             .map(|f| pairs.iter().map(|(row, _)| row[f]).sum::<f64>() / n)
@@ -81,15 +80,7 @@ impl Logistic {
     ///
     /// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
     pub fn predict(&self, features: &[f64]) -> Result<Prediction, ModelError> {
-        if features.len() != self.means.len() {
-            return Err(ModelError::FeatureCount {
-                expected: self.means.len(),
-                found: features.len(),
-            });
-        }
-        if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::NonFinite { feature });
-        }
+        check_input(features, self.means.len())?;
         let (class, confidence) = self.linear.predict(&standardize(features, &self.means, &self.scales));
         Ok(Prediction {
             label: self.classes[class].clone(),

@@ -172,15 +172,7 @@ impl Model {
     ///
     /// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
     pub fn predict(&self, features: &[f64]) -> Result<Prediction, ModelError> {
-        if features.len() != self.n_features {
-            return Err(ModelError::FeatureCount {
-                expected: self.n_features,
-                found: features.len(),
-            });
-        }
-        if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::NonFinite { feature });
-        }
+        check_input(features, self.n_features)?;
         let (class, confidence) = self.tree.classify(features);
         Ok(Prediction {
             label: self.classes[class].clone(),
@@ -247,6 +239,34 @@ impl Model {
 /// Lower-case hex SHA-256 of `bytes`, the artifact checksum.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Checks one input to predict: `n_features` finite values.
+///
+/// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
+pub(super) fn check_input(features: &[f64], n_features: usize) -> Result<(), ModelError> {
+    if features.len() != n_features {
+        return Err(ModelError::FeatureCount {
+            expected: n_features,
+            found: features.len(),
+        });
+    }
+    if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::NonFinite { feature });
+    }
+    Ok(())
+}
+
+/// The rows' indices in one canonical order, by class, then features (as
+/// `total_cmp`): sums over rows in this order do not depend on the order
+/// the examples came in.
+pub(super) fn canonical_order(rows: &[&[f64]], targets: &[usize]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        let features = rows[a].iter().zip(rows[b]).map(|(x, y)| x.total_cmp(y));
+        targets[a].cmp(&targets[b]).then(features.fold(std::cmp::Ordering::Equal, std::cmp::Ordering::then))
+    });
+    order
 }
 
 /// The sorted class names of `examples` and each example's class index.
