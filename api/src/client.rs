@@ -277,7 +277,11 @@ impl Client {
     /// As the service answers.
     pub async fn reproduce(&self, name: &str, version: i32) -> Result<Value, ClientError> {
         Ok(self
-            .post(&format!("/models/{name}/versions/{version}/reproduce"), &json!({}), true)
+            .post(
+                &format!("/models/{name}/versions/{version}/reproduce"),
+                &json!({}),
+                true,
+            )
             .await?
             .1)
     }

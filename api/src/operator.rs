@@ -340,7 +340,9 @@ fn reproduction_line(outcome: &Value) -> String {
     if outcome["matches"] == Value::Bool(true) {
         format!(
             "version {} reproduced ({learner} on {} rows): sha256 {} matches",
-            outcome["version"], outcome["rows"], outcome["stored_sha256"].as_str().unwrap_or_default()
+            outcome["version"],
+            outcome["rows"],
+            outcome["stored_sha256"].as_str().unwrap_or_default()
         )
     } else {
         format!(

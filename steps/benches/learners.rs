@@ -36,10 +36,19 @@ fn measure(name: &str, learner: &Learner, train: &[Example], golden: &[Example])
         last = Some(selection);
     }
     times.sort_by(f64::total_cmp);
-    println!("{name:<28} golden {accuracy:.4}  cv+fit {:>8.0} ms  chose {chosen}", times[RUNS / 2]);
+    println!(
+        "{name:<28} golden {accuracy:.4}  cv+fit {:>8.0} ms  chose {chosen}",
+        times[RUNS / 2]
+    );
     if let Some(selection) = &last {
         for c in selection.candidates.iter().filter(|_| selection.candidates.len() > 1) {
-            println!("    cv {:.4} {:?}  {} {}", c.mean_accuracy, c.fold_accuracy, c.learner.name(), c.learner.settings());
+            println!(
+                "    cv {:.4} {:?}  {} {}",
+                c.mean_accuracy,
+                c.fold_accuracy,
+                c.learner.name(),
+                c.learner.settings()
+            );
         }
     }
 }
@@ -94,11 +103,23 @@ fn load(path: &Path) -> Vec<Example> {
 fn main() {
     let auto = Learner::Auto(SelectionSettings::default());
     let (base, golden) = (winequality::part(Split::Base), winequality::part(Split::Golden));
-    println!("wine: base {} rows, golden {} (scores: golden accuracy; times: 3-fold CV of the learner's grid + final fit)", base.len(), golden.len());
-    let forest = |trees| Learner::RandomForest(ForestParams { trees, ..ForestParams::default() });
+    println!(
+        "wine: base {} rows, golden {} (scores: golden accuracy; times: 3-fold CV of the learner's grid + final fit)",
+        base.len(),
+        golden.len()
+    );
+    let forest = |trees| {
+        Learner::RandomForest(ForestParams {
+            trees,
+            ..ForestParams::default()
+        })
+    };
     for (name, learner) in [
         ("decision_tree (default)", Learner::DecisionTree(TreeParams::default())),
-        ("logistic_regression", Learner::LogisticRegression(LogisticParams::default())),
+        (
+            "logistic_regression",
+            Learner::LogisticRegression(LogisticParams::default()),
+        ),
         ("random_forest 100 trees", forest(100)),
         ("random_forest 300 trees", forest(300)),
         ("auto", auto.clone()),
@@ -113,7 +134,11 @@ fn main() {
     let mut train = load(&dir.join("base.csv"));
     train.extend(load(&dir.join("pool.csv")));
     let golden = load(&dir.join("golden.csv"));
-    println!("reviews: base + pool {} documents, golden {}", train.len(), golden.len());
+    println!(
+        "reviews: base + pool {} documents, golden {}",
+        train.len(),
+        golden.len()
+    );
     for (name, learner) in [
         ("naive_bayes (counts)", Learner::NaiveBayes(TextSettings::default())),
         ("text_linear", Learner::TextLinear(TextSettings::linear())),

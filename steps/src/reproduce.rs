@@ -116,11 +116,20 @@ mod tests {
             trees: 4,
             ..ForestParams::default()
         };
-        let stored = Learner::RandomForest(params.clone()).fit_until(&base, &|| false).unwrap().to_bytes();
-        let same = Learner::RandomForest(params.clone()).fit_until(&base, &|| false).unwrap().to_bytes();
+        let stored = Learner::RandomForest(params.clone())
+            .fit_until(&base, &|| false)
+            .unwrap()
+            .to_bytes();
+        let same = Learner::RandomForest(params.clone())
+            .fit_until(&base, &|| false)
+            .unwrap()
+            .to_bytes();
         assert_eq!(first_difference(&stored, &same), None);
         let reseeded = ForestParams { seed: 99, ..params };
-        let other = Learner::RandomForest(reseeded).fit_until(&base, &|| false).unwrap().to_bytes();
+        let other = Learner::RandomForest(reseeded)
+            .fit_until(&base, &|| false)
+            .unwrap()
+            .to_bytes();
         let offset = first_difference(&stored, &other).expect("another seed, other trees");
         assert!(offset > 0 && offset < stored.len().min(other.len()));
     }

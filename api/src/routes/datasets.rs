@@ -160,7 +160,10 @@ async fn create_empty(
 ) -> Result<Response, ApiError> {
     let learner = learner.unwrap_or_else(|| Learner::default_for(kind));
     if !learner.reads(kind) {
-        return Err(invalid(format!("the learner {} does not read {kind} input", learner.name())));
+        return Err(invalid(format!(
+            "the learner {} does not read {kind} input",
+            learner.name()
+        )));
     }
     let text_column = match kind {
         InputKind::Text => Some(query.text.clone().unwrap_or_else(|| DEFAULT_TEXT_COLUMN.to_owned())),

@@ -22,14 +22,21 @@ async fn a_promoted_version_reproduces_byte_for_byte(_: PgPoolOptions, connect: 
     for candidate in candidates {
         assert_eq!(candidate["fold_accuracy"].as_array().unwrap().len(), 3, "{candidate}");
     }
-    assert_ne!(detail["kind"], "decision_tree", "the tree loses to a stronger learner on wine");
+    assert_ne!(
+        detail["kind"], "decision_tree",
+        "the tree loses to a stronger learner on wine"
+    );
 
     let refused = app.post("/models/wine-quality/versions/1/reproduce", json!({})).await;
     assert_eq!(refused.status(), 401, "an admin operation");
-    let missing = app.admin_post("/models/wine-quality/versions/9/reproduce", json!({})).await;
+    let missing = app
+        .admin_post("/models/wine-quality/versions/9/reproduce", json!({}))
+        .await;
     assert_eq!(missing.status(), 404);
 
-    let answer = app.admin_post("/models/wine-quality/versions/1/reproduce", json!({})).await;
+    let answer = app
+        .admin_post("/models/wine-quality/versions/1/reproduce", json!({}))
+        .await;
     assert_eq!(answer.status(), 200);
     let outcome: Value = answer.json().await.unwrap();
     assert_eq!(outcome["matches"], true, "{outcome}");
@@ -41,7 +48,16 @@ async fn a_promoted_version_reproduces_byte_for_byte(_: PgPoolOptions, connect: 
     let base = app.url("");
     let (ok, out, err) = tokio::task::spawn_blocking(move || {
         retrain(
-            &["models", "reproduce", "wine-quality", "1", "--url", &base, "--token", TOKEN],
+            &[
+                "models",
+                "reproduce",
+                "wine-quality",
+                "1",
+                "--url",
+                &base,
+                "--token",
+                TOKEN,
+            ],
             None,
         )
     })

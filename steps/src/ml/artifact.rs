@@ -21,7 +21,10 @@ pub(super) fn encode<T: Serialize>(format: u32, model: &T) -> Vec<u8> {
 pub(super) fn decode<T: DeserializeOwned>(format: u32, bytes: &[u8]) -> Result<T, ModelError> {
     let (found, rest) = postcard::take_from_bytes::<u32>(bytes)?;
     if found != format {
-        return Err(ModelError::UnsupportedFormat { expected: format, found });
+        return Err(ModelError::UnsupportedFormat {
+            expected: format,
+            found,
+        });
     }
     let (model, rest) = postcard::take_from_bytes::<T>(rest)?;
     if !rest.is_empty() {

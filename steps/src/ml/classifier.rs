@@ -98,7 +98,11 @@ impl Classifier {
             ModelKind::LogisticRegression => Classifier::Logistic(Logistic::from_bytes(bytes)?),
         };
         if classifier.kind() != kind {
-            return Err(ModelError::Corrupt(format!("a {} artifact, not {}", classifier.kind().as_str(), kind.as_str())));
+            return Err(ModelError::Corrupt(format!(
+                "a {} artifact, not {}",
+                classifier.kind().as_str(),
+                kind.as_str()
+            )));
         }
         Ok(classifier)
     }

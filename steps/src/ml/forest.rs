@@ -102,7 +102,11 @@ impl Forest {
     /// Trains a forest, on two threads, asking `stop` between trees.
     ///
     /// Errors: as [`super::Model::train`], and [`ModelError::Stopped`].
-    pub fn train_until(examples: &[Example], params: &ForestParams, stop: &dyn Fn() -> bool) -> Result<Forest, ModelError> {
+    pub fn train_until(
+        examples: &[Example],
+        params: &ForestParams,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Forest, ModelError> {
         params.check()?;
         let (rows, n_features) = check_examples(examples)?;
         let (classes, targets) = classes_and_targets(examples);
@@ -190,7 +194,11 @@ impl Forest {
         for &root in &self.roots {
             let mut node = &self.nodes[root as usize];
             while node.feature != LEAF {
-                let next = if features[node.feature as usize] < node.threshold { node.left } else { node.right };
+                let next = if features[node.feature as usize] < node.threshold {
+                    node.left
+                } else {
+                    node.right
+                };
                 node = &self.nodes[next as usize];
             }
             let shares = &self.leaves[node.left as usize * n..][..n];
@@ -284,7 +292,14 @@ fn grow_tree(
         per_split: params.per_split(n_features),
         rng,
     };
-    cart::train_sampled(&sample, &sample_targets, n_classes, &tree_params, Some(sampler), &|| false)
+    cart::train_sampled(
+        &sample,
+        &sample_targets,
+        n_classes,
+        &tree_params,
+        Some(sampler),
+        &|| false,
+    )
 }
 
 #[cfg(test)]
@@ -314,11 +329,17 @@ mod tests {
         assert!(score > 0.6, "golden accuracy {score}");
         let bytes = forest.to_bytes();
         let reversed: Vec<Example> = base.iter().rev().cloned().collect();
-        assert_eq!(Forest::train_until(&reversed, &params, &|| false).unwrap().to_bytes(), bytes);
+        assert_eq!(
+            Forest::train_until(&reversed, &params, &|| false).unwrap().to_bytes(),
+            bytes
+        );
         let decoded = Forest::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, forest);
         let other_seed = ForestParams { seed: 13, ..params };
-        assert_ne!(Forest::train_until(&base, &other_seed, &|| false).unwrap().to_bytes(), bytes);
+        assert_ne!(
+            Forest::train_until(&base, &other_seed, &|| false).unwrap().to_bytes(),
+            bytes
+        );
     }
 
     #[test]
@@ -332,7 +353,10 @@ mod tests {
         let mut bad = forest.clone();
         bad.nodes[0].left = 0;
         bad.nodes[0].feature = 0;
-        assert!(matches!(Forest::from_bytes(&bad.to_bytes()), Err(ModelError::Corrupt(_))));
+        assert!(matches!(
+            Forest::from_bytes(&bad.to_bytes()),
+            Err(ModelError::Corrupt(_))
+        ));
         let bytes = forest.to_bytes();
         assert!(Forest::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         let zero = ForestParams { trees: 0, ..params };

@@ -107,7 +107,9 @@ impl Logistic {
         let n = model.means.len();
         let scales_ok = model.scales.iter().all(|s| s.is_finite() && *s > 0.0);
         if model.scales.len() != n || !scales_ok || model.linear.shape() != Some((model.classes.len(), n)) {
-            return Err(ModelError::Corrupt("means, scales and weights do not fit together".into()));
+            return Err(ModelError::Corrupt(
+                "means, scales and weights do not fit together".into(),
+            ));
         }
         Ok(model)
     }
@@ -142,7 +144,12 @@ mod tests {
         assert!(accuracy > 0.6, "golden accuracy {accuracy}");
         let bytes = model.to_bytes();
         let reversed: Vec<Example> = base.iter().rev().cloned().collect();
-        assert_eq!(Logistic::train(&reversed, &LogisticParams::default()).unwrap().to_bytes(), bytes);
+        assert_eq!(
+            Logistic::train(&reversed, &LogisticParams::default())
+                .unwrap()
+                .to_bytes(),
+            bytes
+        );
         assert_eq!(Logistic::from_bytes(&bytes).unwrap(), model);
         assert!(Logistic::from_bytes(&bytes[..bytes.len() - 2]).is_err());
         assert!(Logistic::train(&base, &LogisticParams { l2: 0.0 }).is_err());

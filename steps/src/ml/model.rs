@@ -57,7 +57,7 @@ impl ModelKind {
             ModelKind::TextLinear,
         ]
         .into_iter()
-            .find(|kind| kind.as_str() == name)
+        .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -264,7 +264,9 @@ pub(super) fn canonical_order(rows: &[&[f64]], targets: &[usize]) -> Vec<usize> 
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by(|&a, &b| {
         let features = rows[a].iter().zip(rows[b]).map(|(x, y)| x.total_cmp(y));
-        targets[a].cmp(&targets[b]).then(features.fold(std::cmp::Ordering::Equal, std::cmp::Ordering::then))
+        targets[a]
+            .cmp(&targets[b])
+            .then(features.fold(std::cmp::Ordering::Equal, std::cmp::Ordering::then))
     });
     order
 }

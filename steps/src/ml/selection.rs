@@ -93,9 +93,9 @@ pub fn select_and_fit(
             mean_accuracy,
         });
     }
-    let best = candidates
-        .iter()
-        .fold(&candidates[0], |best, c| if c.mean_accuracy > best.mean_accuracy { c } else { best });
+    let best = candidates.iter().fold(&candidates[0], |best, c| {
+        if c.mean_accuracy > best.mean_accuracy { c } else { best }
+    });
     let chosen = best.learner.clone();
     let classifier = chosen.fit_until(examples, stop)?;
     let selection = Selection {
@@ -155,10 +155,7 @@ fn score(
     fold: usize,
     stop: &dyn Fn() -> bool,
 ) -> Result<f64, ModelError> {
-    let (test, train): (Vec<_>, Vec<_>) = examples
-        .iter()
-        .zip(folds)
-        .partition(|(_, f)| **f == fold);
+    let (test, train): (Vec<_>, Vec<_>) = examples.iter().zip(folds).partition(|(_, f)| **f == fold);
     let train: Vec<Example> = train.into_iter().map(|(e, _)| e.clone()).collect();
     let test: Vec<Example> = test.into_iter().map(|(e, _)| e.clone()).collect();
     if train.is_empty() || test.is_empty() {
@@ -216,14 +213,23 @@ mod tests {
         let learner = Learner::Auto(SelectionSettings::default());
         let (classifier, selection) = select_and_fit(&learner, &base, &|| false).unwrap();
         for c in &selection.candidates {
-            eprintln!("{} {:?}: {:.4}", c.learner.name(), c.learner.settings(), c.mean_accuracy);
+            eprintln!(
+                "{} {:?}: {:.4}",
+                c.learner.name(),
+                c.learner.settings(),
+                c.mean_accuracy
+            );
         }
         assert_eq!(selection.candidates.len(), 6);
         assert!(selection.candidates.iter().all(|c| c.fold_accuracy.len() == 3));
         assert_ne!(classifier.kind(), ModelKind::DecisionTree, "the tree loses on wine");
         assert_eq!(classifier.kind().as_str(), selection.chosen.name());
         let best = selection.candidates.iter().map(|c| c.mean_accuracy).fold(0.0, f64::max);
-        let chosen = selection.candidates.iter().find(|c| c.learner == selection.chosen).unwrap();
+        let chosen = selection
+            .candidates
+            .iter()
+            .find(|c| c.learner == selection.chosen)
+            .unwrap();
         assert_eq!(chosen.mean_accuracy, best);
         // The same examples in another order: the same folds, choice and bytes.
         let reversed: Vec<Example> = base.iter().rev().cloned().collect();

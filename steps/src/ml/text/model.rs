@@ -4,8 +4,8 @@
 //! predict routes call [`TextModel::predict`]).
 
 use super::bayes::NaiveBayes;
-use crate::ml::linear::Linear;
 use super::vocabulary::{Vocabulary, Weighting};
+use crate::ml::linear::Linear;
 use crate::ml::{ModelError, artifact};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
