@@ -557,25 +557,7 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
     );
 
     // The CLI changes them too, keeping the ones it is not given.
-    let base = app.url("");
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        retrain(
-            &[
-                "models",
-                "set",
-                "tickets",
-                "--gate-margin",
-                "-0.1",
-                "--url",
-                &base,
-                "--token",
-                TOKEN,
-            ],
-            None,
-        )
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = retrain_against(&app, &["models", "set", "tickets", "--gate-margin", "-0.1"]).await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("tickets: threshold 5"), "{out}");
     assert_eq!(app.json("/models/tickets").await["gate"], json!({"margin": -0.1}));

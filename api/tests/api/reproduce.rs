@@ -45,24 +45,7 @@ async fn a_promoted_version_reproduces_byte_for_byte(_: PgPoolOptions, connect: 
     assert_eq!(outcome["first_difference"], Value::Null);
     assert_eq!(outcome["learner"], selection["chosen"]);
 
-    let base = app.url("");
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        retrain(
-            &[
-                "models",
-                "reproduce",
-                "wine-quality",
-                "1",
-                "--url",
-                &base,
-                "--token",
-                TOKEN,
-            ],
-            None,
-        )
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = retrain_against(&app, &["models", "reproduce", "wine-quality", "1"]).await;
     assert!(ok, "{err}");
     assert!(out.contains("version 1 reproduced"), "{out}");
     assert!(out.contains(detail["sha256"].as_str().unwrap()), "{out}");

@@ -242,7 +242,7 @@ impl Forest {
         check_classes(&self.classes).map_err(|e| e.to_string())?;
         self.params.check().map_err(|e| e.to_string())?;
         let (len, n) = (self.nodes.len() as u32, self.classes.len());
-        if self.roots.is_empty() || self.roots.iter().any(|&r| r >= len) || self.leaves.len() % n != 0 {
+        if self.roots.is_empty() || self.roots.iter().any(|&r| r >= len) || !self.leaves.len().is_multiple_of(n) {
             return Err("forest roots or leaf table out of shape".into());
         }
         let leaves = (self.leaves.len() / n) as u32;

@@ -147,7 +147,8 @@ impl Linear {
     /// The number of classes and features, for checking a decoded model.
     pub(super) fn shape(&self) -> Option<(usize, usize)> {
         let finite = self.weights.iter().chain(&self.bias).all(|w| w.is_finite());
-        let fits = self.classes > 0 && self.bias.len() == self.classes && self.weights.len() % self.classes == 0;
+        let fits =
+            self.classes > 0 && self.bias.len() == self.classes && self.weights.len().is_multiple_of(self.classes);
         (finite && fits).then(|| (self.classes, self.weights.len() / self.classes))
     }
 
