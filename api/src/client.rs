@@ -272,6 +272,21 @@ impl Client {
             .1)
     }
 
+    /// `POST /models/{name}/versions/{version}/reproduce`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn reproduce(&self, name: &str, version: i32) -> Result<Value, ClientError> {
+        Ok(self
+            .post(
+                &format!("/models/{name}/versions/{version}/reproduce"),
+                &json!({}),
+                true,
+            )
+            .await?
+            .1)
+    }
+
     /// `GET /model/info`.
     ///
     /// # Errors

@@ -77,6 +77,9 @@ pub enum ModelsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Retrain a version from its stored training set and settings and
+    /// check that the artifact's sha256 matches; exits non-zero if not.
+    Reproduce { name: String, version: i32 },
     /// Go back to an older version of a model.
     Rollback {
         name: String,
@@ -93,7 +96,8 @@ pub enum ModelsCommand {
         kind: String,
         #[command(flatten)]
         data: DataArgs,
-        /// `decision_tree` (tabular) or `naive_bayes` (text); the kind's default if absent.
+        /// `auto` (the default: chosen by cross-validation), `decision_tree`, `random_forest`,
+        /// `logistic_regression` (tabular), `naive_bayes` or `text_logistic` (text).
         #[arg(long)]
         learner: Option<String>,
         /// New feedback rows that start a run (the service's setting if absent).
@@ -336,6 +340,28 @@ fn models_table(models: &Value) -> String {
     table::render(&["model", "input", "learner", "classes", "champion"], &rows)
 }
 
+/// A reproduction in one line: the match, or where the bytes part.
+fn reproduction_line(outcome: &Value) -> String {
+    let learner = &outcome["learner"]["name"];
+    if outcome["matches"] == Value::Bool(true) {
+        format!(
+            "version {} reproduced ({learner} on {} rows): sha256 {} matches",
+            outcome["version"],
+            outcome["rows"],
+            outcome["stored_sha256"].as_str().unwrap_or_default()
+        )
+    } else {
+        format!(
+            "version {} did NOT reproduce ({learner} on {} rows): first difference at byte {}; stored sha256 {}, reproduced {}",
+            outcome["version"],
+            outcome["rows"],
+            outcome["first_difference"],
+            outcome["stored_sha256"].as_str().unwrap_or_default(),
+            outcome["reproduced_sha256"].as_str().unwrap_or_default()
+        )
+    }
+}
+
 fn versions_table(versions: &Value) -> String {
     let rows: Vec<Vec<String>> = versions
         .as_array()
@@ -450,6 +476,13 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
         ModelsCommand::Promote { name, version, reason } => {
             let promotion = client.promote(&name, version, &reason).await?;
             print(target.json, &promotion, promotion_line);
+        }
+        ModelsCommand::Reproduce { name, version } => {
+            let outcome = client.reproduce(&name, version).await?;
+            print(target.json, &outcome, reproduction_line);
+            if outcome["matches"] != Value::Bool(true) {
+                anyhow::bail!("version {version} of {name} did not reproduce");
+            }
         }
         ModelsCommand::Create {
             name,

@@ -1,8 +1,11 @@
 //! Fitting a model's learner on a training set and storing the result as
 //! the model's next version: the one path for every model's first version
-//! and every run's candidate.
+//! and every run's candidate. The learner's candidates are cross-validated
+//! on the training set first; the winner's settings are the version's
+//! hyperparams and the whole choice its selection record.
 
 use crate::error::StepsError;
+use crate::ml::selection::select_and_fit;
 use crate::ml::{Learner, evaluate};
 use crate::store::versions::{self, NewVersion, VersionRecord};
 use crate::trainset::TrainingSet;
@@ -36,12 +39,12 @@ pub async fn fit_and_store(
 ) -> Result<VersionRecord, StepsError> {
     let learner = request.learner.clone();
     let rows = set.examples.len();
-    let (classifier, training_ms, train_metrics) = tokio::task::spawn_blocking(move || {
+    let (classifier, selection, training_ms, train_metrics) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let classifier = learner.fit_until(&set.examples, &|| cancel.is_cancelled())?;
+        let (classifier, selection) = select_and_fit(&learner, &set.examples, &|| cancel.is_cancelled())?;
         let training_ms = started.elapsed().as_millis() as i32;
         let (metrics, _) = evaluate(&classifier, &set.examples)?;
-        Ok::<_, StepsError>((classifier, training_ms, metrics))
+        Ok::<_, StepsError>((classifier, selection, training_ms, metrics))
     })
     .await
     .map_err(|e| StepsError::Inconsistent(format!("training task failed: {e}")))??;
@@ -55,7 +58,7 @@ pub async fn fit_and_store(
         NewVersion {
             model_id: request.model_id,
             classifier: &classifier,
-            hyperparams: request.learner.settings(),
+            hyperparams: selection.chosen.settings(),
             training_set_id: request.training_set_id,
             run_id: request.run_id,
             training_ms,
@@ -64,6 +67,7 @@ pub async fn fit_and_store(
                 "train_accuracy": train_metrics.accuracy,
                 "train_macro_f1": train_metrics.macro_f1,
             }),
+            selection: Some(serde_json::to_value(&selection).expect("a selection always serializes")),
         },
     )
     .await?;

@@ -102,11 +102,10 @@ pub async fn create_model(
         return Err(StepsError::Inconsistent(problem).into());
     }
     let learner = new.learner.unwrap_or_else(|| Learner::default_for(new.kind));
-    if learner.input_kind() != new.kind {
+    if !learner.reads(new.kind) {
         return Err(StepsError::Inconsistent(format!(
-            "the learner {} reads {} input, not {}",
+            "the learner {} does not read {} input",
             learner.name(),
-            learner.input_kind(),
             new.kind
         ))
         .into());

@@ -9,7 +9,8 @@
 //!   pointer).
 //! - [`trainset`] merges base data and feedback into a training set with its
 //!   lineage; [`fit`] trains and stores a model; [`recent`] chooses the
-//!   feedback held out of training as the recent set the gate also judges on.
+//!   feedback held out of training as the recent set the gate also judges on;
+//!   [`reproduce`] refits a stored version and compares its bytes.
 //! - [`mod@pipeline`]: collect -> merge -> train -> validate -> promote, each an
 //!   engine step, idempotent per run, handing typed outputs
 //!   ([`pipeline::outputs`]) to the next.
@@ -27,6 +28,7 @@ pub mod import;
 pub mod ml;
 pub mod pipeline;
 pub mod recent;
+pub mod reproduce;
 pub mod store;
 pub mod trainset;
 pub mod triggers;

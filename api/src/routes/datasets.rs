@@ -110,7 +110,8 @@ pub async fn create(
         None => None,
         Some(learner) => Some(Learner::named(learner).ok_or_else(|| {
             invalid(format!(
-                "unknown learner {learner:?}: decision_tree (tabular) or naive_bayes (text)"
+                "unknown learner {learner:?}: auto, decision_tree, random_forest, logistic_regression (tabular), \
+                 naive_bayes or text_logistic (text)"
             ))
         })?),
     };
@@ -158,11 +159,10 @@ async fn create_empty(
     learner: Option<Learner>,
 ) -> Result<Response, ApiError> {
     let learner = learner.unwrap_or_else(|| Learner::default_for(kind));
-    if learner.input_kind() != kind {
+    if !learner.reads(kind) {
         return Err(invalid(format!(
-            "the learner {} reads {} input",
-            learner.name(),
-            learner.input_kind()
+            "the learner {} does not read {kind} input",
+            learner.name()
         )));
     }
     let text_column = match kind {

@@ -17,7 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
         super::quarantine::quarantine,
         super::models::info, super::models::list, super::models::show, super::models::change,
         super::datasets::create, super::datasets::import,
-        super::versions::list, super::versions::show, super::versions::promote,
+        super::versions::list, super::versions::show, super::versions::promote, super::versions::reproduce,
         super::runs::trigger, super::runs::trigger_named, super::runs::list, super::runs::show, super::runs::cancel, super::runs::retry,
         super::runs::list_named,
         super::health::health, super::health::ready, super::health::metrics,

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/models/{name}/versions", get(versions::list))
         .route("/models/{name}/versions/{version}", get(versions::show))
         .route("/models/{name}/versions/{version}/promote", post(versions::promote))
+        .route("/models/{name}/versions/{version}/reproduce", post(versions::reproduce))
         .route("/runs", post(runs::trigger).get(runs::list))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))

@@ -1,6 +1,7 @@
 //! A model's versions over HTTP: every version with its lineage and scores,
-//! one version with its training figures and promotions, and promotion or
-//! rollback to any of them.
+//! one version with its training figures, learner selection and
+//! promotions, promotion or rollback to any of them, and a reproduction
+//! that refits a version and compares its bytes.
 
 use super::input::{Body, PathParam, QueryParams, check_text};
 use super::page::{self, Page, PageQuery};
@@ -12,6 +13,7 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
+use retrain_steps::reproduce::{self, Reproduction};
 use retrain_steps::store::promotions::{self, Promotion, PromotionKind, PromotionRequest};
 use retrain_steps::store::{models, versions};
 use serde::{Deserialize, Serialize};
@@ -58,6 +60,10 @@ pub struct VersionDetail {
     /// Rows left out of the training set, by reason.
     pub dropped: Value,
     pub training_set_sha256: String,
+    /// How the learner was chosen: the winner and its settings, every
+    /// candidate's cross-validation fold accuracies, the folds and the seed
+    /// (none for versions trained before selection).
+    pub selection: Option<Value>,
     /// Every promotion of this version, newest first.
     pub promotions: Vec<Promotion>,
 }
@@ -138,6 +144,7 @@ pub async fn show(
         hyperparams: row.try_get("hyperparams")?,
         training_ms: row.try_get("training_ms")?,
         training_metrics: record.training_metrics,
+        selection: record.selection,
         base_rows: row.try_get("base_rows")?,
         feedback_rows: row.try_get("feedback_rows")?,
         dropped: row.try_get("dropped")?,
@@ -185,4 +192,26 @@ pub async fn promote(
     .await?;
     tracing::info!(model = %name, version, actor = %admin.actor, ?kind, "version promoted by an operator");
     Ok(Json(promotion))
+}
+
+/// Refit a version from its stored training set with the learner and
+/// settings it was trained with, and compare the artifact's bytes: a match,
+/// or the first differing byte offset and both sha256.
+#[utoipa::path(post, path = "/models/{name}/versions/{version}/reproduce", tag = "models",
+    params(("name" = String, Path, description = "The model's name"), ("version" = i32, Path, description = "Version number")),
+    security(("admin_token" = [])),
+    responses((status = 200, body = Reproduction), (status = 400, description = "Not a version number", body = ErrorBody),
+              (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+              (status = 404, description = "No such model or version", body = ErrorBody)))]
+pub async fn reproduce(
+    State(state): State<AppState>,
+    admin: Admin,
+    PathParam((name, version)): PathParam<(String, i32)>,
+) -> Result<Json<Reproduction>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let model = models::by_name(&mut conn, &name).await?;
+    let record = versions::by_version(&mut conn, model.id, version).await?;
+    let outcome = reproduce::reproduce(&mut conn, &record, tokio_util::sync::CancellationToken::new()).await?;
+    tracing::info!(model = %name, version, actor = %admin.actor, matches = outcome.matches, "version reproduced");
+    Ok(Json(outcome))
 }

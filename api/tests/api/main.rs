@@ -15,6 +15,7 @@ mod observability;
 mod own_models;
 mod pagination;
 mod predict;
+mod reproduce;
 mod request_ids;
 mod retention;
 mod runs_and_models;

@@ -241,7 +241,8 @@ async fn a_text_model_from_a_users_json_lines_learns_swaps_and_rolls_back(_: PgP
     assert_eq!(detail["status"], "succeeded", "{detail}");
     serves(&app, "tickets", question.clone(), 2).await;
     let versions = app.json("/models/tickets/versions").await;
-    assert_eq!(versions[0]["kind"], "naive_bayes");
+    // The default learner, auto, chose the linear SVM on these tickets.
+    assert_eq!(versions[0]["kind"], "text_linear");
     assert_eq!(versions[0]["feedback_to"].as_i64().is_some(), true);
 
     let rollback = app
@@ -562,25 +563,7 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
     );
 
     // The CLI changes them too, keeping the ones it is not given.
-    let base = app.url("");
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        retrain(
-            &[
-                "models",
-                "set",
-                "tickets",
-                "--gate-margin",
-                "-0.1",
-                "--url",
-                &base,
-                "--token",
-                TOKEN,
-            ],
-            None,
-        )
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = retrain_against(&app, &["models", "set", "tickets", "--gate-margin", "-0.1"]).await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("tickets: threshold 5"), "{out}");
     assert_eq!(app.json("/models/tickets").await["gate"], json!({"margin": -0.1}));

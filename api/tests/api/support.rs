@@ -238,6 +238,19 @@ fn the_harness_ignores_retrain_variables_in_the_shell() {
     assert!(clean.contains("threshold: 20"), "{clean}");
 }
 
+/// Runs `retrain ARGS --url <the app> --token TOKEN` off the async threads.
+/// Returns (success, stdout, stderr).
+pub async fn retrain_against(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    args.extend(["--url".into(), app.url(""), "--token".into(), TOKEN.into()]);
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        retrain(&args, None)
+    })
+    .await
+    .unwrap()
+}
+
 /// Runs the `retrain` binary as a person would (no admin token from the
 /// shell); `DATABASE_URL` set if given. Returns (success, stdout, stderr).
 pub fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, String) {

@@ -24,8 +24,13 @@
 //! - After growing, a split whose two children are leaves of the same class
 //!   becomes one leaf, bottom up, as linfa prunes: the same predictions
 //!   from a smaller tree.
+//! - A random forest passes a [`FeatureSampler`]: each node then looks at a
+//!   fresh random subset of the features only (drawn in the fixed order
+//!   nodes are grown, so a seed gives one tree), tried in index order so
+//!   ties still go to the lowest feature.
 
 use super::ModelError;
+use super::rng::Rng;
 use super::tree::{FlatTree, Node, TreeParams};
 
 /// Consecutive values of a node closer than this count as equal: no
@@ -48,9 +53,47 @@ pub(super) fn train(
     params: &TreeParams,
     stop: &dyn Fn() -> bool,
 ) -> Result<FlatTree, ModelError> {
+    train_sampled(examples, targets, n_classes, params, None, stop)
+}
+
+/// Draws the features each node may split on: `per_split` of them, without
+/// replacement, from the sampler's own seeded stream.
+pub(super) struct FeatureSampler {
+    pub(super) per_split: usize,
+    pub(super) rng: Rng,
+}
+
+impl FeatureSampler {
+    /// `per_split` distinct features of `0..n_features`, ascending.
+    fn draw(&mut self, n_features: usize) -> Vec<usize> {
+        let mut all: Vec<usize> = (0..n_features).collect();
+        let take = self.per_split.clamp(1, n_features);
+        // A partial Fisher-Yates: the first `take` places are the sample.
+        for i in 0..take {
+            let j = i + self.rng.below(n_features - i);
+            all.swap(i, j);
+        }
+        all.truncate(take);
+        all.sort_unstable();
+        all
+    }
+}
+
+/// [`train`], where each node considers only the features `sampler` draws
+/// for it (all of them without a sampler).
+///
+/// Errors: as [`train`].
+pub(super) fn train_sampled(
+    examples: &[&[f64]],
+    targets: &[usize],
+    n_classes: usize,
+    params: &TreeParams,
+    sampler: Option<FeatureSampler>,
+    stop: &dyn Fn() -> bool,
+) -> Result<FlatTree, ModelError> {
     params.validate()?;
     debug_assert_eq!(examples.len(), targets.len());
-    Grower::new(examples, targets, n_classes, params, stop)?.grow(stop)
+    Grower::new(examples, targets, n_classes, params, stop)?.grow(sampler, stop)
 }
 
 /// A node waiting to be grown: where it sits in the tree and which rows
@@ -147,7 +190,8 @@ impl<'a> Grower<'a> {
     }
 
     /// Grows the whole tree, depth first without recursion, then prunes it.
-    fn grow(mut self, stop: &dyn Fn() -> bool) -> Result<FlatTree, ModelError> {
+    fn grow(mut self, mut sampler: Option<FeatureSampler>, stop: &dyn Fn() -> bool) -> Result<FlatTree, ModelError> {
+        let all: Vec<usize> = (0..self.n_features).collect();
         let mut counts = vec![0; self.n_classes];
         for &class in self.targets {
             counts[class] += 1;
@@ -164,7 +208,8 @@ impl<'a> Grower<'a> {
             if stop() {
                 return Err(ModelError::Stopped);
             }
-            let Some(best) = self.best_split(&task) else {
+            let drawn = sampler.as_mut().map(|s| s.draw(self.n_features));
+            let Some(best) = self.best_split(&task, drawn.as_deref().unwrap_or(&all)) else {
                 self.nodes[task.node] = leaf(task.counts);
                 continue;
             };
@@ -203,8 +248,9 @@ impl<'a> Grower<'a> {
         Ok(FlatTree::from_nodes(prune(self.nodes)))
     }
 
-    /// The split the node should get, or `None` when it must be a leaf.
-    fn best_split(&self, task: &Task) -> Option<Candidate> {
+    /// The split the node should get among `features` (ascending), or
+    /// `None` when it must be a leaf.
+    fn best_split(&self, task: &Task, features: &[usize]) -> Option<Candidate> {
         let rows = task.end - task.start;
         let params = self.params;
         let too_small = (rows as f64) < f64::from(params.min_weight_split);
@@ -219,7 +265,7 @@ impl<'a> Grower<'a> {
         let mut best: Option<Candidate> = None;
         let mut left = vec![0u64; self.n_classes];
         let mut right = task.counts.clone();
-        for feature in 0..self.n_features {
+        for &feature in features {
             let range = self.range(feature, task);
             left.fill(0);
             right.copy_from_slice(&task.counts);

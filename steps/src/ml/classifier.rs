@@ -2,8 +2,10 @@
 //! asks it: one enum over the learners' own types, so the rest of the code
 //! never matches on learners. New learners join as variants.
 
+use super::forest::Forest;
+use super::logistic::Logistic;
 use super::model::{Model, ModelKind, Prediction};
-use super::text::TextModel;
+use super::text::{TextLearner, TextModel};
 use super::{Input, InputKind, ModelError};
 
 /// A trained classifier, ready to serve.
@@ -13,6 +15,10 @@ pub enum Classifier {
     Tree(Model),
     /// A text classifier (vocabulary and learner in one artifact).
     Text(TextModel),
+    /// A random forest over numeric features.
+    Forest(Forest),
+    /// A logistic regression over numeric features.
+    Logistic(Logistic),
 }
 
 impl Classifier {
@@ -20,14 +26,19 @@ impl Classifier {
     pub fn kind(&self) -> ModelKind {
         match self {
             Classifier::Tree(model) => model.kind(),
-            Classifier::Text(_) => ModelKind::NaiveBayes,
+            Classifier::Text(model) => match model.settings().learner {
+                TextLearner::MultinomialNb { .. } => ModelKind::NaiveBayes,
+                TextLearner::LinearSvm { .. } => ModelKind::TextLinear,
+            },
+            Classifier::Forest(_) => ModelKind::RandomForest,
+            Classifier::Logistic(_) => ModelKind::LogisticRegression,
         }
     }
 
     /// What the model reads.
     pub fn input_kind(&self) -> InputKind {
         match self {
-            Classifier::Tree(_) => InputKind::Tabular,
+            Classifier::Tree(_) | Classifier::Forest(_) | Classifier::Logistic(_) => InputKind::Tabular,
             Classifier::Text(_) => InputKind::Text,
         }
     }
@@ -37,6 +48,8 @@ impl Classifier {
         match self {
             Classifier::Tree(model) => model.classes(),
             Classifier::Text(model) => model.classes(),
+            Classifier::Forest(model) => model.classes(),
+            Classifier::Logistic(model) => model.classes(),
         }
     }
 
@@ -47,6 +60,8 @@ impl Classifier {
     pub fn predict(&self, input: &Input) -> Result<Prediction, ModelError> {
         match (self, input) {
             (Classifier::Tree(model), Input::Tabular(features)) => model.predict(features),
+            (Classifier::Forest(model), Input::Tabular(features)) => model.predict(features),
+            (Classifier::Logistic(model), Input::Tabular(features)) => model.predict(features),
             (Classifier::Text(model), Input::Text(text)) => {
                 let answer = model.predict(text);
                 Ok(Prediction {
@@ -66,17 +81,30 @@ impl Classifier {
         match self {
             Classifier::Tree(model) => model.to_bytes(),
             Classifier::Text(model) => model.to_bytes(),
+            Classifier::Forest(model) => model.to_bytes(),
+            Classifier::Logistic(model) => model.to_bytes(),
         }
     }
 
     /// Decodes an artifact of the learner `kind` names.
     ///
-    /// Errors: as the learner's own decoder.
+    /// Errors: as the learner's own decoder; [`ModelError::Corrupt`] for a
+    /// text artifact of the other text learner.
     pub fn from_bytes(kind: ModelKind, bytes: &[u8]) -> Result<Self, ModelError> {
-        Ok(match kind {
+        let classifier = match kind {
             ModelKind::DecisionTree => Classifier::Tree(Model::from_bytes(bytes)?),
-            ModelKind::NaiveBayes => Classifier::Text(TextModel::from_bytes(bytes)?),
-        })
+            ModelKind::NaiveBayes | ModelKind::TextLinear => Classifier::Text(TextModel::from_bytes(bytes)?),
+            ModelKind::RandomForest => Classifier::Forest(Forest::from_bytes(bytes)?),
+            ModelKind::LogisticRegression => Classifier::Logistic(Logistic::from_bytes(bytes)?),
+        };
+        if classifier.kind() != kind {
+            return Err(ModelError::Corrupt(format!(
+                "a {} artifact, not {}",
+                classifier.kind().as_str(),
+                kind.as_str()
+            )));
+        }
+        Ok(classifier)
     }
 }
 

@@ -1,11 +1,15 @@
 //! A model's learner and its settings, as the model registry stores them:
-//! which algorithm trains the model's versions. An enum that grows as
+//! which algorithm trains the model's versions, or `auto` to let
+//! cross-validation on the training set choose. An enum that grows as
 //! learners join; each variant names the input kind it reads.
 
 use serde::{Deserialize, Serialize};
 
+use super::forest::{Forest, ForestParams};
+use super::logistic::{Logistic, LogisticParams};
 use super::model::Model;
-use super::text::{TextModel, TextSettings};
+use super::selection::{self, SelectionSettings};
+use super::text::{TextLearner, TextModel, TextSettings};
 use super::tree::TreeParams;
 use super::{Classifier, Example, InputKind, ModelError};
 
@@ -16,30 +20,49 @@ use super::{Classifier, Example, InputKind, ModelError};
 #[serde(tag = "name", content = "settings", rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Learner {
-    /// A CART decision tree (tabular models).
+    /// A CART decision tree (tabular models), for a model people can read.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     DecisionTree(#[serde(default)] TreeParams),
     /// Word n-grams and multinomial naive Bayes (text models).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     NaiveBayes(#[serde(default)] TextSettings),
+    /// A random forest (tabular models).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    RandomForest(#[serde(default)] ForestParams),
+    /// Logistic regression on standardized features (tabular models).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    LogisticRegression(#[serde(default)] LogisticParams),
+    /// TF-IDF word 1-2 grams and a linear SVM (text models).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    TextLinear(#[serde(default = "TextSettings::linear")] TextSettings),
+    /// Choose for me: the candidate of the input kind's grid with the best
+    /// cross-validated accuracy on the training set (see
+    /// [`selection`](super::selection)).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    Auto(#[serde(default)] SelectionSettings),
 }
 
 impl Learner {
-    /// The default learner for models of `kind`.
-    pub fn default_for(kind: InputKind) -> Self {
-        match kind {
-            InputKind::Tabular => Learner::DecisionTree(TreeParams::default()),
-            InputKind::Text => Learner::NaiveBayes(TextSettings::default()),
-        }
+    /// The default learner for models of `kind`: `auto`, so the learner
+    /// that wins on the user's data trains it.
+    pub fn default_for(_kind: InputKind) -> Self {
+        Learner::Auto(SelectionSettings::default())
     }
 
-    /// The learner named `name` with default settings: `decision_tree` or
-    /// `naive_bayes`.
+    /// The learner named `name` with default settings: `auto`,
+    /// `decision_tree`, `random_forest`, `logistic_regression` (tabular),
+    /// `naive_bayes` or `text_linear` (text).
     pub fn named(name: &str) -> Option<Self> {
-        [InputKind::Tabular, InputKind::Text]
-            .into_iter()
-            .map(Learner::default_for)
-            .find(|learner| learner.name() == name)
+        [
+            Learner::Auto(SelectionSettings::default()),
+            Learner::DecisionTree(TreeParams::default()),
+            Learner::RandomForest(ForestParams::default()),
+            Learner::LogisticRegression(LogisticParams::default()),
+            Learner::NaiveBayes(TextSettings::default()),
+            Learner::TextLinear(TextSettings::linear()),
+        ]
+        .into_iter()
+        .find(|learner| learner.name() == name)
     }
 
     /// The learner's stable name.
@@ -47,51 +70,90 @@ impl Learner {
         match self {
             Learner::DecisionTree(_) => "decision_tree",
             Learner::NaiveBayes(_) => "naive_bayes",
+            Learner::RandomForest(_) => "random_forest",
+            Learner::LogisticRegression(_) => "logistic_regression",
+            Learner::TextLinear(_) => "text_linear",
+            Learner::Auto(_) => "auto",
         }
     }
 
-    /// What the learner reads.
-    pub fn input_kind(&self) -> InputKind {
+    /// What the learner reads; `None` for `auto`, which reads either.
+    pub fn input_kind(&self) -> Option<InputKind> {
         match self {
-            Learner::DecisionTree(_) => InputKind::Tabular,
-            Learner::NaiveBayes(_) => InputKind::Text,
+            Learner::DecisionTree(_) | Learner::RandomForest(_) | Learner::LogisticRegression(_) => {
+                Some(InputKind::Tabular)
+            }
+            Learner::NaiveBayes(_) | Learner::TextLinear(_) => Some(InputKind::Text),
+            Learner::Auto(_) => None,
         }
+    }
+
+    /// Whether the learner can train a model of `kind`.
+    pub fn reads(&self, kind: InputKind) -> bool {
+        self.input_kind().is_none_or(|k| k == kind)
     }
 
     /// The settings alone, as recorded with each version.
     pub fn settings(&self) -> serde_json::Value {
         match self {
             Learner::DecisionTree(params) => serde_json::to_value(params),
-            Learner::NaiveBayes(settings) => serde_json::to_value(settings),
+            Learner::NaiveBayes(settings) | Learner::TextLinear(settings) => serde_json::to_value(settings),
+            Learner::RandomForest(params) => serde_json::to_value(params),
+            Learner::LogisticRegression(params) => serde_json::to_value(params),
+            Learner::Auto(settings) => serde_json::to_value(settings),
         }
         .expect("settings always serialize")
     }
 
     /// Fits a classifier on `examples`, deterministically (the same examples
     /// in any order give the same artifact bytes), asking `stop` between
-    /// units of work where the learner can stop.
+    /// units of work where the learner can stop. `auto` first chooses its
+    /// learner by cross-validation.
     ///
     /// Errors: [`ModelError::WrongInput`] for an example of the other input
     /// kind, [`ModelError::Stopped`], and the learner's own errors.
     pub fn fit_until(&self, examples: &[Example], stop: &dyn Fn() -> bool) -> Result<Classifier, ModelError> {
         match self {
             Learner::DecisionTree(params) => Ok(Classifier::Tree(Model::train_until(examples, params, stop)?)),
-            Learner::NaiveBayes(settings) => {
-                let texts = examples
-                    .iter()
-                    .map(|e| {
-                        e.input.text().ok_or(ModelError::WrongInput {
-                            expected: InputKind::Text,
-                            found: e.input.kind(),
-                        })
-                    })
-                    .collect::<Result<Vec<&str>, ModelError>>()?;
+            Learner::RandomForest(params) => Ok(Classifier::Forest(Forest::train_until(examples, params, stop)?)),
+            Learner::LogisticRegression(params) => {
                 if stop() {
                     return Err(ModelError::Stopped);
                 }
-                let labels: Vec<&str> = examples.iter().map(|e| e.label.as_str()).collect();
-                Ok(Classifier::Text(TextModel::fit(&texts, &labels, settings)?))
+                Ok(Classifier::Logistic(Logistic::train(examples, params)?))
             }
+            Learner::NaiveBayes(settings) => fit_text(examples, settings, false, stop),
+            Learner::TextLinear(settings) => fit_text(examples, settings, true, stop),
+            Learner::Auto(_) => Ok(selection::select_and_fit(self, examples, stop)?.0),
         }
     }
+}
+
+/// Fits a text model, whose settings must name the learner's own
+/// classifier (`linear`: the linear SVM, else naive Bayes).
+fn fit_text(
+    examples: &[Example],
+    settings: &TextSettings,
+    linear: bool,
+    stop: &dyn Fn() -> bool,
+) -> Result<Classifier, ModelError> {
+    if matches!(settings.learner, TextLearner::LinearSvm { .. }) != linear {
+        return Err(ModelError::InvalidParams(
+            "text_linear settings take learner LinearSvm, naive_bayes settings MultinomialNb".into(),
+        ));
+    }
+    let texts = examples
+        .iter()
+        .map(|e| {
+            e.input.text().ok_or(ModelError::WrongInput {
+                expected: InputKind::Text,
+                found: e.input.kind(),
+            })
+        })
+        .collect::<Result<Vec<&str>, ModelError>>()?;
+    if stop() {
+        return Err(ModelError::Stopped);
+    }
+    let labels: Vec<&str> = examples.iter().map(|e| e.label.as_str()).collect();
+    Ok(Classifier::Text(TextModel::fit(&texts, &labels, settings)?))
 }

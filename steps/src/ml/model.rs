@@ -27,6 +27,12 @@ pub enum ModelKind {
     DecisionTree,
     /// Word n-gram counts or TF-IDF and multinomial naive Bayes over text.
     NaiveBayes,
+    /// Bagged CART trees with per-split feature sampling.
+    RandomForest,
+    /// Multinomial logistic regression on standardized features.
+    LogisticRegression,
+    /// TF-IDF word n-grams and one-vs-rest linear SVMs over text.
+    TextLinear,
 }
 
 impl ModelKind {
@@ -35,14 +41,23 @@ impl ModelKind {
         match self {
             ModelKind::DecisionTree => "decision_tree",
             ModelKind::NaiveBayes => "naive_bayes",
+            ModelKind::RandomForest => "random_forest",
+            ModelKind::LogisticRegression => "logistic_regression",
+            ModelKind::TextLinear => "text_linear",
         }
     }
 
     /// The kind named by [`ModelKind::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        [ModelKind::DecisionTree, ModelKind::NaiveBayes]
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
+        [
+            ModelKind::DecisionTree,
+            ModelKind::NaiveBayes,
+            ModelKind::RandomForest,
+            ModelKind::LogisticRegression,
+            ModelKind::TextLinear,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -109,9 +124,7 @@ impl TryFrom<ModelRepr> for Model {
             n_features,
             tree,
         } = repr;
-        if classes.is_empty() || classes.iter().collect::<BTreeSet<_>>().len() != classes.len() {
-            return Err(ModelError::Corrupt("classes must be non-empty and unique".into()));
-        }
+        check_classes(&classes)?;
         tree.check(n_features, classes.len()).map_err(ModelError::Corrupt)?;
         Ok(Model {
             kind,
@@ -145,17 +158,7 @@ impl Model {
         stop: &dyn Fn() -> bool,
     ) -> Result<Model, ModelError> {
         let (rows, n_features) = check_examples(examples)?;
-        let classes: Vec<String> = examples
-            .iter()
-            .map(|e| e.label.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        // Every label is in `classes`, so the partition point is its index.
-        let targets: Vec<usize> = examples
-            .iter()
-            .map(|e| classes.partition_point(|c| *c < e.label))
-            .collect();
+        let (classes, targets) = classes_and_targets(examples);
         let tree = cart::train(&rows, &targets, classes.len(), params, stop)?;
         Ok(Model {
             kind: ModelKind::DecisionTree,
@@ -169,15 +172,7 @@ impl Model {
     ///
     /// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
     pub fn predict(&self, features: &[f64]) -> Result<Prediction, ModelError> {
-        if features.len() != self.n_features {
-            return Err(ModelError::FeatureCount {
-                expected: self.n_features,
-                found: features.len(),
-            });
-        }
-        if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::NonFinite { feature });
-        }
+        check_input(features, self.n_features)?;
         let (class, confidence) = self.tree.classify(features);
         Ok(Prediction {
             label: self.classes[class].clone(),
@@ -246,9 +241,63 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Checks one input to predict: `n_features` finite values.
+///
+/// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
+pub(super) fn check_input(features: &[f64], n_features: usize) -> Result<(), ModelError> {
+    if features.len() != n_features {
+        return Err(ModelError::FeatureCount {
+            expected: n_features,
+            found: features.len(),
+        });
+    }
+    if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::NonFinite { feature });
+    }
+    Ok(())
+}
+
+/// The rows' indices in one canonical order, by class, then features (as
+/// `total_cmp`): sums over rows in this order do not depend on the order
+/// the examples came in.
+pub(super) fn canonical_order(rows: &[&[f64]], targets: &[usize]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        let features = rows[a].iter().zip(rows[b]).map(|(x, y)| x.total_cmp(y));
+        targets[a]
+            .cmp(&targets[b])
+            .then(features.fold(std::cmp::Ordering::Equal, std::cmp::Ordering::then))
+    });
+    order
+}
+
+/// The sorted class names of `examples` and each example's class index.
+pub(super) fn classes_and_targets(examples: &[Example]) -> (Vec<String>, Vec<usize>) {
+    let classes: Vec<String> = examples
+        .iter()
+        .map(|e| e.label.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // Every label is in `classes`, so the partition point is its index.
+    let targets = examples
+        .iter()
+        .map(|e| classes.partition_point(|c| *c < e.label))
+        .collect();
+    (classes, targets)
+}
+
+/// Checks decoded class names: at least one, none twice.
+pub(super) fn check_classes(classes: &[String]) -> Result<(), ModelError> {
+    if classes.is_empty() || classes.iter().collect::<BTreeSet<_>>().len() != classes.len() {
+        return Err(ModelError::Corrupt("classes must be non-empty and unique".into()));
+    }
+    Ok(())
+}
+
 /// The feature rows of `examples` and their common length, or why they
-/// cannot train a tree.
-fn check_examples(examples: &[Example]) -> Result<(Vec<&[f64]>, usize), ModelError> {
+/// cannot train a tabular model.
+pub(super) fn check_examples(examples: &[Example]) -> Result<(Vec<&[f64]>, usize), ModelError> {
     let rows = examples
         .iter()
         .map(|e| {

@@ -24,11 +24,14 @@ pub struct VersionRecord {
     pub run_id: Option<Uuid>,
     pub training_ms: i32,
     pub training_metrics: Value,
+    /// How the learner was chosen (a [`crate::ml::selection::Selection`]);
+    /// none for versions trained before selection existed.
+    pub selection: Option<Value>,
     pub created_at: DateTime<Utc>,
 }
 
 const RECORD_COLUMNS: &str = "id, model_id, version, kind, sha256, hyperparams, training_set_id, run_id, \
-    training_ms, training_metrics, created_at";
+    training_ms, training_metrics, selection, created_at";
 
 /// A version to store.
 #[derive(Debug)]
@@ -40,6 +43,7 @@ pub struct NewVersion<'a> {
     pub run_id: Option<Uuid>,
     pub training_ms: i32,
     pub training_metrics: Value,
+    pub selection: Option<Value>,
 }
 
 /// Stores a version under the model's next version number.
@@ -47,8 +51,8 @@ pub async fn insert(conn: &mut PgConnection, new: NewVersion<'_>) -> Result<Vers
     let artifact = new.classifier.to_bytes();
     let sql = format!(
         "INSERT INTO versions (model_id, version, kind, artifact, sha256, hyperparams, training_set_id, run_id,
-                               training_ms, training_metrics)
-         SELECT $9, coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8 FROM versions WHERE model_id = $9
+                               training_ms, training_metrics, selection)
+         SELECT $9, coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8, $10 FROM versions WHERE model_id = $9
          RETURNING {RECORD_COLUMNS}"
     );
     // Versions are assigned by max + 1: serialize writers of this model so
@@ -67,6 +71,7 @@ pub async fn insert(conn: &mut PgConnection, new: NewVersion<'_>) -> Result<Vers
         .bind(new.training_ms)
         .bind(&new.training_metrics)
         .bind(new.model_id)
+        .bind(&new.selection)
         .fetch_one(conn)
         .await
 }
@@ -103,6 +108,14 @@ pub async fn list(conn: &mut PgConnection, model_id: i32, limit: i64) -> Result<
 pub struct LoadedVersion {
     pub record: VersionRecord,
     pub classifier: Classifier,
+}
+
+/// A version's artifact bytes as stored, unchecked.
+pub async fn artifact(conn: &mut PgConnection, id: i64) -> Result<Vec<u8>, sqlx::Error> {
+    sqlx::query_scalar("SELECT artifact FROM versions WHERE id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await
 }
 
 /// Loads a version's artifact by id and checks its hash.
