@@ -8,7 +8,9 @@
 //!   evaluations, the gate's recorded verdicts, promotions and the champion
 //!   pointer).
 //! - [`trainset`] merges base data and feedback into a training set with its
-//!   lineage; [`fit`] trains and stores a model.
+//!   lineage; [`screening`] decides which feedback may train (conflicting
+//!   labels, confident out-of-fold disagreement, sources to quarantine);
+//!   [`fit`] trains and stores a model.
 //! - [`mod@pipeline`]: collect -> merge -> train -> validate -> promote, each an
 //!   engine step, idempotent per run, handing typed outputs
 //!   ([`pipeline::outputs`]) to the next.
@@ -25,6 +27,7 @@ pub mod fit;
 pub mod import;
 pub mod ml;
 pub mod pipeline;
+pub mod screening;
 pub mod store;
 pub mod trainset;
 pub mod triggers;

@@ -84,6 +84,8 @@ pub async fn quarantine(
             received_until: request.received_until,
             reason: request.reason,
             actor: admin.actor.clone(),
+            run_id: None,
+            evidence: None,
         },
     )
     .await?;

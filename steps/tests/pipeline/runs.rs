@@ -219,6 +219,8 @@ async fn quarantined_feedback_is_left_out_of_training(pool: PgPool) {
             received_until: None,
             reason: "label flipping".into(),
             actor: "ops".into(),
+            run_id: None,
+            evidence: None,
         },
     )
     .await
