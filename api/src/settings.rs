@@ -4,6 +4,7 @@
 use crate::slow_step::SlowSteps;
 use clap::{Args, FromArgMatches, ValueEnum};
 use retrain_steps::PipelineConfig;
+use retrain_steps::screening::ScreeningSettings;
 use retrain_steps::ml::{GateConfig, TreeParams};
 use retrain_steps::triggers::TriggerConfig;
 use std::net::SocketAddr;
@@ -107,6 +108,10 @@ pub struct ServeSettings {
     /// How much better than the champion a candidate must be (0: not worse).
     #[arg(long, env = "RETRAIN_GATE_MARGIN", default_value_t = GateConfig::default().margin)]
     pub gate_margin: f64,
+    /// Screen feedback in merge (conflicting labels, confident out-of-fold
+    /// disagreement, sources quarantined by the pipeline): `true` or `false`.
+    #[arg(long, env = "RETRAIN_SCREENING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub screening: bool,
     /// Maximum depth of the decision tree.
     #[arg(long, env = "RETRAIN_TREE_MAX_DEPTH")]
     pub tree_max_depth: Option<usize>,
@@ -152,6 +157,10 @@ impl ServeSettings {
                 recall_tolerance: self.gate_recall_tolerance,
                 margin: self.gate_margin,
                 ..defaults.gate
+            },
+            screening: ScreeningSettings {
+                enabled: self.screening,
+                ..defaults.screening
             },
         }
     }

@@ -13,6 +13,7 @@ mod idempotency;
 mod observability;
 mod own_models;
 mod predict;
+mod quarantine_release;
 mod request_ids;
 mod runs_and_models;
 mod slow_clients;

@@ -8,7 +8,7 @@
 use super::outputs::{self, CollectOutput, MergeOutput};
 use super::{PipelineEnv, run_model};
 use crate::error::StepsError;
-use crate::screening::{self, ScreeningSettings};
+use crate::screening::{self, Exclusions, ScreeningSettings};
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, NewQuarantine};
 use crate::store::models::ModelSpec;
@@ -74,6 +74,9 @@ async fn screened(
 ) -> Result<TrainingSet, StepsError> {
     let mut rules = feedback::quarantine_rules(tx, model.id).await?;
     let inputs = MergeInputs::read(tx, dataset, watermark, &rules).await?;
+    if !settings.enabled {
+        return Ok(inputs.merge(dataset, watermark, rules, &Exclusions::default()));
+    }
     // Screening fits k models: off the async threads, like train's fit.
     let (dataset_owned, learner, settings_owned) = (dataset.clone(), model.learner.0.clone(), settings.clone());
     let cancel = ctx.cancel.clone();

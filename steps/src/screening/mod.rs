@@ -5,9 +5,10 @@
 //!   different sources keeps the trusted sources' label or none
 //!   (`conflicting_labels`).
 //! - [`disagreement`]: the model's own learner, fitted out-of-fold on the
-//!   candidate training set, flags rows whose label a confident prediction
-//!   contradicts; every feedback row of a flagged input stays out
-//!   (`screened_disagreement`), so the base data's label stands.
+//!   model's base data, judges the candidate training set's rows; a row
+//!   whose label a confident prediction contradicts is flagged, and every
+//!   feedback row of a flagged input stays out (`screened_disagreement`),
+//!   so the base data's label stands.
 //! - [`sources`]: a source whose flagged share is significantly above the
 //!   base data's, or that makes up too much of the set, is quarantined by
 //!   the pipeline (actor `screening`) and its rows leave this very run.
@@ -167,7 +168,8 @@ pub fn screen(
         .map(|e| input_hash(&e.input))
         .chain(kept_feedback.iter().map(|(_, h)| *h))
         .collect();
-    let flags = disagreement::flagged(learner, &examples, &hashes, settings, stop)?;
+    let base_hashes: Vec<InputHash> = base.iter().map(|e| input_hash(&e.input)).collect();
+    let flags = disagreement::flagged(learner, (base, &base_hashes), (&examples, &hashes), settings, stop)?;
     let (base_flags, feedback_flags) = flags.split_at(kept_base.len());
     let reference_flagged = base_flags.iter().filter(|f| **f).count();
     let reference_share = reference_flagged as f64 / kept_base.len().max(1) as f64;

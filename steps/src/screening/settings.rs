@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScreeningSettings {
+    /// Off: merge leaves every usable feedback row in, as before screening
+    /// (for a model whose every source is trusted, or to test the gate alone).
+    pub enabled: bool,
     /// Folds of the out-of-fold fit (each row is judged by a model that
     /// never saw it).
     pub folds: usize,
@@ -37,12 +40,13 @@ pub struct ScreeningSettings {
 impl Default for ScreeningSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             folds: 5,
             max_fit_rows: 20_000,
             confidence: 0.6,
             min_rows: 10,
             min_excess: 0.1,
-            significance: 0.001,
+            significance: 0.01,
             max_training_share: 0.5,
             trusted_sources: Vec::new(),
         }

@@ -162,23 +162,31 @@ pub struct QuarantineRule {
     /// The run whose screening found it.
     pub run_id: Option<uuid::Uuid>,
     /// Screening's figures behind it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub evidence: Option<serde_json::Value>,
     pub released_at: Option<chrono::DateTime<chrono::Utc>>,
     pub released_by: Option<String>,
     pub release_reason: Option<String>,
 }
 
+const RULES: &str = "SELECT q.id, q.source, q.received_from, q.received_until, q.reason, q.actor, q.created_at,
+                             q.run_id, q.evidence, r.released_at, r.actor AS released_by, r.reason AS release_reason
+                      FROM feedback_quarantines q LEFT JOIN quarantine_releases r ON r.quarantine_id = q.id";
+
 /// The model's quarantine rules, newest first, with their releases.
 pub async fn quarantines(conn: &mut PgConnection, model_id: i32) -> Result<Vec<QuarantineRule>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT q.id, q.source, q.received_from, q.received_until, q.reason, q.actor, q.created_at, q.run_id,
-                q.evidence, r.released_at, r.actor AS released_by, r.reason AS release_reason
-         FROM feedback_quarantines q LEFT JOIN quarantine_releases r ON r.quarantine_id = q.id
-         WHERE q.model_id = $1 ORDER BY q.id DESC",
-    )
-    .bind(model_id)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as(&format!("{RULES} WHERE q.model_id = $1 ORDER BY q.id DESC"))
+        .bind(model_id)
+        .fetch_all(conn)
+        .await
+}
+
+/// One quarantine rule by id, of any model.
+pub async fn quarantine_rule(conn: &mut PgConnection, id: i64) -> Result<Option<QuarantineRule>, sqlx::Error> {
+    sqlx::query_as(&format!("{RULES} WHERE q.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// What a release request came to.
@@ -188,33 +196,26 @@ pub enum Released {
     Now(QuarantineRule),
     /// Released before (by the rule's first release, which stands).
     Already(QuarantineRule),
-    /// The model has no rule with that id.
+    /// No rule has that id.
     NoSuchRule,
 }
 
-/// Ends quarantine rule `id` of the model for every training set merged
-/// from now on, recording who and why (append-only: a release row, the
-/// rule stays). Sets merged before keep the rule, so they still rebuild.
-pub async fn release(
-    conn: &mut PgConnection,
-    model_id: i32,
-    id: i64,
-    reason: &str,
-    actor: &str,
-) -> Result<Released, sqlx::Error> {
+/// Ends quarantine rule `id` for every training set merged from now on,
+/// recording who and why (append-only: a release row, the rule stays).
+/// Sets merged before keep the rule, so they still rebuild.
+pub async fn release(conn: &mut PgConnection, id: i64, reason: &str, actor: &str) -> Result<Released, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO quarantine_releases (quarantine_id, model_id, reason, actor)
-         SELECT id, model_id, $3, $4 FROM feedback_quarantines WHERE id = $1 AND model_id = $2
+         SELECT id, model_id, $2, $3 FROM feedback_quarantines WHERE id = $1
          ON CONFLICT (quarantine_id) DO NOTHING",
     )
     .bind(id)
-    .bind(model_id)
     .bind(reason)
     .bind(actor)
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let rule = quarantines(conn, model_id).await?.into_iter().find(|q| q.id == id);
+    let rule = quarantine_rule(conn, id).await?;
     Ok(match (rule, inserted) {
         (None, _) => Released::NoSuchRule,
         (Some(rule), 1) => Released::Now(rule),

@@ -9,6 +9,7 @@ mod fencing;
 mod models;
 mod promotion;
 mod runs;
+mod screening;
 mod stale_gate;
 mod support;
 mod triggers;

@@ -105,7 +105,8 @@ async fn too_little_feedback_skips_the_run_without_training(pool: PgPool) {
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn label_flipped_feedback_is_rejected_by_the_gate(pool: PgPool) {
-    let env = bootstrapped(&pool).await;
+    // The gate alone: screening would quarantine the attacker before it.
+    let env = screening_off(bootstrapped(&pool).await);
     let engine = engine_for(&pool, pipeline(env));
     let poisoned = poison(&pool, 400).await;
     send_feedback(&pool, &poisoned, "attacker").await;
