@@ -163,12 +163,13 @@ pub fn screen(
         .map(|e| (*e).clone())
         .chain(kept_feedback.iter().map(|(f, _)| f.example.clone()))
         .collect();
-    let hashes: Vec<InputHash> = kept_base
+    let base_hashes: Vec<InputHash> = base.iter().map(|e| input_hash(&e.input)).collect();
+    let hashes: Vec<InputHash> = base_hashes
         .iter()
-        .map(|e| input_hash(&e.input))
+        .zip(&keep_base)
+        .filter_map(|(h, k)| k.then_some(*h))
         .chain(kept_feedback.iter().map(|(_, h)| *h))
         .collect();
-    let base_hashes: Vec<InputHash> = base.iter().map(|e| input_hash(&e.input)).collect();
     let flags = disagreement::flagged(learner, (base, &base_hashes), (&examples, &hashes), settings, stop)?;
     let (base_flags, feedback_flags) = flags.split_at(kept_base.len());
     let reference_flagged = base_flags.iter().filter(|f| **f).count();
@@ -211,4 +212,73 @@ pub fn screen(
             settings: settings.clone(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::{Input, TreeParams};
+
+    fn dataset() -> Dataset {
+        Dataset {
+            id: 1,
+            model_id: 1,
+            name: "d".into(),
+            version: 1,
+            n_features: 2,
+            feature_names: vec!["x".into(), "y".into()],
+            labels: vec!["a".into(), "b".into()],
+        }
+    }
+
+    /// Two clean clusters: x in 0..200 is "a", x in 1000..1200 is "b".
+    fn point(i: u32) -> Example {
+        if i < 200 {
+            Example::tabular(vec![f64::from(i), 1.0], "a")
+        } else {
+            Example::tabular(vec![f64::from(i + 800), 1.0], "b")
+        }
+    }
+
+    #[test]
+    fn a_liar_is_quarantined_an_honest_source_is_not_and_conflicts_are_dropped() {
+        let base: Vec<Example> = (0..400).map(point).collect();
+        let mut feedback = Vec::new();
+        let mut send = |example: Example, source: &str| {
+            let id = feedback.len() as i64 + 1;
+            feedback.push(FeedbackExample {
+                id,
+                example,
+                source: Some(source.to_owned()),
+                quarantined: false,
+            });
+        };
+        // The liar flips 40 base rows; the honest source sends 40 new true rows.
+        for i in (0..400).step_by(10) {
+            let mut flipped = point(i);
+            flipped.label = if flipped.label == "a" { "b" } else { "a" }.into();
+            send(flipped, "liar");
+        }
+        for i in 0..40 {
+            let mut row = point(i * 10 + 5);
+            row.input = Input::Tabular(vec![row.input.features().unwrap()[0] + 0.5, 2.0]);
+            send(row, "honest");
+        }
+        // Two sources disagree on one new input.
+        let contested = Example::tabular(vec![5000.0, 3.0], "a");
+        send(contested.clone(), "p");
+        send(Example { label: "b".into(), ..contested }, "q");
+        let learner = Learner::DecisionTree(TreeParams::default());
+        let settings = ScreeningSettings::default();
+        let found = screen(&dataset(), &base, &feedback, &HashSet::new(), &learner, &settings, &|| false).unwrap();
+        let quarantined: Vec<&str> = found.report.to_quarantine().map(|(s, _)| s).collect();
+        assert_eq!(quarantined, vec!["liar"]);
+        let liar = &found.report.sources["liar"];
+        assert_eq!((liar.rows_sent, liar.rows_flagged), (40, 40));
+        assert_eq!(found.report.sources["honest"].rows_flagged, 0);
+        assert_eq!((found.report.reference_rows, found.report.reference_flagged), (360, 0));
+        let by_reason = found.exclusions.by_reason();
+        assert_eq!(by_reason[CONFLICTING_LABELS], vec![81, 82]);
+        assert_eq!(by_reason[SCREENED_DISAGREEMENT], (1..=40).collect::<Vec<i64>>());
+    }
 }
