@@ -201,7 +201,10 @@ impl Client {
     /// As the service answers.
     pub async fn release_quarantine(&self, id: i64, reason: &str) -> Result<Value, ClientError> {
         let body = json!({ "reason": reason });
-        Ok(self.post(&format!("/feedback/quarantine/{id}/release"), &body, true).await?.1)
+        Ok(self
+            .post(&format!("/feedback/quarantine/{id}/release"), &body, true)
+            .await?
+            .1)
     }
 
     /// `POST /runs`; the run and whether it is new.

@@ -4,8 +4,8 @@
 use crate::slow_step::SlowSteps;
 use clap::{Args, FromArgMatches, ValueEnum};
 use retrain_steps::PipelineConfig;
-use retrain_steps::screening::ScreeningSettings;
 use retrain_steps::ml::{GateConfig, TreeParams};
+use retrain_steps::screening::ScreeningSettings;
 use retrain_steps::triggers::TriggerConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;

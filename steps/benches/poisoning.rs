@@ -172,7 +172,10 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
         &data.golden_hashes,
         &found.exclusions,
     );
-    let candidate = data.learner.fit_until(&set.examples, &|| false).expect("the candidate fits");
+    let candidate = data
+        .learner
+        .fit_until(&set.examples, &|| false)
+        .expect("the candidate fits");
     let (metrics, _) = evaluate(&candidate, &data.golden).expect("the candidate scores");
     let passed = judge(&config.gate, Some(&data.champion), &metrics).passed;
     let sent = &found.report.sources[source];
@@ -190,10 +193,12 @@ fn attack(data: &Data, flip: Flip, n: usize, seed: u64) -> Vec<Example> {
     let mut rows: Vec<Example> = data
         .base
         .iter()
-        .filter_map(|e| flip.apply(&e.label).map(|label| Example {
-            input: e.input.clone(),
-            label: label.to_owned(),
-        }))
+        .filter_map(|e| {
+            flip.apply(&e.label).map(|label| Example {
+                input: e.input.clone(),
+                label: label.to_owned(),
+            })
+        })
         .collect();
     rows.shuffle(&mut StdRng::seed_from_u64(seed));
     rows.truncate(n);
@@ -273,7 +278,9 @@ fn main() {
         config.screening.confidence = confidence;
     }
     println!("screening: {:?}", config.screening);
-    println!("| data | feedback | share of base | trials | source quarantined | promoted with its rows | flagged share (median) | base flagged share (median) | ms a trial (median) |");
+    println!(
+        "| data | feedback | share of base | trials | source quarantined | promoted with its rows | flagged share (median) | base flagged share (median) | ms a trial (median) |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     let wine = Data::new(
         "wine",

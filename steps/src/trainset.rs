@@ -90,7 +90,10 @@ pub fn merge(
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut usable: Vec<(Example, InputHash)> = Vec::with_capacity(feedback.len());
     for FeedbackExample {
-        id, example, quarantined, ..
+        id,
+        example,
+        quarantined,
+        ..
     } in feedback
     {
         if quarantined {
@@ -242,7 +245,15 @@ impl MergeInputs {
 
     /// [`merge`]s them.
     pub fn merge(self, dataset: &Dataset, watermark: i64, rules: Vec<i64>, screened: &Exclusions) -> TrainingSet {
-        merge(dataset, self.base, self.feedback, watermark, rules, &self.golden, screened)
+        merge(
+            dataset,
+            self.base,
+            self.feedback,
+            watermark,
+            rules,
+            &self.golden,
+            screened,
+        )
     }
 }
 
@@ -253,7 +264,10 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
         .screening
         .is_some()
         .then(|| serde_json::to_value(&lineage.screened_out).unwrap_or_default());
-    let screening = lineage.screening.as_ref().map(|r| serde_json::to_value(r).unwrap_or_default());
+    let screening = lineage
+        .screening
+        .as_ref()
+        .map(|r| serde_json::to_value(r).unwrap_or_default());
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO training_sets (run_id, dataset_id, feedback_from, feedback_to, base_rows, feedback_rows,
                                     total_rows, dropped, content_sha256, quarantine_rules, model_id,
@@ -301,9 +315,9 @@ pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_
     sqlx::query_scalar(
         "SELECT to_jsonb(ts) - 'id' - 'run_id' - 'created_at' - 'screened_out' FROM training_sets ts WHERE id = $1",
     )
-        .bind(id)
-        .fetch_one(conn)
-        .await
+    .bind(id)
+    .fetch_one(conn)
+    .await
 }
 
 /// Rebuilds a recorded training set row for row: the same base data, the
@@ -316,7 +330,13 @@ pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_
 /// `Inconsistent` naming both hashes if the rows differ from the recorded
 /// set, or if its screened-out ids name an unknown reason; `Database`.
 pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<TrainingSet, StepsError> {
-    type Recorded = (i32, i64, Vec<i64>, String, Option<sqlx::types::Json<BTreeMap<String, Vec<i64>>>>);
+    type Recorded = (
+        i32,
+        i64,
+        Vec<i64>,
+        String,
+        Option<sqlx::types::Json<BTreeMap<String, Vec<i64>>>>,
+    );
     let (dataset_id, watermark, rules, recorded_sha256, screened_out): Recorded = sqlx::query_as(
         "SELECT dataset_id, feedback_to,
                 coalesce(quarantine_rules,
@@ -328,7 +348,9 @@ pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<Traini
     .fetch_one(&mut *conn)
     .await?;
     let screened = Exclusions::from_recorded(screened_out.map(|j| j.0).unwrap_or_default()).map_err(|reason| {
-        StepsError::Inconsistent(format!("training set {id} left out feedback for an unknown reason {reason:?}"))
+        StepsError::Inconsistent(format!(
+            "training set {id} left out feedback for an unknown reason {reason:?}"
+        ))
     })?;
     let dataset = datasets::by_id(conn, dataset_id).await?;
     let inputs = MergeInputs::read(conn, &dataset, watermark, &rules).await?;
@@ -504,7 +526,15 @@ mod tests {
 
     #[test]
     fn without_feedback_the_range_is_empty() {
-        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0, vec![], &none(), &Exclusions::default());
+        let set = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![],
+            0,
+            vec![],
+            &none(),
+            &Exclusions::default(),
+        );
         assert_eq!((set.lineage.feedback_from, set.lineage.feedback_to), (1, 0));
         assert_eq!(set.lineage.total_rows, 1);
     }

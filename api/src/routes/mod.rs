@@ -36,7 +36,10 @@ pub fn router(state: AppState) -> Router {
         .route("/models/{name}/predict/batch", post(predict::predict_batch_named))
         .route("/models/{name}/feedback", post(feedback::feedback_named))
         .route("/models/{name}/runs", post(runs::trigger_named))
-        .route("/feedback/quarantine", post(quarantine::quarantine).get(quarantine::list))
+        .route(
+            "/feedback/quarantine",
+            post(quarantine::quarantine).get(quarantine::list),
+        )
         .route("/feedback/quarantine/{id}/release", post(quarantine::release))
         .route("/model/info", get(models::info))
         .route("/models", get(models::list))

@@ -187,8 +187,6 @@ fn poisoned(base: Vec<Example>, rows: usize) -> Vec<Example> {
     retrain_testkit::fixtures::label_flipped(base, rows)
 }
 
-
-
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(
     _: PgPoolOptions,

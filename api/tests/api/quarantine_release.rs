@@ -8,13 +8,11 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 async fn training_set(app: &TestApp, run: &Value) -> (Vec<i64>, Value, i32) {
-    sqlx::query_as(
-        "SELECT quarantine_rules, dropped, feedback_rows FROM training_sets WHERE run_id = $1::text::uuid",
-    )
-    .bind(run["id"].as_str().unwrap())
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
+    sqlx::query_as("SELECT quarantine_rules, dropped, feedback_rows FROM training_sets WHERE run_id = $1::text::uuid")
+        .bind(run["id"].as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
@@ -28,10 +26,15 @@ async fn a_released_source_is_audited_and_trains_again_in_the_next_run(_: PgPool
     };
     send_all(&app, from(&pool_rows[..40], "partner")).await;
     let quarantined = app
-        .admin_post("/feedback/quarantine", json!({"source": "partner", "reason": "suspected bot"}))
+        .admin_post(
+            "/feedback/quarantine",
+            json!({"source": "partner", "reason": "suspected bot"}),
+        )
         .await;
     assert_eq!(quarantined.status(), 201);
-    let rule = quarantined.json::<Value>().await.unwrap()["quarantine_id"].as_i64().unwrap();
+    let rule = quarantined.json::<Value>().await.unwrap()["quarantine_id"]
+        .as_i64()
+        .unwrap();
     send_all(&app, from(&pool_rows[40..70], "app")).await;
     let first = run_to_end(&app, "with partner quarantined").await;
     let (rules, dropped, _) = training_set(&app, &first).await;
@@ -44,7 +47,9 @@ async fn a_released_source_is_audited_and_trains_again_in_the_next_run(_: PgPool
     let empty = app.admin_post(&path, json!({"reason": ""})).await;
     assert_eq!(empty.status(), 422);
     assert_eq!(error_code(empty).await, "invalid_reason");
-    let unknown = app.admin_post("/feedback/quarantine/999999/release", json!({"reason": "x"})).await;
+    let unknown = app
+        .admin_post("/feedback/quarantine/999999/release", json!({"reason": "x"}))
+        .await;
     assert_eq!(unknown.status(), 404);
     assert_eq!(error_code(unknown).await, "not_found");
     assert_eq!(
@@ -66,8 +71,18 @@ async fn a_released_source_is_audited_and_trains_again_in_the_next_run(_: PgPool
     // The list shows the rule and its release; the history cannot be rewritten.
     let listed = app.json("/feedback/quarantine").await;
     assert_eq!(listed[0]["release_reason"], "partner verified", "{listed}");
-    assert!(sqlx::query("DELETE FROM quarantine_releases").execute(&app.pool).await.is_err());
-    assert!(sqlx::query("DELETE FROM feedback_quarantines").execute(&app.pool).await.is_err());
+    assert!(
+        sqlx::query("DELETE FROM quarantine_releases")
+            .execute(&app.pool)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DELETE FROM feedback_quarantines")
+            .execute(&app.pool)
+            .await
+            .is_err()
+    );
 
     // The next run: the rule no longer applies, partner's rows train.
     send_all(&app, from(&pool_rows[70..100], "app")).await;

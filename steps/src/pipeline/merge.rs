@@ -40,7 +40,15 @@ impl Step for Merge {
                     .ok_or_else(|| StepError::fatal(format!("model {:?} has no data set: import one", model.name)))?;
                 // The rules screening adds and the set they shaped commit together.
                 let mut tx = self.0.pool.begin().await?;
-                let set = screened(&mut tx, &ctx, &model, &dataset, collected.watermark, &self.0.config.screening).await?;
+                let set = screened(
+                    &mut tx,
+                    &ctx,
+                    &model,
+                    &dataset,
+                    collected.watermark,
+                    &self.0.config.screening,
+                )
+                .await?;
                 let id = trainset::record(&mut tx, Some(ctx.run_id), &set.lineage).await?;
                 tx.commit().await?;
                 id
@@ -103,7 +111,10 @@ async fn screened(
                 source: Some(source.to_owned()),
                 received_from: None,
                 received_until: None,
-                reason: format!("screening: {}", report.quarantined_because.as_deref().unwrap_or_default()),
+                reason: format!(
+                    "screening: {}",
+                    report.quarantined_because.as_deref().unwrap_or_default()
+                ),
                 actor: SCREENING_ACTOR.to_owned(),
                 run_id: Some(ctx.run_id),
                 evidence: Some(serde_json::json!({
@@ -119,7 +130,11 @@ async fn screened(
         rules.push(rule);
         // The new rule covers the source's rows (by source alone, as the
         // stored predicate reads it when train rebuilds the set).
-        for row in inputs.feedback.iter_mut().filter(|f| f.source.as_deref() == Some(source)) {
+        for row in inputs
+            .feedback
+            .iter_mut()
+            .filter(|f| f.source.as_deref() == Some(source))
+        {
             row.quarantined = true;
         }
     }

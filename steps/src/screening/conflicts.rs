@@ -72,7 +72,13 @@ mod tests {
     #[test]
     fn untrusted_sources_that_disagree_lose_every_row_of_the_input() {
         // Input 1: a says 5 then 6, b says 6, c says 5: latest labels 6, 6, 5.
-        let rows = [row(1, "a", "5"), row(1, "a", "6"), row(1, "b", "6"), row(1, "c", "5"), row(2, "a", "7")];
+        let rows = [
+            row(1, "a", "5"),
+            row(1, "a", "6"),
+            row(1, "b", "6"),
+            row(1, "c", "5"),
+            row(2, "a", "7"),
+        ];
         assert_eq!(conflicting(&rows, &[]), vec![true, true, true, true, false]);
     }
 

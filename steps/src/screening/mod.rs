@@ -155,9 +155,18 @@ pub fn screen(
     let conflicting_rows = exclusions.len();
     // The candidate training set, as merge would make it without screening.
     let (keep_base, keep_feedback) = trainset::latest_rows(remaining.iter().map(|(_, h)| h), base);
-    let kept_base: Vec<&Example> = base.iter().zip(&keep_base).filter(|(_, k)| **k).map(|(e, _)| e).collect();
-    let kept_feedback: Vec<&(&FeedbackExample, InputHash)> =
-        remaining.iter().zip(&keep_feedback).filter(|(_, k)| **k).map(|(r, _)| r).collect();
+    let kept_base: Vec<&Example> = base
+        .iter()
+        .zip(&keep_base)
+        .filter(|(_, k)| **k)
+        .map(|(e, _)| e)
+        .collect();
+    let kept_feedback: Vec<&(&FeedbackExample, InputHash)> = remaining
+        .iter()
+        .zip(&keep_feedback)
+        .filter(|(_, k)| **k)
+        .map(|(r, _)| r)
+        .collect();
     let examples: Vec<Example> = kept_base
         .iter()
         .map(|e| (*e).clone())
@@ -178,7 +187,9 @@ pub fn screen(
     let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut flagged_inputs: HashSet<InputHash> = HashSet::new();
     for ((f, hash), flagged) in kept_feedback.iter().zip(feedback_flags) {
-        let entry = counts.entry(f.source.clone().unwrap_or_else(|| NO_SOURCE.to_owned())).or_default();
+        let entry = counts
+            .entry(f.source.clone().unwrap_or_else(|| NO_SOURCE.to_owned()))
+            .or_default();
         entry.0 += 1;
         if *flagged {
             entry.1 += 1;
@@ -267,10 +278,25 @@ mod tests {
         // Two sources disagree on one new input.
         let contested = Example::tabular(vec![5000.0, 3.0], "a");
         send(contested.clone(), "p");
-        send(Example { label: "b".into(), ..contested }, "q");
+        send(
+            Example {
+                label: "b".into(),
+                ..contested
+            },
+            "q",
+        );
         let learner = Learner::DecisionTree(TreeParams::default());
         let settings = ScreeningSettings::default();
-        let found = screen(&dataset(), &base, &feedback, &HashSet::new(), &learner, &settings, &|| false).unwrap();
+        let found = screen(
+            &dataset(),
+            &base,
+            &feedback,
+            &HashSet::new(),
+            &learner,
+            &settings,
+            &|| false,
+        )
+        .unwrap();
         let quarantined: Vec<&str> = found.report.to_quarantine().map(|(s, _)| s).collect();
         assert_eq!(quarantined, vec!["liar"]);
         let liar = &found.report.sources["liar"];

@@ -136,7 +136,10 @@ mod tests {
         assert!(report.p_value < 1e-9);
         assert_eq!(report.quarantined_because, None);
         // Too few rows to judge.
-        assert_eq!(judge(5, 5, 0.01, 0.18, &ScreeningSettings::default()).quarantined_because, None);
+        assert_eq!(
+            judge(5, 5, 0.01, 0.18, &ScreeningSettings::default()).quarantined_because,
+            None
+        );
     }
 
     #[test]

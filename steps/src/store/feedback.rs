@@ -54,9 +54,9 @@ pub async fn quarantine_rules(conn: &mut PgConnection, model_id: i32) -> Result<
            AND NOT EXISTS (SELECT 1 FROM quarantine_releases r WHERE r.quarantine_id = q.id)
          ORDER BY id",
     )
-        .bind(model_id)
-        .fetch_all(conn)
-        .await
+    .bind(model_id)
+    .fetch_all(conn)
+    .await
 }
 
 /// One stored feedback row as a training example, with its id.

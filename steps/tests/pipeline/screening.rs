@@ -27,12 +27,11 @@ async fn a_label_flipping_source_is_quarantined_by_screening_and_an_honest_one_t
     );
 
     // The pipeline's own audited rule, with the run and the evidence.
-    let rules: Vec<(Option<String>, String, Option<uuid::Uuid>, Value, String)> = sqlx::query_as(
-        "SELECT source, actor, run_id, evidence, reason FROM feedback_quarantines ORDER BY id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let rules: Vec<(Option<String>, String, Option<uuid::Uuid>, Value, String)> =
+        sqlx::query_as("SELECT source, actor, run_id, evidence, reason FROM feedback_quarantines ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(rules.len(), 1, "{rules:?}");
     let (source, actor, run_id, evidence, reason) = &rules[0];
     assert_eq!(source.as_deref(), Some("attacker"));
