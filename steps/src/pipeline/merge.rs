@@ -126,7 +126,7 @@ async fn screened(
             },
         )
         .await?;
-        tracing::warn!(model = %model.name, source, rule, matched, run_id = %ctx.run_id, "screening quarantined a source");
+        tracing::info!(model = %model.name, source, rule, matched, run_id = %ctx.run_id, "screening quarantined a source");
         rules.push(rule);
         // The new rule covers the source's rows (by source alone, as the
         // stored predicate reads it when train rebuilds the set).
