@@ -365,10 +365,11 @@ pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<Traini
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn dataset() -> Dataset {
+    /// A tabular data set of two features and the classes "0" and "1".
+    pub(crate) fn dataset() -> Dataset {
         Dataset {
             id: 1,
             model_id: 1,

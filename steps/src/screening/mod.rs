@@ -232,13 +232,8 @@ mod tests {
 
     fn dataset() -> Dataset {
         Dataset {
-            id: 1,
-            model_id: 1,
-            name: "d".into(),
-            version: 1,
-            n_features: 2,
-            feature_names: vec!["x".into(), "y".into()],
             labels: vec!["a".into(), "b".into()],
+            ..crate::trainset::tests::dataset()
         }
     }
 
