@@ -40,6 +40,13 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::operator::ModelsCommand,
     },
+    /// List a model's quarantine rules and release one (audited).
+    Quarantine {
+        #[command(flatten)]
+        target: crate::operator::Target,
+        #[command(subcommand)]
+        command: crate::operator::QuarantineCommand,
+    },
 }
 
 impl Cli {
@@ -52,6 +59,7 @@ impl Cli {
             Command::Demo(settings) => crate::demo::run(settings).await,
             Command::Runs { target, command } => crate::operator::runs(&target, command).await,
             Command::Models { target, command } => crate::operator::models(&target, command).await,
+            Command::Quarantine { target, command } => crate::operator::quarantine(&target, command).await,
             Command::Serve(settings) => {
                 let pool = startup::connect(&settings.database).await?;
                 let listener = tokio::net::TcpListener::bind(settings.bind)

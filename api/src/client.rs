@@ -186,6 +186,27 @@ impl Client {
         Ok(answer["matched_rows"].as_i64().unwrap_or_default())
     }
 
+    /// `GET /feedback/quarantine`: the model's rules (the default model's if `None`).
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn quarantines(&self, model: Option<&str>) -> Result<Value, ClientError> {
+        let filter = model.map(|m| format!("?model={m}")).unwrap_or_default();
+        self.get(&format!("/feedback/quarantine{filter}")).await
+    }
+
+    /// `POST /feedback/quarantine/{id}/release`; the rule with its release.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn release_quarantine(&self, id: i64, reason: &str) -> Result<Value, ClientError> {
+        let body = json!({ "reason": reason });
+        Ok(self
+            .post(&format!("/feedback/quarantine/{id}/release"), &body, true)
+            .await?
+            .1)
+    }
+
     /// `POST /runs`; the run and whether it is new.
     ///
     /// # Errors

@@ -1,5 +1,6 @@
 //! The operator commands over the REST API: `retrain runs list|show|trigger|
-//! cancel|retry` and `retrain models list|show|promote|rollback|create|import`, as tables or `--json`.
+//! cancel|retry`, `retrain models list|show|promote|rollback|create|import`
+//! and `retrain quarantine list|release`, as tables or `--json`.
 
 use crate::auth;
 use crate::client::Client;
@@ -134,6 +135,23 @@ pub enum ModelsCommand {
         name: String,
         #[command(flatten)]
         data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// A model's quarantine rules, newest first: who made each (an operator
+    /// or `screening`), why, the run that found it, and its release.
+    List {
+        /// The model (the service's default model if absent).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// End a rule: the feedback it covered trains again from the next run on (audited).
+    Release {
+        id: i64,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -615,5 +633,45 @@ async fn follow_import(target: &Target, client: &crate::client::Client, imported
         ),
         _ => anyhow::bail!("run {id} ended {status}: {}", text(&run["outcome"]["reason"])),
     }
+    Ok(())
+}
+
+fn quarantines_table(rules: &Value) -> String {
+    let rows: Vec<Vec<String>> = rules
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| {
+            vec![
+                text(&q["id"]),
+                text(&q["source"]),
+                text(&q["actor"]),
+                short_time(&q["created_at"]),
+                text(&q["run_id"]),
+                match q["released_by"].as_str() {
+                    Some(by) => format!("released by {by} {}", short_time(&q["released_at"])),
+                    None => "in force".into(),
+                },
+                q["reason"].as_str().unwrap_or("").chars().take(80).collect(),
+            ]
+        })
+        .collect();
+    table::render(
+        &["id", "source", "by", "created (UTC)", "run", "status", "reason"],
+        &rows,
+    )
+}
+
+/// Runs a `retrain quarantine` command.
+///
+/// # Errors
+/// The service's refusal or an unreachable service.
+pub async fn quarantine(target: &Target, command: QuarantineCommand) -> anyhow::Result<()> {
+    let client = target.client();
+    let answer = match command {
+        QuarantineCommand::List { model } => client.quarantines(model.as_deref()).await?,
+        QuarantineCommand::Release { id, reason } => Value::Array(vec![client.release_quarantine(id, &reason).await?]),
+    };
+    print(target.json, &answer, quarantines_table);
     Ok(())
 }

@@ -5,6 +5,7 @@ use crate::slow_step::SlowSteps;
 use clap::{Args, FromArgMatches, ValueEnum};
 use retrain_steps::PipelineConfig;
 use retrain_steps::ml::{GateConfig, TreeParams};
+use retrain_steps::screening::ScreeningSettings;
 use retrain_steps::triggers::TriggerConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,6 +111,10 @@ pub struct ServeSettings {
     /// Significance level of the gate's one-sided bounds.
     #[arg(long, env = "RETRAIN_GATE_ALPHA", default_value_t = GateConfig::default().alpha)]
     pub gate_alpha: f64,
+    /// Screen feedback in merge (conflicting labels, confident out-of-fold
+    /// disagreement, sources quarantined by the pipeline): `true` or `false`.
+    #[arg(long, env = "RETRAIN_SCREENING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub screening: bool,
     /// Maximum depth of the decision tree.
     #[arg(long, env = "RETRAIN_TREE_MAX_DEPTH")]
     pub tree_max_depth: Option<usize>,
@@ -161,6 +166,10 @@ impl ServeSettings {
                 margin: self.gate_margin,
                 alpha: self.gate_alpha,
                 ..defaults.gate
+            },
+            screening: ScreeningSettings {
+                enabled: self.screening,
+                ..defaults.screening
             },
         }
     }

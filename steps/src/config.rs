@@ -3,6 +3,7 @@
 //! default that works on a fresh machine.
 
 use crate::ml::{GateConfig, TreeParams};
+use crate::screening::ScreeningSettings;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the retrain pipeline.
@@ -15,6 +16,8 @@ pub struct PipelineConfig {
     pub tree: TreeParams,
     /// The validation gate's thresholds.
     pub gate: GateConfig,
+    /// How merge screens feedback before training.
+    pub screening: ScreeningSettings,
 }
 
 impl Default for PipelineConfig {
@@ -23,6 +26,7 @@ impl Default for PipelineConfig {
             threshold: 20,
             tree: TreeParams::default(),
             gate: GateConfig::default(),
+            screening: ScreeningSettings::default(),
         }
     }
 }

@@ -8,8 +8,10 @@
 //!   evaluations, the gate's recorded verdicts, promotions and the champion
 //!   pointer).
 //! - [`trainset`] merges base data and feedback into a training set with its
-//!   lineage; [`fit`] trains and stores a model; [`recent`] chooses the
-//!   feedback held out of training as the recent set the gate also judges on;
+//!   lineage; [`screening`] decides which feedback may train (conflicting
+//!   labels, confident out-of-fold disagreement, sources to quarantine);
+//!   [`fit`] trains and stores a model; [`recent`] chooses the feedback held
+//!   out of training as the recent set the gate also judges on;
 //!   [`reproduce`] refits a stored version and compares its bytes.
 //! - [`mod@pipeline`]: collect -> merge -> train -> validate -> promote, each an
 //!   engine step, idempotent per run, handing typed outputs
@@ -29,6 +31,7 @@ pub mod ml;
 pub mod pipeline;
 pub mod recent;
 pub mod reproduce;
+pub mod screening;
 pub mod store;
 pub mod trainset;
 pub mod triggers;

@@ -1,14 +1,16 @@
 //! The training set: a model's base examples plus all its feedback up to a
 //! watermark, where a later row for the same input overrides earlier ones
 //! (feedback beats the base data, the latest feedback beats older feedback).
-//! Unusable or quarantined feedback, and feedback whose input is a golden
-//! row's (it would leak the golden set into training), is dropped and
-//! counted by reason. The lineage says exactly what went in.
+//! Unusable or quarantined feedback, feedback whose input is a golden
+//! row's (it would leak the golden set into training) and feedback that
+//! [`crate::screening`] left out, is dropped and counted by reason. The
+//! lineage says exactly what went in, and what screening decided.
 
 use crate::data::{InputHash, input_hash};
 use crate::error::StepsError;
 use crate::ml::{Example, Input, Split};
 use crate::recent;
+use crate::screening::{self, Exclusions};
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, FeedbackExample};
 use serde::Serialize;
@@ -36,6 +38,11 @@ pub struct Lineage {
     pub quarantine_rules: Vec<i64>,
     /// Share of feedback inputs held out as the recent set ([`recent`]).
     pub recent_share: f64,
+    /// Feedback ids screening left out, by reason: with the rules, all a
+    /// rebuild needs to leave out the same rows without screening again.
+    pub screened_out: BTreeMap<&'static str, Vec<i64>>,
+    /// Screening's report (`None`: the set was not screened).
+    pub screening: Option<screening::Report>,
 }
 
 /// The merged rows and their lineage.
@@ -49,7 +56,7 @@ pub struct TrainingSet {
 
 /// Why a feedback row could not be used as it is: an input the model
 /// cannot read, or a class the data set does not have.
-fn screen(dataset: &Dataset, example: &Example) -> Option<&'static str> {
+pub(crate) fn screen(dataset: &Dataset, example: &Example) -> Option<&'static str> {
     match &example.input {
         Input::Tabular(features) if dataset.n_features == 0 => Some(if features.is_empty() {
             "wrong_feature_count"
@@ -71,10 +78,12 @@ fn screen(dataset: &Dataset, example: &Example) -> Option<&'static str> {
 /// it is dropped as `base_overridden_by_feedback` (a base row) or
 /// `feedback_superseded` (an earlier feedback row). Feedback whose input
 /// is in `golden` (hashes of the golden rows' normalized inputs) is dropped
-/// as `golden_input`; feedback whose input [`recent::held_out`] chooses
-/// at `recent_share` is held out as `recent_holdout`. Inputs are the same when their normalized forms are
-/// ([`input_hash`]). Rows keep their order, base first. Built for a million
-/// feedback rows: one hash set over the usable feedback, one hash per row.
+/// as `golden_input`. Feedback screening left out (`left_out.screened`) is
+/// dropped for the reason it gives; feedback whose input [`recent::held_out`]
+/// chooses at `left_out.recent_share` is held out as `recent_holdout`.
+/// Inputs are the same when their normalized forms are ([`input_hash`]).
+/// Rows keep their order, base first. Built for a million feedback rows:
+/// one hash set over the usable feedback, one hash per row.
 pub fn merge(
     dataset: &Dataset,
     base: Vec<Example>,
@@ -82,25 +91,30 @@ pub fn merge(
     watermark: i64,
     quarantine_rules: Vec<i64>,
     golden: &HashSet<InputHash>,
-    recent_share: f64,
+    left_out: LeftOut<'_>,
 ) -> TrainingSet {
     let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut usable: Vec<(Example, InputHash)> = Vec::with_capacity(feedback.len());
     let mut held_out: Vec<(Example, InputHash)> = Vec::new();
     for FeedbackExample {
-        example, quarantined, ..
+        id,
+        example,
+        quarantined,
+        ..
     } in feedback
     {
         if quarantined {
             *dropped.entry("quarantined").or_default() += 1;
+        } else if let Some(reason) = left_out.screened.reason(id) {
+            *dropped.entry(reason).or_default() += 1;
         } else if let Some(reason) = screen(dataset, &example) {
             *dropped.entry(reason).or_default() += 1;
         } else {
             let hash = input_hash(&example.input);
             if golden.contains(&hash) {
                 *dropped.entry("golden_input").or_default() += 1;
-            } else if recent::held_out(&hash, recent_share) {
+            } else if recent::held_out(&hash, left_out.recent_share) {
                 *dropped.entry("recent_holdout").or_default() += 1;
                 held_out.push((example, hash));
             } else {
@@ -108,21 +122,7 @@ pub fn merge(
             }
         }
     }
-    // Which rows stay: those with no later feedback row for the same input.
-    // Walking the feedback from the newest, an input's first sight keeps it.
-    let (keep_base, keep_feedback) = {
-        let mut seen: HashSet<InputHash> = HashSet::with_capacity(usable.len());
-        let mut keep_feedback = vec![false; usable.len()];
-        for (i, (_, hash)) in usable.iter().enumerate().rev() {
-            keep_feedback[i] = seen.insert(*hash);
-        }
-        let keep_base: Vec<bool> = if seen.is_empty() {
-            vec![true; base.len()]
-        } else {
-            base.iter().map(|e| !seen.contains(&input_hash(&e.input))).collect()
-        };
-        (keep_base, keep_feedback)
-    };
+    let (keep_base, keep_feedback) = latest_rows(usable.iter().map(|(_, hash)| hash), &base);
     let base_rows = keep_base.iter().filter(|k| **k).count();
     let feedback_rows = keep_feedback.iter().filter(|k| **k).count();
     if base_rows < base.len() {
@@ -153,13 +153,35 @@ pub fn merge(
         dropped,
         content_sha256: content_hash(&examples),
         quarantine_rules,
-        recent_share,
+        recent_share: left_out.recent_share,
+        screened_out: left_out.screened.by_reason(),
+        screening: None,
     };
     TrainingSet {
         examples,
         lineage,
         recent: recent::latest_per_input(held_out),
     }
+}
+
+/// Which rows stay, as (base, feedback) flags: those with no later
+/// feedback row for the same input. Walking the feedback (`hashes`, oldest
+/// first) from the newest, an input's first sight keeps it.
+pub(crate) fn latest_rows<'a>(
+    hashes: impl DoubleEndedIterator<Item = &'a InputHash> + ExactSizeIterator,
+    base: &[Example],
+) -> (Vec<bool>, Vec<bool>) {
+    let mut seen: HashSet<InputHash> = HashSet::with_capacity(hashes.len());
+    let mut keep_feedback = vec![false; hashes.len()];
+    for (i, hash) in hashes.enumerate().rev() {
+        keep_feedback[i] = seen.insert(*hash);
+    }
+    let keep_base: Vec<bool> = if seen.is_empty() {
+        vec![true; base.len()]
+    } else {
+        base.iter().map(|e| !seen.contains(&input_hash(&e.input))).collect()
+    };
+    (keep_base, keep_feedback)
 }
 
 /// sha256 over every row's input then label, streamed: features as f64
@@ -201,8 +223,8 @@ fn content_hash(examples: &[Example]) -> String {
 }
 
 /// Reads the base split and the model's feedback up to `watermark` and
-/// merges them under the model's quarantine rules stored now, holding out
-/// `recent_share` of the feedback inputs.
+/// merges them under the model's quarantine rules in force now, without
+/// screening, holding out `recent_share` of the feedback inputs.
 pub async fn assemble(
     conn: &mut PgConnection,
     dataset: &Dataset,
@@ -210,33 +232,80 @@ pub async fn assemble(
     recent_share: f64,
 ) -> Result<TrainingSet, sqlx::Error> {
     let rules = feedback::quarantine_rules(conn, dataset.model_id).await?;
-    build(conn, dataset, watermark, rules, recent_share).await
+    let inputs = MergeInputs::read(conn, dataset, watermark, &rules).await?;
+    let left_out = LeftOut {
+        screened: &Exclusions::default(),
+        recent_share,
+    };
+    Ok(inputs.merge(dataset, watermark, rules, left_out))
 }
 
-async fn build(
-    conn: &mut PgConnection,
-    dataset: &Dataset,
-    watermark: i64,
-    rules: Vec<i64>,
-    recent_share: f64,
-) -> Result<TrainingSet, sqlx::Error> {
-    let base = datasets::examples(conn, dataset.id, Split::Base).await?;
-    let golden: HashSet<InputHash> = datasets::examples(conn, dataset.id, Split::Golden)
-        .await?
-        .iter()
-        .map(|e| input_hash(&e.input))
-        .collect();
-    let feedback = feedback::up_to(conn, dataset.model_id, watermark, &rules).await?;
-    Ok(merge(dataset, base, feedback, watermark, rules, &golden, recent_share))
+/// Feedback a training set leaves out by decision: the rows screening
+/// dropped, and the share of inputs held out as the recent set.
+#[derive(Debug, Clone, Copy)]
+pub struct LeftOut<'a> {
+    pub screened: &'a Exclusions,
+    pub recent_share: f64,
+}
+
+/// What a training set is merged from: the base split, the golden inputs
+/// and the feedback up to a watermark, flagged under a list of rules.
+#[derive(Debug, Clone)]
+pub struct MergeInputs {
+    pub base: Vec<Example>,
+    pub golden: HashSet<InputHash>,
+    pub feedback: Vec<FeedbackExample>,
+}
+
+impl MergeInputs {
+    /// Reads them for `dataset`, its model's feedback up to `watermark`
+    /// flagged as quarantined under `rules`.
+    pub async fn read(
+        conn: &mut PgConnection,
+        dataset: &Dataset,
+        watermark: i64,
+        rules: &[i64],
+    ) -> Result<Self, sqlx::Error> {
+        let base = datasets::examples(conn, dataset.id, Split::Base).await?;
+        let golden: HashSet<InputHash> = datasets::examples(conn, dataset.id, Split::Golden)
+            .await?
+            .iter()
+            .map(|e| input_hash(&e.input))
+            .collect();
+        let feedback = feedback::up_to(conn, dataset.model_id, watermark, rules).await?;
+        Ok(Self { base, golden, feedback })
+    }
+
+    /// [`merge`]s them.
+    pub fn merge(self, dataset: &Dataset, watermark: i64, rules: Vec<i64>, left_out: LeftOut<'_>) -> TrainingSet {
+        merge(
+            dataset,
+            self.base,
+            self.feedback,
+            watermark,
+            rules,
+            &self.golden,
+            left_out,
+        )
+    }
 }
 
 /// Stores a training set's lineage; for a run, once (a repeat returns the first).
 pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lineage) -> Result<i64, sqlx::Error> {
     let dropped = serde_json::to_value(&lineage.dropped).unwrap_or_default();
+    let screened_out = lineage
+        .screening
+        .is_some()
+        .then(|| serde_json::to_value(&lineage.screened_out).unwrap_or_default());
+    let screening = lineage
+        .screening
+        .as_ref()
+        .map(|r| serde_json::to_value(r).unwrap_or_default());
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO training_sets (run_id, dataset_id, feedback_from, feedback_to, base_rows,
-                                    feedback_rows, total_rows, dropped, content_sha256, quarantine_rules, recent_share, model_id)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, model_id FROM datasets WHERE id = $2
+        "INSERT INTO training_sets (run_id, dataset_id, feedback_from, feedback_to, base_rows, feedback_rows,
+                                    total_rows, dropped, content_sha256, quarantine_rules, recent_share, model_id,
+                                    screened_out, screening)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, model_id, $12, $13 FROM datasets WHERE id = $2
          ON CONFLICT (run_id) DO NOTHING RETURNING id",
     )
     .bind(run_id)
@@ -250,6 +319,8 @@ pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lin
     .bind(&lineage.content_sha256)
     .bind(&lineage.quarantine_rules)
     .bind(lineage.recent_share)
+    .bind(screened_out)
+    .bind(screening)
     .fetch_optional(&mut *conn)
     .await?;
     match inserted {
@@ -272,37 +343,58 @@ pub async fn of_run(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<i64>
 }
 
 /// A recorded training set's lineage as stored, as JSON (the field names of
-/// [`Lineage`]): what merge reports, on its first attempt and on any retry.
+/// [`Lineage`] but the screened-out ids, which are counted in `dropped`):
+/// what merge reports, on its first attempt and on any retry.
 pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_json::Value, sqlx::Error> {
-    sqlx::query_scalar("SELECT to_jsonb(ts) - 'id' - 'run_id' - 'created_at' FROM training_sets ts WHERE id = $1")
-        .bind(id)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT to_jsonb(ts) - 'id' - 'run_id' - 'created_at' - 'screened_out' FROM training_sets ts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
 }
 
 /// Rebuilds a recorded training set row for row: the same base data, the
 /// feedback up to its watermark and the quarantine rules it was merged
 /// under (sets recorded before rules were listed use every rule stored
-/// now), holding out the recorded recent share (none before it was
-/// recorded), and checks the result against the recorded hash.
+/// now) and the feedback screening left out, without screening again,
+/// holding out the recorded recent share (none before it was recorded), and
+/// checks the result against the recorded hash.
 ///
 /// # Errors
 /// `Inconsistent` naming both hashes if the rows differ from the recorded
-/// set; `Database`.
+/// set, or if its screened-out ids name an unknown reason; `Database`.
 pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<TrainingSet, StepsError> {
-    let (dataset_id, watermark, rules, recorded_sha256, recent_share): (i32, i64, Vec<i64>, String, f64) =
-        sqlx::query_as(
-            "SELECT dataset_id, feedback_to,
+    type Recorded = (
+        i32,
+        i64,
+        Vec<i64>,
+        String,
+        Option<sqlx::types::Json<BTreeMap<String, Vec<i64>>>>,
+        f64,
+    );
+    let (dataset_id, watermark, rules, recorded_sha256, screened_out, recent_share): Recorded = sqlx::query_as(
+        "SELECT dataset_id, feedback_to,
                 coalesce(quarantine_rules,
                          ARRAY(SELECT q.id FROM feedback_quarantines q WHERE q.model_id = ts.model_id ORDER BY q.id)),
-                content_sha256, coalesce(recent_share, 0)
+                content_sha256, screened_out, coalesce(recent_share, 0)
          FROM training_sets ts WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let screened = Exclusions::from_recorded(screened_out.map(|j| j.0).unwrap_or_default()).map_err(|reason| {
+        StepsError::Inconsistent(format!(
+            "training set {id} left out feedback for an unknown reason {reason:?}"
+        ))
+    })?;
     let dataset = datasets::by_id(conn, dataset_id).await?;
-    let set = build(conn, &dataset, watermark, rules, recent_share).await?;
+    let inputs = MergeInputs::read(conn, &dataset, watermark, &rules).await?;
+    let left_out = LeftOut {
+        screened: &screened,
+        recent_share,
+    };
+    let set = inputs.merge(&dataset, watermark, rules, left_out);
     if set.lineage.content_sha256 != recorded_sha256 {
         return Err(StepsError::Inconsistent(format!(
             "training set {id} was recorded with content sha256 {recorded_sha256} but its rows now hash to {}",
@@ -313,10 +405,11 @@ pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<Traini
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn dataset() -> Dataset {
+    /// A tabular data set of two features and the classes "0" and "1".
+    pub(crate) fn dataset() -> Dataset {
         Dataset {
             id: 1,
             model_id: 1,
@@ -332,6 +425,15 @@ mod tests {
         Example::tabular(vec![x, 0.5], label.to_string())
     }
 
+    /// Nothing screened out, nothing held out.
+    fn nothing_left_out() -> LeftOut<'static> {
+        static NONE: std::sync::LazyLock<Exclusions> = std::sync::LazyLock::new(Exclusions::default);
+        LeftOut {
+            screened: &NONE,
+            recent_share: 0.0,
+        }
+    }
+
     fn none() -> HashSet<InputHash> {
         HashSet::new()
     }
@@ -340,6 +442,7 @@ mod tests {
         FeedbackExample {
             id,
             example,
+            source: None,
             quarantined: false,
         }
     }
@@ -362,7 +465,7 @@ mod tests {
             fb(18, ex(9.0, 0)),                       // a golden row's input
         ];
         let golden: HashSet<InputHash> = [input_hash(&ex(9.0, 1).input)].into_iter().collect();
-        let set = merge(&dataset(), base, feedback, 18, vec![], &golden, 0.0);
+        let set = merge(&dataset(), base, feedback, 18, vec![], &golden, nothing_left_out());
         assert_eq!(set.examples, vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]);
         let l = &set.lineage;
         assert_eq!((l.base_rows, l.feedback_rows, l.total_rows), (2, 2, 4));
@@ -402,7 +505,7 @@ mod tests {
             fb(5, Example::text("loved it", "meh")),        // unknown class
             fb(6, Example::text("loved it", "pos")),
         ];
-        let set = merge(&dataset, base, feedback, 6, vec![], &golden, 0.0);
+        let set = merge(&dataset, base, feedback, 6, vec![], &golden, nothing_left_out());
         assert_eq!(
             set.examples,
             vec![
@@ -433,7 +536,7 @@ mod tests {
             1,
             vec![],
             &none(),
-            0.0,
+            nothing_left_out(),
         );
         let b = merge(
             &dataset(),
@@ -442,7 +545,7 @@ mod tests {
             1,
             vec![],
             &none(),
-            0.0,
+            nothing_left_out(),
         );
         let c = merge(
             &dataset(),
@@ -451,7 +554,7 @@ mod tests {
             1,
             vec![],
             &none(),
-            0.0,
+            nothing_left_out(),
         );
         assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
         assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
@@ -473,7 +576,15 @@ mod tests {
 
     #[test]
     fn without_feedback_the_range_is_empty() {
-        let set = merge(&dataset(), vec![ex(1.0, 0)], vec![], 0, vec![], &none(), 0.0);
+        let set = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![],
+            0,
+            vec![],
+            &none(),
+            nothing_left_out(),
+        );
         assert_eq!((set.lineage.feedback_from, set.lineage.feedback_to), (1, 0));
         assert_eq!(set.lineage.total_rows, 1);
     }

@@ -324,21 +324,58 @@ async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::
             flipped.len()
         ),
     );
-    let sent = concurrently(flipped, |body| {
+    let sent = send_all(client, flipped).await;
+    let attacked = retrain(client, FIRST_MODEL, started, "demo: after a poisoning attempt").await?;
+    let rules = client.quarantines(Some(FIRST_MODEL)).await?;
+    let caught = rules
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|q| q["source"] == attacker.as_str() && q["actor"] == "screening" && q["released_at"].is_null());
+    let rule = match caught {
+        Some(rule) => {
+            say(
+                started,
+                &format!(
+                    "screening quarantined {attacker} (rule {}) before the gate saw its rows: {}",
+                    rule["id"],
+                    rule["reason"].as_str().unwrap_or("")
+                ),
+            );
+            "screening quarantined the source"
+        }
+        None => {
+            // Screening let it through: the gate judged the rows; stop the source by hand.
+            let matched = client
+                .quarantine(&attacker, "demo: label-flipping attack screening missed")
+                .await?;
+            say(started, &format!("quarantined {attacker} by hand: {matched} rows"));
+            "the gate judged the rows (screening missed the source)"
+        }
+    };
+    let users = format!("demo-users-{}", &attacker["demo-attacker-".len()..]);
+    let honest: Vec<Value> = split(pool, Split::Pool)
+        .await?
+        .into_iter()
+        .take(100)
+        .map(|e| json!({"features": features(&e), "correct_label": e.label, "source": users}))
+        .collect();
+    say(started, &format!("{users} sends {} true rows", honest.len()));
+    send_all(client, honest).await;
+    let honest_run = retrain(client, FIRST_MODEL, started, "demo: honest feedback after the attack").await?;
+    Ok(format!(
+        "{sent} poisoned rows; {rule} ({attacked}); honest retrain: {honest_run}"
+    ))
+}
+
+/// Sends feedback bodies concurrently; how many were stored.
+async fn send_all(client: &Client, bodies: Vec<Value>) -> usize {
+    let sent = concurrently(bodies, |body| {
         let client = client.clone();
         async move { client.feedback(&body).await }
     })
     .await;
-    let sent = sent.into_iter().filter(Result::is_ok).count();
-    let summary = retrain(client, FIRST_MODEL, started, "demo: after a poisoning attempt").await?;
-    let matched = client
-        .quarantine(&attacker, "demo: label-flipping attack refused by the gate")
-        .await?;
-    say(
-        started,
-        &format!("quarantined source {attacker}: {matched} rows left out of every future training set"),
-    );
-    Ok(format!("{sent} poisoned rows; {summary}; source quarantined"))
+    sent.into_iter().filter(Result::is_ok).count()
 }
 
 async fn metrics(client: &Client) -> anyhow::Result<String> {

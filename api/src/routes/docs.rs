@@ -14,7 +14,7 @@ use utoipa_swagger_ui::SwaggerUi;
     paths(
         super::predict::predict, super::predict::predict_batch, super::predict::predict_named,
         super::predict::predict_batch_named, super::feedback::feedback, super::feedback::feedback_named,
-        super::quarantine::quarantine,
+        super::quarantine::quarantine, super::quarantine::list, super::quarantine::release,
         super::models::info, super::models::list, super::models::show, super::models::change,
         super::datasets::create, super::datasets::import,
         super::versions::list, super::versions::show, super::versions::promote, super::versions::reproduce,

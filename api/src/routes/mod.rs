@@ -37,7 +37,11 @@ pub fn router(state: AppState) -> Router {
         .route("/models/{name}/predict/batch", post(predict::predict_batch_named))
         .route("/models/{name}/feedback", post(feedback::feedback_named))
         .route("/models/{name}/runs", post(runs::trigger_named).get(runs::list_named))
-        .route("/feedback/quarantine", post(quarantine::quarantine))
+        .route(
+            "/feedback/quarantine",
+            post(quarantine::quarantine).get(quarantine::list),
+        )
+        .route("/feedback/quarantine/{id}/release", post(quarantine::release))
         .route("/model/info", get(models::info))
         .route("/models", get(models::list))
         .route("/models/{name}", get(models::show).patch(models::change))

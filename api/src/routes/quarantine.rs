@@ -1,7 +1,11 @@
 //! `POST /feedback/quarantine`: leave poisoned feedback out of every future
 //! training set, by source and/or time received. The feedback stays stored.
+//! `GET /feedback/quarantine` lists a model's rules (an operator's, or the
+//! pipeline's own from screening, with its evidence and run), and
+//! `POST /feedback/quarantine/{id}/release` ends one, audited: who, when
+//! and why, as a release row beside the rule, never a delete.
 
-use super::input::{Body, check_text};
+use super::input::{Body, PathParam, QueryParams, check_text};
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -9,9 +13,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use retrain_steps::store::feedback::{self, NewQuarantine};
+use retrain_steps::store::feedback::{self, NewQuarantine, QuarantineRule, Released};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Which feedback to quarantine; at least one criterion.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,6 +88,8 @@ pub async fn quarantine(
             received_until: request.received_until,
             reason: request.reason,
             actor: admin.actor.clone(),
+            run_id: None,
+            evidence: None,
         },
     )
     .await?;
@@ -95,4 +101,77 @@ pub async fn quarantine(
             matched_rows: matched,
         }),
     ))
+}
+
+/// Whose quarantine rules to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// The model (the default model if absent).
+    pub model: Option<String>,
+}
+
+/// A model's quarantine rules, newest first, each with its release if any.
+#[utoipa::path(get, path = "/feedback/quarantine", tag = "feedback", params(ListQuery),
+    responses(
+        (status = 200, body = Vec<QuarantineRule>),
+        (status = 404, description = "No such model", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Vec<QuarantineRule>>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let model_name = query.model.as_deref().unwrap_or(&state.default_model);
+    let model = retrain_steps::store::models::by_name(&mut conn, model_name).await?;
+    Ok(Json(feedback::quarantines(&mut conn, model.id).await?))
+}
+
+/// Why a rule is released.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// Why; recorded for audit. 1 to 1,000 characters, no control characters but
+    /// newline and tab.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
+    pub reason: String,
+}
+
+/// Release a quarantine rule: the feedback it covered trains again from the
+/// next run on. Training sets merged before keep it, so they still rebuild.
+#[utoipa::path(post, path = "/feedback/quarantine/{id}/release", tag = "feedback", request_body = ReleaseRequest,
+    params(("id" = i64, Path, description = "The quarantine rule's id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Released; the rule with its release", body = QuarantineRule),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 409, description = "Released before", body = ErrorBody),
+        (status = 422, description = "An invalid reason", body = ErrorBody),
+    ))]
+pub async fn release(
+    State(state): State<AppState>,
+    admin: Admin,
+    PathParam(id): PathParam<i64>,
+    Body(request): Body<ReleaseRequest>,
+) -> Result<Json<QuarantineRule>, ApiError> {
+    check_text(&request.reason, "reason", 1_000, "invalid_reason")?;
+    let mut conn = state.pool.acquire().await?;
+    match feedback::release(&mut conn, id, &request.reason, &admin.actor).await? {
+        Released::Now(rule) => {
+            tracing::info!(quarantine_id = id, actor = %admin.actor, "quarantine released");
+            Ok(Json(rule))
+        }
+        Released::Already(rule) => Err(ApiError::conflict(
+            "already_released",
+            format!(
+                "quarantine {id} was released by {} at {}",
+                rule.released_by.unwrap_or_default(),
+                rule.released_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            ),
+        )),
+        Released::NoSuchRule => Err(ApiError::not_found(format!("no quarantine rule {id}"))),
+    }
 }

@@ -15,6 +15,7 @@ mod observability;
 mod own_models;
 mod pagination;
 mod predict;
+mod quarantine_release;
 mod reproduce;
 mod request_ids;
 mod retention;

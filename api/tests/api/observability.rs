@@ -187,33 +187,6 @@ fn poisoned(base: Vec<Example>, rows: usize) -> Vec<Example> {
     retrain_testkit::fixtures::label_flipped(base, rows)
 }
 
-async fn run_to_end(app: &TestApp, reason: &str) -> Value {
-    let created = app.admin_post("/runs", json!({ "reason": reason })).await;
-    assert_eq!(created.status(), 201);
-    let id = created.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let path = format!("/runs/{id}");
-    let path = &path;
-    eventually(40, "the run ends", || async move {
-        !matches!(app.json(path).await["status"].as_str(), Some("queued" | "running"))
-    })
-    .await;
-    app.json(path).await
-}
-
-async fn send_all(app: &TestApp, bodies: Vec<Value>) {
-    for chunk in bodies.chunks(50) {
-        let sends = chunk
-            .iter()
-            .map(|body| app.client.post(app.url("/feedback")).json(body).send());
-        for response in futures_util::future::join_all(sends).await {
-            assert_eq!(response.unwrap().status(), 201);
-        }
-    }
-}
-
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(
     _: PgPoolOptions,
@@ -221,7 +194,7 @@ async fn dashboards_and_alerts_work_against_a_real_prometheus_and_the_schema(
 ) {
     let started = Instant::now();
     let binary = tool("prometheus");
-    let app = spawn(&connect, "all", &[]).await;
+    let app = spawn(&connect, "all", &["--screening", "false"]).await; // the gate must see the poison
     let prometheus = Prometheus::start(binary, app.address).await;
     // The first scrape records each counter at its starting value, so what
     // follows shows as an increase.

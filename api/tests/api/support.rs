@@ -269,3 +269,32 @@ pub fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, Stri
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Sends feedback bodies, 50 at a time; each must be stored.
+pub async fn send_all(app: &TestApp, bodies: Vec<Value>) {
+    for chunk in bodies.chunks(50) {
+        let sends = chunk
+            .iter()
+            .map(|body| app.client.post(app.url("/feedback")).json(body).send());
+        for response in futures_util::future::join_all(sends).await {
+            assert_eq!(response.unwrap().status(), 201);
+        }
+    }
+}
+
+/// Triggers a run of the default model over HTTP and waits for its end; the run.
+pub async fn run_to_end(app: &TestApp, reason: &str) -> Value {
+    let created = app.admin_post("/runs", json!({ "reason": reason })).await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/runs/{id}");
+    let path = &path;
+    eventually(40, "the run ends", || async move {
+        !matches!(app.json(path).await["status"].as_str(), Some("queued" | "running"))
+    })
+    .await;
+    app.json(path).await
+}

@@ -1,14 +1,24 @@
 //! merge: build the training set (base data + feedback up to the watermark,
-//! latest label wins, quarantined rows left out) and record it: its lineage,
-//! the quarantine rules it was screened by and its content hash, enough for
-//! train to rebuild exactly this set.
+//! latest label wins, quarantined rows left out), screen its feedback
+//! ([`crate::screening`]: conflicting labels, confident out-of-fold
+//! disagreement, sources quarantined by the pipeline itself) and record it:
+//! its lineage, the quarantine rules it was made under, what screening left
+//! out and its content hash, enough for train to rebuild exactly this set.
 
 use super::outputs::{self, CollectOutput, MergeOutput};
 use super::{PipelineEnv, run_model};
-use crate::store::datasets;
-use crate::trainset;
+use crate::error::StepsError;
+use crate::screening::{self, Exclusions, ScreeningSettings};
+use crate::store::datasets::{self, Dataset};
+use crate::store::feedback::{self, NewQuarantine};
+use crate::store::models::ModelSpec;
+use crate::trainset::{self, LeftOut, MergeInputs, TrainingSet};
 use async_trait::async_trait;
 use retrain_engine::{Step, StepContext, StepError, StepOutcome};
+use sqlx::PgConnection;
+
+/// The actor of the quarantine rules screening adds.
+pub const SCREENING_ACTOR: &str = "screening";
 
 /// The merge step.
 #[derive(Debug, Clone)]
@@ -28,9 +38,22 @@ impl Step for Merge {
                 let dataset = datasets::current(&mut conn, model.id)
                     .await?
                     .ok_or_else(|| StepError::fatal(format!("model {:?} has no data set: import one", model.name)))?;
+                // The rules screening adds and the set they shaped commit together.
                 let recent_share = model.gate_or(&self.0.config.gate)?.recent_share;
-                let set = trainset::assemble(&mut conn, &dataset, collected.watermark, recent_share).await?;
-                trainset::record(&mut conn, Some(ctx.run_id), &set.lineage).await?
+                let mut tx = self.0.pool.begin().await?;
+                let set = screened(
+                    &mut tx,
+                    &ctx,
+                    &model,
+                    &dataset,
+                    collected.watermark,
+                    &self.0.config.screening,
+                    recent_share,
+                )
+                .await?;
+                let id = trainset::record(&mut tx, Some(ctx.run_id), &set.lineage).await?;
+                tx.commit().await?;
+                id
             }
         };
         let lineage = trainset::recorded_lineage(&mut conn, id).await?;
@@ -46,4 +69,87 @@ impl Step for Merge {
             lineage,
         })))
     }
+}
+
+/// The run's training set, screened: the sources screening finds are
+/// quarantined (actor [`SCREENING_ACTOR`], with the evidence and the run)
+/// and left out with the rows screening drops.
+async fn screened(
+    tx: &mut PgConnection,
+    ctx: &StepContext,
+    model: &ModelSpec,
+    dataset: &Dataset,
+    watermark: i64,
+    settings: &ScreeningSettings,
+    recent_share: f64,
+) -> Result<TrainingSet, StepsError> {
+    let mut rules = feedback::quarantine_rules(tx, model.id).await?;
+    let inputs = MergeInputs::read(tx, dataset, watermark, &rules).await?;
+    if !settings.enabled {
+        let left_out = LeftOut {
+            screened: &Exclusions::default(),
+            recent_share,
+        };
+        return Ok(inputs.merge(dataset, watermark, rules, left_out));
+    }
+    // Screening fits k models: off the async threads, like train's fit.
+    let (dataset_owned, learner, settings_owned) = (dataset.clone(), model.learner.0.clone(), settings.clone());
+    let cancel = ctx.cancel.clone();
+    let (found, mut inputs) = tokio::task::spawn_blocking(move || {
+        let found = screening::screen(
+            &dataset_owned,
+            &inputs.base,
+            &inputs.feedback,
+            &inputs.golden,
+            &learner,
+            &settings_owned,
+            &|| cancel.is_cancelled(),
+        );
+        (found, inputs)
+    })
+    .await
+    .map_err(|e| StepsError::Inconsistent(format!("screening task failed: {e}")))?;
+    let found = found?;
+    for (source, report) in found.report.to_quarantine() {
+        let (rule, matched) = feedback::quarantine(
+            tx,
+            &NewQuarantine {
+                model_id: model.id,
+                source: Some(source.to_owned()),
+                received_from: None,
+                received_until: None,
+                reason: format!(
+                    "screening: {}",
+                    report.quarantined_because.as_deref().unwrap_or_default()
+                ),
+                actor: SCREENING_ACTOR.to_owned(),
+                run_id: Some(ctx.run_id),
+                evidence: Some(serde_json::json!({
+                    "source": report,
+                    "reference_share": found.report.reference_share,
+                    "reference_rows": found.report.reference_rows,
+                    "settings": found.report.settings,
+                })),
+            },
+        )
+        .await?;
+        tracing::info!(model = %model.name, source, rule, matched, run_id = %ctx.run_id, "screening quarantined a source");
+        rules.push(rule);
+        // The new rule covers the source's rows (by source alone, as the
+        // stored predicate reads it when train rebuilds the set).
+        for row in inputs
+            .feedback
+            .iter_mut()
+            .filter(|f| f.source.as_deref() == Some(source))
+        {
+            row.quarantined = true;
+        }
+    }
+    let left_out = LeftOut {
+        screened: &found.exclusions,
+        recent_share,
+    };
+    let mut set = inputs.merge(dataset, watermark, rules, left_out);
+    set.lineage.screening = Some(found.report);
+    Ok(set)
 }

@@ -1,5 +1,7 @@
 //! Feedback rows of a model: the watermark, what waits for the next run,
-//! and reading everything up to a watermark for a training set.
+//! reading everything up to a watermark for a training set, and the
+//! quarantine rules that keep a source's rows out (added by an operator or
+//! by screening, ended only by an audited release).
 
 use super::datasets::stored_input;
 use crate::ml::{Example, Input};
@@ -44,13 +46,17 @@ pub async fn waiting(conn: &mut PgConnection, model_id: i32) -> Result<i64, sqlx
         .await
 }
 
-/// The ids of the model's quarantine rules stored now, ascending: the rules
-/// a training set merged now is made under.
+/// The ids of the model's quarantine rules in force now (not released),
+/// ascending: the rules a training set merged now is made under.
 pub async fn quarantine_rules(conn: &mut PgConnection, model_id: i32) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM feedback_quarantines WHERE model_id = $1 ORDER BY id")
-        .bind(model_id)
-        .fetch_all(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT id FROM feedback_quarantines q WHERE model_id = $1
+           AND NOT EXISTS (SELECT 1 FROM quarantine_releases r WHERE r.quarantine_id = q.id)
+         ORDER BY id",
+    )
+    .bind(model_id)
+    .fetch_all(conn)
+    .await
 }
 
 /// One stored feedback row as a training example, with its id.
@@ -58,6 +64,8 @@ pub async fn quarantine_rules(conn: &mut PgConnection, model_id: i32) -> Result<
 pub struct FeedbackExample {
     pub id: i64,
     pub example: Example,
+    /// Who sent it, if they said.
+    pub source: Option<String>,
     /// Excluded from training by a quarantine rule.
     pub quarantined: bool,
 }
@@ -71,8 +79,8 @@ pub async fn up_to(
     rules: &[i64],
 ) -> Result<Vec<FeedbackExample>, sqlx::Error> {
     // The same predicate as the counts, restricted to the set's own rules.
-    let mut rows = sqlx::query_as::<_, (i64, Option<Vec<f64>>, Option<String>, String, bool)>(
-        "SELECT f.id, f.features, f.text, f.correct_label,
+    let mut rows = sqlx::query_as::<_, (i64, Option<Vec<f64>>, Option<String>, String, Option<String>, bool)>(
+        "SELECT f.id, f.features, f.text, f.correct_label, f.source,
                 cardinality($2::bigint[]) > 0 AND feedback_quarantined_under(f, $2)
          FROM feedback f WHERE f.model_id = $1 AND f.id <= $3 ORDER BY f.id",
     )
@@ -81,13 +89,14 @@ pub async fn up_to(
     .bind(watermark)
     .fetch(conn);
     let mut out = Vec::new();
-    while let Some((id, features, text, label, quarantined)) = rows.try_next().await? {
+    while let Some((id, features, text, label, source, quarantined)) = rows.try_next().await? {
         out.push(FeedbackExample {
             id,
             example: Example {
                 input: stored_input(features, text)?,
                 label,
             },
+            source,
             quarantined,
         });
     }
@@ -105,14 +114,19 @@ pub struct NewQuarantine {
     pub received_until: Option<chrono::DateTime<chrono::Utc>>,
     pub reason: String,
     pub actor: String,
+    /// The run whose screening found it (`None`: an operator's rule).
+    pub run_id: Option<uuid::Uuid>,
+    /// What the rule was decided on (screening's figures).
+    pub evidence: Option<serde_json::Value>,
 }
 
 /// Adds a quarantine rule; returns its id and how many stored rows it covers.
 pub async fn quarantine(conn: &mut PgConnection, rule: &NewQuarantine) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
         "WITH rule AS (
-            INSERT INTO feedback_quarantines (source, received_from, received_until, reason, actor, model_id)
-            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+            INSERT INTO feedback_quarantines (source, received_from, received_until, reason, actor, model_id,
+                                              run_id, evidence)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
         )
         SELECT (SELECT id FROM rule),
                (SELECT count(*) FROM feedback f
@@ -127,8 +141,86 @@ pub async fn quarantine(conn: &mut PgConnection, rule: &NewQuarantine) -> Result
     .bind(&rule.reason)
     .bind(&rule.actor)
     .bind(rule.model_id)
+    .bind(rule.run_id)
+    .bind(&rule.evidence)
     .fetch_one(conn)
     .await
+}
+
+/// A quarantine rule as stored, with its release if it has one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct QuarantineRule {
+    pub id: i64,
+    pub source: Option<String>,
+    pub received_from: Option<chrono::DateTime<chrono::Utc>>,
+    pub received_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub reason: String,
+    /// Who made it: an operator, or `screening`.
+    pub actor: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The run whose screening found it.
+    pub run_id: Option<uuid::Uuid>,
+    /// Screening's figures behind it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub evidence: Option<serde_json::Value>,
+    pub released_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+const RULES: &str = "SELECT q.id, q.source, q.received_from, q.received_until, q.reason, q.actor, q.created_at,
+                             q.run_id, q.evidence, r.released_at, r.actor AS released_by, r.reason AS release_reason
+                      FROM feedback_quarantines q LEFT JOIN quarantine_releases r ON r.quarantine_id = q.id";
+
+/// The model's quarantine rules, newest first, with their releases.
+pub async fn quarantines(conn: &mut PgConnection, model_id: i32) -> Result<Vec<QuarantineRule>, sqlx::Error> {
+    sqlx::query_as(&format!("{RULES} WHERE q.model_id = $1 ORDER BY q.id DESC"))
+        .bind(model_id)
+        .fetch_all(conn)
+        .await
+}
+
+/// One quarantine rule by id, of any model.
+pub async fn quarantine_rule(conn: &mut PgConnection, id: i64) -> Result<Option<QuarantineRule>, sqlx::Error> {
+    sqlx::query_as(&format!("{RULES} WHERE q.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// What a release request came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Released {
+    /// Released now; the rule as it stands.
+    Now(QuarantineRule),
+    /// Released before (by the rule's first release, which stands).
+    Already(QuarantineRule),
+    /// No rule has that id.
+    NoSuchRule,
+}
+
+/// Ends quarantine rule `id` for every training set merged from now on,
+/// recording who and why (append-only: a release row, the rule stays).
+/// Sets merged before keep the rule, so they still rebuild.
+pub async fn release(conn: &mut PgConnection, id: i64, reason: &str, actor: &str) -> Result<Released, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO quarantine_releases (quarantine_id, model_id, reason, actor)
+         SELECT id, model_id, $2, $3 FROM feedback_quarantines WHERE id = $1
+         ON CONFLICT (quarantine_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(actor)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let rule = quarantine_rule(conn, id).await?;
+    Ok(match (rule, inserted) {
+        (None, _) => Released::NoSuchRule,
+        (Some(rule), 1) => Released::Now(rule),
+        (Some(rule), _) => Released::Already(rule),
+    })
 }
 
 /// Feedback as accepted at the edge (validated there).

@@ -29,7 +29,8 @@ fn bind(sql: &str, run_id: Uuid, version: i32) -> String {
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
-    let env = bootstrapped(&pool).await;
+    // The gate must see the poison to give the audit a rejected run.
+    let env = screening_off(bootstrapped(&pool).await);
     let engine = engine_for(&pool, pipeline(env));
     let worker = worker(&engine);
     let traffic = split_rows(&pool, Split::Pool).await;

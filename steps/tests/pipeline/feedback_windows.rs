@@ -24,6 +24,8 @@ async fn quarantine_source(pool: &PgPool, source: &str) {
             received_until: None,
             reason: "spam".into(),
             actor: "ops".into(),
+            run_id: None,
+            evidence: None,
         },
     )
     .await

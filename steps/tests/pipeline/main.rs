@@ -10,6 +10,7 @@ mod gate;
 mod models;
 mod promotion;
 mod runs;
+mod screening;
 mod stale_gate;
 mod support;
 mod triggers;

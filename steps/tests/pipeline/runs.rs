@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn enough_true_feedback_trains_validates_and_promotes_version_2(pool: PgPool) {
-    let env = bootstrapped(&pool).await;
+    // Exact lineage counts: screening would leave out the flagged rows too
+    // (pipeline::screening covers that).
+    let env = screening_off(bootstrapped(&pool).await);
     let engine = engine_for(&pool, pipeline(env));
     let traffic = split_rows(&pool, Split::Pool).await;
     let ids = send_feedback(&pool, &traffic[..25], "users").await;
@@ -108,7 +110,8 @@ async fn too_little_feedback_skips_the_run_without_training(pool: PgPool) {
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn label_flipped_feedback_is_rejected_by_the_gate(pool: PgPool) {
-    let env = bootstrapped(&pool).await;
+    // The gate alone: screening would quarantine the attacker before it.
+    let env = screening_off(bootstrapped(&pool).await);
     let engine = engine_for(&pool, pipeline(env));
     let poisoned = poison(&pool, 400).await;
     send_feedback(&pool, &poisoned, "attacker").await;
@@ -207,7 +210,8 @@ fn assert_status(run: &retrain_engine::Run, status: RunStatus) {
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
 async fn quarantined_feedback_is_left_out_of_training(pool: PgPool) {
     use retrain_steps::store::feedback::{NewQuarantine, quarantine};
-    let env = bootstrapped(&pool).await;
+    // An operator's rule alone (screening would also drop some honest rows).
+    let env = screening_off(bootstrapped(&pool).await);
     let engine = engine_for(&pool, pipeline(env));
     send_feedback(&pool, &poison(&pool, 400).await, "attacker").await;
     let traffic = split_rows(&pool, Split::Pool).await;
@@ -222,6 +226,8 @@ async fn quarantined_feedback_is_left_out_of_training(pool: PgPool) {
             received_until: None,
             reason: "label flipping".into(),
             actor: "ops".into(),
+            run_id: None,
+            evidence: None,
         },
     )
     .await

@@ -22,6 +22,16 @@ pub fn env(pool: &PgPool) -> PipelineEnv {
     }
 }
 
+/// `env` with merge's screening off, to test what comes after it alone.
+pub fn screening_off(env: PipelineEnv) -> PipelineEnv {
+    let mut config = (*env.config).clone();
+    config.screening.enabled = false;
+    PipelineEnv {
+        config: Arc::new(config),
+        ..env
+    }
+}
+
 pub async fn bootstrapped(pool: &PgPool) -> PipelineEnv {
     let env = env(pool);
     bootstrap(pool, &env.config).await.expect("bootstrap");
