@@ -28,10 +28,10 @@
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use retrain_steps::data::{Format, ImportSpec, InputColumns, read_rows};
 use retrain_steps::ml::winequality::part;
 use retrain_steps::ml::{Answers, Example, GateConfig, InputKind, Learner, Split, evaluate, judge};
-use std::path::{Path, PathBuf};
+use retrain_testkit::fixtures::text_csv;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Options after `--`.
@@ -183,26 +183,6 @@ fn report(trials: &Trials, margins: &[f64], recall_margin: f64) {
     }
 }
 
-fn load_reviews(path: &Path) -> Vec<Example> {
-    let spec = ImportSpec::new(
-        Format::Csv,
-        InputColumns::Text {
-            column: "text".to_owned(),
-        },
-    );
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    read_rows(file, &spec)
-        .expect("a header")
-        .map(|row| {
-            let row = row.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            Example {
-                input: row.input,
-                label: row.label,
-            }
-        })
-        .collect()
-}
-
 fn main() {
     let options = Options::parse();
     let recall_margin = options
@@ -226,8 +206,8 @@ fn main() {
         let reviews = run(
             "reviews",
             InputKind::Text,
-            &load_reviews(&dir.join("base.csv")),
-            &load_reviews(&dir.join("golden.csv")),
+            &text_csv(&dir.join("base.csv")),
+            &text_csv(&dir.join("golden.csv")),
             options.trials,
         );
         report(&reviews, &options.margins, recall_margin);

@@ -11,11 +11,11 @@
 //!
 //! Each fit runs `RUNS` times; the median time is printed.
 
-use retrain_steps::data::{Format, ImportSpec, Input, InputColumns, read_rows};
 use retrain_steps::ml::selection::{SelectionSettings, select_and_fit};
 use retrain_steps::ml::text::TextSettings;
 use retrain_steps::ml::winequality::{self, Split};
 use retrain_steps::ml::{Example, ForestParams, Learner, LogisticParams, TreeParams, evaluate};
+use retrain_testkit::fixtures::text_csv;
 use std::path::Path;
 use std::time::Instant;
 
@@ -80,26 +80,6 @@ fn predict_latency(base: &[Example], golden: &[Example]) {
     );
 }
 
-fn load(path: &Path) -> Vec<Example> {
-    let spec = ImportSpec::new(
-        Format::Csv,
-        InputColumns::Text {
-            column: "text".to_owned(),
-        },
-    );
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    read_rows(file, &spec)
-        .expect("header")
-        .map(|row| {
-            let row = row.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let Input::Text(text) = row.input else {
-                unreachable!("a text spec")
-            };
-            Example::text(text, row.label)
-        })
-        .collect()
-}
-
 fn main() {
     let auto = Learner::Auto(SelectionSettings::default());
     let (base, golden) = (winequality::part(Split::Base), winequality::part(Split::Golden));
@@ -131,9 +111,9 @@ fn main() {
         return;
     };
     let dir = Path::new(&dir);
-    let mut train = load(&dir.join("base.csv"));
-    train.extend(load(&dir.join("pool.csv")));
-    let golden = load(&dir.join("golden.csv"));
+    let mut train = text_csv(&dir.join("base.csv"));
+    train.extend(text_csv(&dir.join("pool.csv")));
+    let golden = text_csv(&dir.join("golden.csv"));
     println!(
         "reviews: base + pool {} documents, golden {}",
         train.len(),

@@ -23,15 +23,16 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use retrain_steps::PipelineConfig;
-use retrain_steps::data::{Format, ImportSpec, InputColumns, InputHash, input_hash, read_rows};
-use retrain_steps::ml::{Example, InputKind, Learner, Metrics, Split, evaluate, judge, winequality};
+use retrain_steps::data::{InputHash, input_hash};
+use retrain_steps::ml::{Answers, Example, InputKind, Learner, Split, evaluate, judge, winequality};
 use retrain_steps::screening;
 use retrain_steps::store::datasets::Dataset;
 use retrain_steps::store::feedback::FeedbackExample;
 use retrain_steps::trainset;
+use retrain_testkit::fixtures::text_csv;
 use retrain_testkit::stats::percentile;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Options after `--`.
@@ -58,7 +59,9 @@ struct Data {
     golden_hashes: HashSet<InputHash>,
     pool: Vec<Example>,
     learner: Learner,
-    champion: Metrics,
+    /// Which golden rows the champion answers right.
+    champion_right: Vec<bool>,
+    golden_labels: Vec<String>,
 }
 
 impl Data {
@@ -78,7 +81,8 @@ impl Data {
         };
         let learner = Learner::default_for(kind);
         let champion = learner.fit_until(&base, &|| false).expect("the champion fits");
-        let (champion, _) = evaluate(&champion, &golden).expect("the champion scores");
+        let (_, champion_right) = evaluate(&champion, &golden).expect("the champion scores");
+        let golden_labels = golden.iter().map(|e| e.label.clone()).collect();
         let golden_hashes = golden.iter().map(|e| input_hash(&e.input)).collect();
         Self {
             name,
@@ -88,7 +92,8 @@ impl Data {
             golden_hashes,
             pool,
             learner,
-            champion,
+            champion_right,
+            golden_labels,
         }
     }
 }
@@ -170,14 +175,27 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
         watermark,
         vec![],
         &data.golden_hashes,
-        &found.exclusions,
+        trainset::LeftOut {
+            screened: &found.exclusions,
+            recent_share: 0.0,
+        },
     );
     let candidate = data
         .learner
         .fit_until(&set.examples, &|| false)
         .expect("the candidate fits");
-    let (metrics, _) = evaluate(&candidate, &data.golden).expect("the candidate scores");
-    let passed = judge(&config.gate, Some(&data.champion), &metrics).passed;
+    let (_, candidate_right) = evaluate(&candidate, &data.golden).expect("the candidate scores");
+    let golden = Answers {
+        labels: &data.golden_labels,
+        candidate: &candidate_right,
+        champion: Some(&data.champion_right),
+    };
+    let no_recent = Answers {
+        labels: &[],
+        candidate: &[],
+        champion: None,
+    };
+    let passed = judge(&config.gate, &golden, &no_recent).passed;
     let sent = &found.report.sources[source];
     Trial {
         quarantined,
@@ -251,26 +269,6 @@ fn run(data: &Data, flips: &[Flip], trials: u64, config: &PipelineConfig) {
     }
 }
 
-fn load(path: &Path) -> Vec<Example> {
-    let spec = ImportSpec::new(
-        Format::Csv,
-        InputColumns::Text {
-            column: "text".to_owned(),
-        },
-    );
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    read_rows(file, &spec)
-        .expect("header")
-        .map(|row| {
-            let row = row.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            Example {
-                input: row.input,
-                label: row.label,
-            }
-        })
-        .collect()
-}
-
 fn main() {
     let options = Options::parse_from(retrain_testkit::bench::args());
     let mut config = PipelineConfig::default();
@@ -294,9 +292,9 @@ fn main() {
         let reviews = Data::new(
             "reviews",
             InputKind::Text,
-            load(&dir.join("base.csv")),
-            load(&dir.join("golden.csv")),
-            load(&dir.join("pool.csv")),
+            text_csv(&dir.join("base.csv")),
+            text_csv(&dir.join("golden.csv")),
+            text_csv(&dir.join("pool.csv")),
         );
         run(&reviews, &[Flip::FreshRotten], options.trials, &config);
     }

@@ -78,3 +78,29 @@ pub async fn another_model(pool: &PgPool, max_depth: usize) -> i32 {
     tx.commit().await.expect("commit");
     model.version
 }
+
+/// The labelled texts of a CSV with the columns `label` and `text`, as
+/// `bench/text_reviews.py` writes the Rotten Tomatoes splits.
+///
+/// # Panics
+/// An unreadable file or row: a bench's data is wrong.
+pub fn text_csv(path: &std::path::Path) -> Vec<Example> {
+    use retrain_steps::data::{Format, ImportSpec, InputColumns, read_rows};
+    let spec = ImportSpec::new(
+        Format::Csv,
+        InputColumns::Text {
+            column: "text".to_owned(),
+        },
+    );
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    read_rows(file, &spec)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|row| {
+            let row = row.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            Example {
+                input: row.input,
+                label: row.label,
+            }
+        })
+        .collect()
+}

@@ -38,7 +38,8 @@ async fn a_released_source_is_audited_and_trains_again_in_the_next_run(_: PgPool
     send_all(&app, from(&pool_rows[40..70], "app")).await;
     let first = run_to_end(&app, "with partner quarantined").await;
     let (rules, dropped, _) = training_set(&app, &first).await;
-    assert_eq!(rules, vec![rule]);
+    let rules_in_force = app.json("/feedback/quarantine").await;
+    assert_eq!(rules, vec![rule], "{rules_in_force}");
     assert_eq!(dropped["quarantined"], 40, "{dropped}");
 
     // Refusals: no token, an empty reason, an unknown rule.
