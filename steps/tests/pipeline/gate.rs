@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 /// A run of the real pipeline on 150 true feedback rows, under a gate with
 /// wide margins (these tests are about what is recorded) and the given
-/// recent-set settings; it succeeds.
+/// recent-set settings, with screening off (it would leave out some rows
+/// before the holdout, and the counts below are exact); it succeeds.
 async fn run_with(pool: &PgPool, recent_share: f64, recent_min_rows: usize) -> (retrain_engine::Run, Vec<Example>) {
     let gate = GateConfig {
         recent_share,
@@ -23,13 +24,13 @@ async fn run_with(pool: &PgPool, recent_share: f64, recent_min_rows: usize) -> (
         recall_margin: 1.0,
         ..GateConfig::default()
     };
-    let env = PipelineEnv {
+    let env = screening_off(PipelineEnv {
         pool: pool.clone(),
         config: Arc::new(PipelineConfig {
             gate,
             ..PipelineConfig::default()
         }),
-    };
+    });
     bootstrap(pool, &env.config).await.expect("bootstrap");
     let engine = engine_for(pool, pipeline(env));
     let traffic: Vec<Example> = split_rows(pool, Split::Pool).await.into_iter().take(150).collect();
