@@ -8,11 +8,11 @@
 use super::outputs::{self, CollectOutput, MergeOutput};
 use super::{PipelineEnv, run_model};
 use crate::error::StepsError;
-use crate::screening::{self, Exclusions, ScreeningSettings};
+use crate::screening::{self, Exclusions};
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, NewQuarantine};
 use crate::store::models::ModelSpec;
-use crate::trainset::{self, LeftOut, MergeInputs, TrainingSet};
+use crate::trainset::{self, LeftOut, MergeInputs};
 use async_trait::async_trait;
 use retrain_engine::{Step, StepContext, StepError, StepOutcome};
 use sqlx::PgConnection;
@@ -38,22 +38,7 @@ impl Step for Merge {
                 let dataset = datasets::current(&mut conn, model.id)
                     .await?
                     .ok_or_else(|| StepError::fatal(format!("model {:?} has no data set: import one", model.name)))?;
-                // The rules screening adds and the set they shaped commit together.
-                let recent_share = model.gate_or(&self.0.config.gate)?.recent_share;
-                let mut tx = self.0.pool.begin().await?;
-                let set = screened(
-                    &mut tx,
-                    &ctx,
-                    &model,
-                    &dataset,
-                    collected.watermark,
-                    &self.0.config.screening,
-                    recent_share,
-                )
-                .await?;
-                let id = trainset::record(&mut tx, Some(ctx.run_id), &set.lineage).await?;
-                tx.commit().await?;
-                id
+                screen_and_record(&self.0, &mut conn, &ctx, &model, &dataset, collected.watermark).await?
             }
         };
         let lineage = trainset::recorded_lineage(&mut conn, id).await?;
@@ -71,26 +56,31 @@ impl Step for Merge {
     }
 }
 
-/// The run's training set, screened: the sources screening finds are
-/// quarantined (actor [`SCREENING_ACTOR`], with the evidence and the run)
-/// and left out with the rows screening drops.
-async fn screened(
-    tx: &mut PgConnection,
+/// Builds the run's training set, screened, and records it; its id. The
+/// sources screening finds are quarantined (actor [`SCREENING_ACTOR`], with
+/// the evidence and the run) and left out with the rows screening drops.
+/// The inputs are read and screened outside any transaction (screening fits
+/// models for as long as the data needs, longer than a session may idle in
+/// one); the rules screening adds and the set they shaped commit together.
+async fn screen_and_record(
+    env: &PipelineEnv,
+    conn: &mut PgConnection,
     ctx: &StepContext,
     model: &ModelSpec,
     dataset: &Dataset,
     watermark: i64,
-    settings: &ScreeningSettings,
-    recent_share: f64,
-) -> Result<TrainingSet, StepsError> {
-    let mut rules = feedback::quarantine_rules(tx, model.id).await?;
-    let inputs = MergeInputs::read(tx, dataset, watermark, &rules).await?;
+) -> Result<i64, StepsError> {
+    let recent_share = model.gate_or(&env.config.gate)?.recent_share;
+    let settings = &env.config.screening;
+    let mut rules = feedback::quarantine_rules(conn, model.id).await?;
+    let inputs = MergeInputs::read(conn, dataset, watermark, &rules).await?;
     if !settings.enabled {
         let left_out = LeftOut {
             screened: &Exclusions::default(),
             recent_share,
         };
-        return Ok(inputs.merge(dataset, watermark, rules, left_out));
+        let set = inputs.merge(dataset, watermark, rules, left_out);
+        return Ok(trainset::record(conn, Some(ctx.run_id), &set.lineage).await?);
     }
     // Screening fits k models: off the async threads, like train's fit.
     let (dataset_owned, learner, settings_owned) = (dataset.clone(), model.learner.0.clone(), settings.clone());
@@ -110,9 +100,10 @@ async fn screened(
     .await
     .map_err(|e| StepsError::Inconsistent(format!("screening task failed: {e}")))?;
     let found = found?;
+    let mut tx = env.pool.begin().await?;
     for (source, report) in found.report.to_quarantine() {
         let (rule, matched) = feedback::quarantine(
-            tx,
+            &mut tx,
             &NewQuarantine {
                 model_id: model.id,
                 source: Some(source.to_owned()),
@@ -151,5 +142,7 @@ async fn screened(
     };
     let mut set = inputs.merge(dataset, watermark, rules, left_out);
     set.lineage.screening = Some(found.report);
-    Ok(set)
+    let id = trainset::record(&mut tx, Some(ctx.run_id), &set.lineage).await?;
+    tx.commit().await?;
+    Ok(id)
 }
