@@ -145,7 +145,8 @@ async fn run(options: &Options, scratch: &ScratchDb) -> anyhow::Result<()> {
         .map(|api| {
             (0..options.clients)
                 .map(|offset| {
-                    let predicting = predict_loop(http.clone(), api.url("/predict"), inputs.clone(), offset, stop.clone());
+                    let predicting =
+                        predict_loop(http.clone(), api.url("/predict"), inputs.clone(), offset, stop.clone());
                     tokio::spawn(predicting)
                 })
                 .collect()
@@ -169,9 +170,17 @@ async fn run(options: &Options, scratch: &ScratchDb) -> anyhow::Result<()> {
                 json!({"reason": format!("replicas bench round {round}")}),
             )
             .await;
-        anyhow::ensure!(response.status() == 200, "promotion {round} answered {}", response.status());
+        anyhow::ensure!(
+            response.status() == 200,
+            "promotion {round} answered {}",
+            response.status()
+        );
         let promotion: Promotion = response.json().await?;
-        anyhow::ensure!(promotion.version == target, "promoted {} instead of {target}", promotion.version);
+        anyhow::ensure!(
+            promotion.version == target,
+            "promoted {} instead of {target}",
+            promotion.version
+        );
         promotions.push(promotion);
         tokio::time::sleep(Duration::from_millis(options.spacing_ms)).await;
     }
@@ -254,7 +263,10 @@ async fn run(options: &Options, scratch: &ScratchDb) -> anyhow::Result<()> {
     );
     drop(workers);
     pool.close().await;
-    anyhow::ensure!(unseen == 0, "{unseen} (replica, promotion) pairs never answered with the new version");
+    anyhow::ensure!(
+        unseen == 0,
+        "{unseen} (replica, promotion) pairs never answered with the new version"
+    );
     anyhow::ensure!(failures == 0, "{failures} predict requests failed");
     Ok(())
 }

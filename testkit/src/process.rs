@@ -115,7 +115,6 @@ impl Binary {
 }
 
 impl Process {
-
     /// `false` if the process exited before answering.
     async fn wait_up(&mut self) -> bool {
         let path = match self.role {
@@ -271,4 +270,3 @@ impl Drop for Process {
         let _ = std::fs::remove_file(&self.log);
     }
 }
-

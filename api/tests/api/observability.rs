@@ -426,7 +426,12 @@ async fn the_step_wait_gauge_says_how_long_a_runnable_step_has_waited_for_a_work
 ) {
     // An API replica alone: nothing takes the run's first step.
     let app = spawn(&connect, "api", &[]).await;
-    let waited = || async { gauge(&app.get("/metrics").await.text().await.unwrap(), "retrain_step_wait_seconds") };
+    let waited = || async {
+        gauge(
+            &app.get("/metrics").await.text().await.unwrap(),
+            "retrain_step_wait_seconds",
+        )
+    };
     assert_eq!(waited().await, Some(0.0), "no run, no wait");
     let run: Value = app
         .admin_post("/runs", json!({"reason": "nobody takes it"}))
@@ -446,7 +451,10 @@ async fn the_step_wait_gauge_says_how_long_a_runnable_step_has_waited_for_a_work
     })
     .await;
     // Cancelled, the run waits for nobody.
-    assert_eq!(app.admin_post(&format!("/runs/{id}/cancel"), json!({})).await.status(), 200);
+    assert_eq!(
+        app.admin_post(&format!("/runs/{id}/cancel"), json!({})).await.status(),
+        200
+    );
     eventually(15, "the gauge is back to 0", || async { waited().await == Some(0.0) }).await;
     app.stop().await;
 }

@@ -44,7 +44,9 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     let db = ScratchDb::create().await;
     let observer = db.observer().await;
     let pool = POOL.to_string();
-    let api = RETRAIN.start(Role::Api, &db.url("soak-api"), &[("RETRAIN_DB_POOL", &pool)]).await;
+    let api = RETRAIN
+        .start(Role::Api, &db.url("soak-api"), &[("RETRAIN_DB_POOL", &pool)])
+        .await;
     let mut worker_env = PASSING_GATE.to_vec();
     worker_env.push(("RETRAIN_DB_POOL", &pool));
     let worker = RETRAIN.start(Role::Worker, &db.url("soak-worker"), &worker_env).await;
