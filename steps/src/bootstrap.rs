@@ -68,6 +68,7 @@ pub async fn bootstrap(pool: &PgPool, config: &PipelineConfig) -> Result<Bootstr
     let request = FitRequest {
         model_id: model.id,
         learner: &model.learner,
+        incumbent: None,
         training_set_id,
         run_id: None,
     };

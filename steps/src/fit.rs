@@ -20,6 +20,8 @@ use uuid::Uuid;
 pub struct FitRequest<'a> {
     pub model_id: i32,
     pub learner: &'a Learner,
+    /// The champion's learner, which selection keeps unless clearly beaten.
+    pub incumbent: Option<Learner>,
     pub training_set_id: i64,
     pub run_id: Option<Uuid>,
 }
@@ -37,11 +39,12 @@ pub async fn fit_and_store(
     request: FitRequest<'_>,
     cancel: CancellationToken,
 ) -> Result<VersionRecord, StepsError> {
-    let learner = request.learner.clone();
+    let (learner, incumbent) = (request.learner.clone(), request.incumbent.clone());
     let rows = set.examples.len();
     let (classifier, selection, training_ms, train_metrics) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let (classifier, selection) = select_and_fit(&learner, &set.examples, &|| cancel.is_cancelled())?;
+        let (classifier, selection) =
+            select_and_fit(&learner, &set.examples, incumbent.as_ref(), &|| cancel.is_cancelled())?;
         let training_ms = started.elapsed().as_millis() as i32;
         let (metrics, _) = evaluate(&classifier, &set.examples)?;
         Ok::<_, StepsError>((classifier, selection, training_ms, metrics))

@@ -27,6 +27,7 @@ pub mod data;
 pub mod error;
 pub mod fit;
 pub mod import;
+pub mod incumbent;
 pub mod ml;
 pub mod pipeline;
 pub mod recent;

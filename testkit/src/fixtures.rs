@@ -69,6 +69,7 @@ pub async fn another_model(pool: &PgPool, max_depth: usize) -> i32 {
     let request = FitRequest {
         model_id: dataset.model_id,
         learner: &learner,
+        incumbent: None,
         training_set_id: id,
         run_id: None,
     };

@@ -76,6 +76,25 @@ impl Classifier {
         }
     }
 
+    /// Each class's probability for one input, in [`Classifier::classes`]
+    /// order: leaf shares for trees and forests, the fitted probabilities
+    /// of logistic regression and naive Bayes, the softmax of the SVM's
+    /// scores (monotone, not calibrated).
+    ///
+    /// Errors: as [`Classifier::predict`].
+    pub fn probabilities(&self, input: &Input) -> Result<Vec<f64>, ModelError> {
+        match (self, input) {
+            (Classifier::Tree(model), Input::Tabular(features)) => model.probabilities(features),
+            (Classifier::Forest(model), Input::Tabular(features)) => model.probabilities(features),
+            (Classifier::Logistic(model), Input::Tabular(features)) => model.probabilities(features),
+            (Classifier::Text(model), Input::Text(text)) => Ok(model.probabilities(text)),
+            _ => Err(ModelError::WrongInput {
+                expected: self.input_kind(),
+                found: input.kind(),
+            }),
+        }
+    }
+
     /// The artifact bytes, self-contained and byte-reproducible.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
@@ -187,6 +206,57 @@ mod tests {
         let decoded = Classifier::from_bytes(ModelKind::DecisionTree, &model.to_bytes()).unwrap();
         assert_eq!(decoded, model);
         assert_eq!(decoded.predict(&Input::Tabular(vec![0.1, 1.0])).unwrap().label, "low");
+    }
+
+    #[test]
+    fn every_learner_gives_a_distribution_whose_top_class_is_its_prediction() {
+        // Three tabular classes along x, with some overlap so no answer is certain.
+        let tabular: Vec<Example> = (0..90)
+            .map(|i| {
+                Example::tabular(
+                    vec![f64::from(i % 30) + f64::from(i / 30) * 20.0, f64::from(i % 7)],
+                    ["a", "b", "c"][i as usize / 30],
+                )
+            })
+            .collect();
+        let text = sentences(60);
+        for name in [
+            "decision_tree",
+            "random_forest",
+            "logistic_regression",
+            "naive_bayes",
+            "text_linear",
+        ] {
+            let learner = Learner::named(name).unwrap();
+            let examples = if learner.reads(InputKind::Text) {
+                &text
+            } else {
+                &tabular
+            };
+            let model = learner.fit_until(examples, &|| false).unwrap();
+            for example in examples.iter().step_by(7) {
+                let shares = model.probabilities(&example.input).unwrap();
+                assert_eq!(shares.len(), model.classes().len(), "{name}");
+                assert!(shares.iter().all(|p| (0.0..=1.0).contains(p)), "{name}: {shares:?}");
+                assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{name}: {shares:?}");
+                let prediction = model.predict(&example.input).unwrap();
+                let top = model.classes().iter().position(|c| *c == prediction.label).unwrap();
+                assert!(
+                    (shares[top] - prediction.confidence).abs() < 1e-12,
+                    "{name}: {shares:?} {prediction:?}"
+                );
+                assert!(shares.iter().all(|p| *p <= shares[top]), "{name}: {shares:?}");
+            }
+            let other_kind = if learner.reads(InputKind::Text) {
+                Input::Tabular(vec![1.0; 2])
+            } else {
+                Input::Text("reset my password".into())
+            };
+            assert!(
+                matches!(model.probabilities(&other_kind), Err(ModelError::WrongInput { .. })),
+                "{name}"
+            );
+        }
     }
 
     #[test]

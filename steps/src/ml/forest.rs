@@ -189,6 +189,26 @@ impl Forest {
     /// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
     pub fn predict(&self, features: &[f64]) -> Result<Prediction, ModelError> {
         check_input(features, self.n_features)?;
+        let sums = self.share_sums(features);
+        let best = (0..sums.len()).fold(0, |best, c| if sums[c] > sums[best] { c } else { best });
+        Ok(Prediction {
+            label: self.classes[best].clone(),
+            confidence: sums[best] / self.roots.len() as f64,
+        })
+    }
+
+    /// Each class's mean share over the trees, in [`Forest::classes`] order.
+    ///
+    /// Errors: as [`Forest::predict`].
+    pub fn probabilities(&self, features: &[f64]) -> Result<Vec<f64>, ModelError> {
+        check_input(features, self.n_features)?;
+        let trees = self.roots.len() as f64;
+        Ok(self.share_sums(features).into_iter().map(|sum| sum / trees).collect())
+    }
+
+    /// Each class's share in the leaf `features` reach, summed over the
+    /// trees; `features` already checked.
+    fn share_sums(&self, features: &[f64]) -> Vec<f64> {
         let n = self.classes.len();
         let mut sums = vec![0.0; n];
         for &root in &self.roots {
@@ -204,11 +224,7 @@ impl Forest {
             let shares = &self.leaves[node.left as usize * n..][..n];
             sums.iter_mut().zip(shares).for_each(|(sum, share)| *sum += share);
         }
-        let best = (0..n).fold(0, |best, c| if sums[c] > sums[best] { c } else { best });
-        Ok(Prediction {
-            label: self.classes[best].clone(),
-            confidence: sums[best] / self.roots.len() as f64,
-        })
+        sums
     }
 
     /// The classes, sorted.

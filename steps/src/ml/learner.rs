@@ -124,7 +124,7 @@ impl Learner {
             }
             Learner::NaiveBayes(settings) => fit_text(examples, settings, false, stop),
             Learner::TextLinear(settings) => fit_text(examples, settings, true, stop),
-            Learner::Auto(_) => Ok(selection::select_and_fit(self, examples, stop)?.0),
+            Learner::Auto(_) => Ok(selection::select_and_fit(self, examples, None, stop)?.0),
         }
     }
 }

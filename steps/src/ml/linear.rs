@@ -144,6 +144,16 @@ impl Linear {
         (best, 1.0 / total)
     }
 
+    /// The softmax of `row`'s class scores: the probabilities for logistic
+    /// regression, monotone scores summing to 1 for the SVM.
+    pub(super) fn softmax(&self, row: &[(u32, f64)]) -> Vec<f64> {
+        let scores = self.scores(row);
+        let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let exps: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+        let total: f64 = exps.iter().sum();
+        exps.into_iter().map(|e| e / total).collect()
+    }
+
     /// The number of classes and features, for checking a decoded model.
     pub(super) fn shape(&self) -> Option<(usize, usize)> {
         let finite = self.weights.iter().chain(&self.bias).all(|w| w.is_finite());

@@ -88,6 +88,14 @@ impl Logistic {
         })
     }
 
+    /// Each class's probability, in [`Logistic::classes`] order.
+    ///
+    /// Errors: as [`Logistic::predict`].
+    pub fn probabilities(&self, features: &[f64]) -> Result<Vec<f64>, ModelError> {
+        check_input(features, self.means.len())?;
+        Ok(self.linear.softmax(&standardize(features, &self.means, &self.scales)))
+    }
+
     /// The classes, sorted.
     pub fn classes(&self) -> &[String] {
         &self.classes

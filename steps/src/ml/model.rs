@@ -180,6 +180,15 @@ impl Model {
         })
     }
 
+    /// Each class's share of the training rows in the input's leaf, in
+    /// [`Model::classes`] order.
+    ///
+    /// Errors: as [`Model::predict`].
+    pub fn probabilities(&self, features: &[f64]) -> Result<Vec<f64>, ModelError> {
+        check_input(features, self.n_features)?;
+        Ok(self.tree.shares(features))
+    }
+
     /// The algorithm behind this model.
     pub fn kind(&self) -> ModelKind {
         self.kind

@@ -143,6 +143,14 @@ impl FlatTree {
         (class, counts[class] as f64 / total as f64)
     }
 
+    /// Each class's share of the training rows in the leaf `features`
+    /// reach. Same preconditions as [`FlatTree::leaf`].
+    pub(crate) fn shares(&self, features: &[f64]) -> Vec<f64> {
+        let (_, _, counts) = self.leaf(features);
+        let total: u64 = counts.iter().sum();
+        counts.iter().map(|&n| n as f64 / total as f64).collect()
+    }
+
     /// Checks what walking relies on, for a tree read from outside: a root,
     /// children after parents and in range, features below `n_features`,
     /// classes and counts sized for `n_classes`, every leaf's class seen.

@@ -8,6 +8,7 @@
 use super::outputs::{self, CollectOutput, MergeOutput};
 use super::{PipelineEnv, run_model};
 use crate::error::StepsError;
+use crate::incumbent;
 use crate::screening::{self, Exclusions};
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, NewQuarantine};
@@ -83,7 +84,8 @@ async fn screen_and_record(
         return Ok(trainset::record(conn, Some(ctx.run_id), &set.lineage).await?);
     }
     // Screening fits k models: off the async threads, like train's fit.
-    let (dataset_owned, learner, settings_owned) = (dataset.clone(), model.learner.0.clone(), settings.clone());
+    let learner = incumbent::screening_learner(conn, model).await?;
+    let (dataset_owned, settings_owned) = (dataset.clone(), settings.clone());
     let cancel = ctx.cancel.clone();
     let (found, mut inputs) = tokio::task::spawn_blocking(move || {
         let found = screening::screen(
@@ -118,6 +120,7 @@ async fn screen_and_record(
                 evidence: Some(serde_json::json!({
                     "source": report,
                     "reference_share": found.report.reference_share,
+                    "reference_label_probability": found.report.reference_label_probability,
                     "reference_rows": found.report.reference_rows,
                     "settings": found.report.settings,
                 })),

@@ -6,6 +6,7 @@
 use super::outputs::{self, MergeOutput, TrainOutput};
 use super::{PipelineEnv, run_model};
 use crate::fit::{FitRequest, fit_and_store};
+use crate::incumbent;
 use crate::store::versions;
 use crate::trainset;
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ impl Step for Train {
                 let request = FitRequest {
                     model_id: model.id,
                     learner: &model.learner,
+                    incumbent: incumbent::champion_learner(&mut conn, &model).await?,
                     training_set_id: merged.training_set_id,
                     run_id: Some(ctx.run_id),
                 };

@@ -2,8 +2,10 @@
 //! run's own learner fitted on the reference rows without that input (k
 //! folds, a row's fold chosen by its input hash, so the same rows always
 //! fold the same way); a row whose label a confident out-of-fold
-//! prediction contradicts is flagged. Generic over learners: it asks only
-//! `Learner::fit_until` and `Classifier::predict`.
+//! prediction contradicts is flagged, and the probability that model gives
+//! the row's label is kept for the per-source likelihood test. Generic
+//! over learners: it asks only `Learner::fit_until`,
+//! `Classifier::predict` and `Classifier::probabilities`.
 //!
 //! The reference is the model's base data, not the whole candidate set:
 //! fitted on a set where one source sent 30% of the rows, the fold models
@@ -21,24 +23,41 @@ fn fold_of(hash: &InputHash, folds: usize) -> usize {
     (u64::from_le_bytes(head) % folds as u64) as usize
 }
 
-/// For every row of `judged` (with `judged_hashes`, one each), whether a
-/// confident prediction of a model fitted on the `reference` rows of the
-/// other folds contradicts its label. Each fold's model fits at most
-/// `max_fit_rows` rows (every n-th row of the others).
+/// What the out-of-fold model says of one judged row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judged {
+    /// A prediction at least `confidence` sure contradicts the row's label.
+    pub flagged: bool,
+    /// The probability the model gives the row's label (0 for a label the
+    /// fold's rows never had).
+    pub label_probability: f64,
+}
+
+/// For every row of `judged` (with `judged_hashes`, one each), what a model
+/// fitted on the `reference` rows of the other folds says of its label.
+/// Each fold's model fits at most `max_fit_rows` rows (every n-th row of
+/// the others). A row of a fold with too few rows to fit is neither
+/// flagged nor doubted (probability 1).
 ///
 /// # Errors
 /// The learner's errors, and [`ModelError::Stopped`] when `stop` fires.
-pub fn flagged(
+pub fn judge_out_of_fold(
     learner: &Learner,
     (reference, reference_hashes): (&[Example], &[InputHash]),
     (judged, judged_hashes): (&[Example], &[InputHash]),
     settings: &ScreeningSettings,
     stop: &dyn Fn() -> bool,
-) -> Result<Vec<bool>, ModelError> {
+) -> Result<Vec<Judged>, ModelError> {
     let folds = settings.folds.max(2);
     let reference_fold: Vec<usize> = reference_hashes.iter().map(|h| fold_of(h, folds)).collect();
     let fold: Vec<usize> = judged_hashes.iter().map(|h| fold_of(h, folds)).collect();
-    let mut flags = vec![false; judged.len()];
+    let mut out = vec![
+        Judged {
+            flagged: false,
+            label_probability: 1.0,
+        };
+        judged.len()
+    ];
     for k in 0..folds {
         let others: Vec<&Example> = reference
             .iter()
@@ -54,10 +73,17 @@ pub fn flagged(
         let model = learner.fit_until(&fit_rows, stop)?;
         for (i, example) in judged.iter().enumerate().filter(|(i, _)| fold[*i] == k) {
             let prediction = model.predict(&example.input)?;
-            flags[i] = prediction.label != example.label && prediction.confidence >= settings.confidence;
+            let label_probability = match model.classes().iter().position(|c| *c == example.label) {
+                Some(class) => model.probabilities(&example.input)?[class],
+                None => 0.0,
+            };
+            out[i] = Judged {
+                flagged: prediction.label != example.label && prediction.confidence >= settings.confidence,
+                label_probability,
+            };
         }
     }
-    Ok(flags)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -82,8 +108,16 @@ mod tests {
         let hashes: Vec<InputHash> = examples.iter().map(|e| input_hash(&e.input)).collect();
         let learner = Learner::DecisionTree(TreeParams::default());
         let rows = (examples.as_slice(), hashes.as_slice());
-        let flags = flagged(&learner, rows, rows, &ScreeningSettings::default(), &|| false).unwrap();
-        let flagged_rows: Vec<usize> = (0..400).filter(|i| flags[*i]).collect();
+        let judged = judge_out_of_fold(&learner, rows, rows, &ScreeningSettings::default(), &|| false).unwrap();
+        let flagged_rows: Vec<usize> = (0..400).filter(|i| judged[*i].flagged).collect();
         assert_eq!(flagged_rows, vec![10]);
+        // The liar's label gets little probability, the rest most of it.
+        assert!(judged[10].label_probability < 0.5, "{:?}", judged[10]);
+        assert!(
+            judged
+                .iter()
+                .enumerate()
+                .all(|(i, j)| i == 10 || j.label_probability > 0.5)
+        );
     }
 }

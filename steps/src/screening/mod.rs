@@ -10,8 +10,10 @@
 //!   feedback row of a flagged input stays out (`screened_disagreement`),
 //!   so the base data's label stands.
 //! - [`sources`]: a source whose flagged share is significantly above the
-//!   base data's, or that makes up too much of the set, is quarantined by
-//!   the pipeline (actor `screening`) and its rows leave this very run.
+//!   base data's, whose labels the out-of-fold models find significantly
+//!   less probable than the base data's, or that makes up too much of the
+//!   set, is quarantined by the pipeline (actor `screening`) and its rows
+//!   leave this very run.
 //!
 //! The decision is recorded with the training set (the excluded feedback
 //! ids by reason, the quarantine rule ids and the per-source report), so
@@ -22,9 +24,10 @@ pub mod conflicts;
 pub mod disagreement;
 mod settings;
 pub mod sources;
+pub mod welch;
 
 pub use settings::ScreeningSettings;
-pub use sources::SourceReport;
+pub use sources::{LabelProbability, SourceReport};
 
 use crate::data::{InputHash, input_hash};
 use crate::ml::{Example, Learner, ModelError};
@@ -88,6 +91,10 @@ pub struct Report {
     pub reference_rows: usize,
     pub reference_flagged: usize,
     pub reference_share: f64,
+    /// The probabilities out-of-fold models give the base rows' labels
+    /// (reports written before this rule read zeros).
+    #[serde(default)]
+    pub reference_label_probability: LabelProbability,
     /// Feedback rows dropped as conflicting labels.
     pub conflicting_rows: usize,
     /// Per source (feedback without one as [`NO_SOURCE`]).
@@ -179,20 +186,22 @@ pub fn screen(
         .filter_map(|(h, k)| k.then_some(*h))
         .chain(kept_feedback.iter().map(|(_, h)| *h))
         .collect();
-    let flags = disagreement::flagged(learner, (base, &base_hashes), (&examples, &hashes), settings, stop)?;
-    let (base_flags, feedback_flags) = flags.split_at(kept_base.len());
-    let reference_flagged = base_flags.iter().filter(|f| **f).count();
-    let reference_share = reference_flagged as f64 / kept_base.len().max(1) as f64;
-    // Per source: rows in the candidate set and rows flagged.
-    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let judged = disagreement::judge_out_of_fold(learner, (base, &base_hashes), (&examples, &hashes), settings, stop)?;
+    let (base_judged, feedback_judged) = judged.split_at(kept_base.len());
+    let reference_flagged = base_judged.iter().filter(|j| j.flagged).count();
+    let reference = sources::Reference {
+        flagged_share: reference_flagged as f64 / kept_base.len().max(1) as f64,
+        label_probability: LabelProbability::of(base_judged.iter().map(|j| j.label_probability)),
+    };
+    // Per source: its rows' judgements.
+    let mut by_source: BTreeMap<String, Vec<disagreement::Judged>> = BTreeMap::new();
     let mut flagged_inputs: HashSet<InputHash> = HashSet::new();
-    for ((f, hash), flagged) in kept_feedback.iter().zip(feedback_flags) {
-        let entry = counts
+    for ((f, hash), judged) in kept_feedback.iter().zip(feedback_judged) {
+        by_source
             .entry(f.source.clone().unwrap_or_else(|| NO_SOURCE.to_owned()))
-            .or_default();
-        entry.0 += 1;
-        if *flagged {
-            entry.1 += 1;
+            .or_default()
+            .push(*judged);
+        if judged.flagged {
             flagged_inputs.insert(*hash);
         }
     }
@@ -202,10 +211,12 @@ pub fn screen(
         }
     }
     let total = examples.len().max(1) as f64;
-    let sources = counts
+    let sources = by_source
         .into_iter()
-        .map(|(source, (sent, flagged))| {
-            let mut report = sources::judge(sent, flagged, sent as f64 / total, reference_share, settings);
+        .map(|(source, judged)| {
+            let (sent, flagged) = (judged.len(), judged.iter().filter(|j| j.flagged).count());
+            let probability = LabelProbability::of(judged.iter().map(|j| j.label_probability));
+            let mut report = sources::judge((sent, flagged), &probability, sent as f64 / total, &reference, settings);
             if settings.trusted_sources.contains(&source) {
                 report.quarantined_because = None;
             }
@@ -217,7 +228,8 @@ pub fn screen(
         report: Report {
             reference_rows: kept_base.len(),
             reference_flagged,
-            reference_share,
+            reference_share: reference.flagged_share,
+            reference_label_probability: reference.label_probability,
             conflicting_rows,
             sources,
             settings: settings.clone(),

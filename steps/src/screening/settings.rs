@@ -26,12 +26,22 @@ pub struct ScreeningSettings {
     /// A source's flagged share must exceed the base data's by at least
     /// this much ...
     pub min_excess: f64,
-    /// ... and be that high with a one-sided binomial p-value at most this:
+    /// ... and be that high with a one-sided p-value at most this (the
+    /// binomial test of the flagged share, the bound of the probability gap):
     /// 0.001, because every source is tested again at every run, and an
     /// honest source tested a hundred times at 0.01 would be quarantined by
     /// chance more often than not (measured: an honest source of 25 wine
     /// rows reached p = 0.006 once under the logistic learner).
     pub significance: f64,
+    /// The mean probability out-of-fold models give a source's labels must
+    /// be at least this many standard deviations (of the base data's label
+    /// probabilities) below the base data's mean, with a one-sided Welch
+    /// p-value at most `significance`, to quarantine it: 0.3, a small-to-
+    /// medium effect, where an honest source drifts by about 0.1 (wine) and
+    /// a 5<->6 swap moves by about 0.6. Standardized, because how far a
+    /// wrong label's probability falls depends on the learner (soft
+    /// logistic probabilities on wine, near 0/1 ones for naive Bayes).
+    pub min_effect_size: f64,
     /// A source that makes up at least this share of the training set is
     /// quarantined whatever its labels: 0.5, so an honest source may grow
     /// as big as the base data itself, but no single source may outvote it.
@@ -51,6 +61,7 @@ impl Default for ScreeningSettings {
             min_rows: 10,
             min_excess: 0.1,
             significance: 0.001,
+            min_effect_size: 0.3,
             max_training_share: 0.5,
             trusted_sources: Vec::new(),
         }

@@ -1,13 +1,56 @@
-//! The per-source decision: is a source's flagged share explained by the
-//! data's own noise? The reference is the base data's (the model's own
-//! imported rows') flagged share in the same out-of-fold screening, so the
-//! rule needs no share tuned to one data set: a source is quarantined when
-//! its flagged share exceeds the reference by at least `min_excess` and a
-//! one-sided binomial test against the reference is significant, or when
-//! it makes up `max_training_share` of the training set.
+//! The per-source decision: are a source's labels explained by the data's
+//! own noise? The reference is the base data (the model's own imported
+//! rows) judged by the same out-of-fold models, so no threshold is tuned
+//! to one data set. A source is quarantined on any of three rules:
+//! - its flagged share exceeds the reference's by at least `min_excess`
+//!   and a one-sided binomial test against the reference is significant;
+//! - the mean probability the out-of-fold models give its labels is at
+//!   least `min_effect_size` standard deviations below the reference's
+//!   and a one-sided
+//!   Welch t-test says so significantly (this sees a flip between two
+//!   classes the model confuses, where few single rows are confidently
+//!   wrong but every flipped row loses probability);
+//! - it makes up `max_training_share` of the training set.
 
-use super::ScreeningSettings;
+use super::{ScreeningSettings, welch};
 use serde::{Deserialize, Serialize};
+
+/// The probabilities out-of-fold models give a group of rows' labels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabelProbability {
+    pub rows: usize,
+    pub mean: f64,
+    /// Population variance of the rows' probabilities.
+    pub variance: f64,
+}
+
+impl LabelProbability {
+    /// The summary of `values`, each in [0, 1].
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
+        let (mut rows, mut sum, mut squares) = (0usize, 0.0, 0.0);
+        for value in values {
+            rows += 1;
+            sum += value;
+            squares += value * value;
+        }
+        if rows == 0 {
+            return Self::default();
+        }
+        let mean = sum / rows as f64;
+        Self {
+            rows,
+            mean,
+            variance: (squares / rows as f64 - mean * mean).max(0.0),
+        }
+    }
+}
+
+/// What an honest source is compared with: the base data's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reference {
+    pub flagged_share: f64,
+    pub label_probability: LabelProbability,
+}
 
 /// One source's screening figures and the decision taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,18 +64,30 @@ pub struct SourceReport {
     pub training_share: f64,
     /// P(at least `rows_flagged` flagged | the reference share), one-sided.
     pub p_value: f64,
+    /// Mean probability out-of-fold models give its labels (reports
+    /// written before this test read 0).
+    #[serde(default)]
+    pub label_probability: f64,
+    /// One-sided Welch t-test p-value of its mean being below the base
+    /// data's.
+    #[serde(default = "one")]
+    pub label_probability_p_value: f64,
     /// Why it was quarantined, in words; `None`: it was not.
     pub quarantined_because: Option<String>,
 }
 
-/// Judges one source with `rows_sent` rows, `rows_flagged` of them flagged,
-/// making up `training_share` of the set, against `reference` (the base
-/// data's flagged share).
+fn one() -> f64 {
+    1.0
+}
+
+/// Judges one source with `rows_sent` rows, `rows_flagged` of them
+/// flagged, its labels' out-of-fold `probability`, making up
+/// `training_share` of the set, against the base data's `reference`.
 pub fn judge(
-    rows_sent: usize,
-    rows_flagged: usize,
+    (rows_sent, rows_flagged): (usize, usize),
+    probability: &LabelProbability,
     training_share: f64,
-    reference: f64,
+    reference: &Reference,
     settings: &ScreeningSettings,
 ) -> SourceReport {
     let flagged_share = if rows_sent == 0 {
@@ -40,17 +95,25 @@ pub fn judge(
     } else {
         rows_flagged as f64 / rows_sent as f64
     };
-    let p_value = binomial_upper_tail(rows_sent, rows_flagged, reference);
-    let excess = flagged_share - reference;
-    let quarantined_because = if rows_sent >= settings.min_rows
-        && excess >= settings.min_excess
-        && p_value <= settings.significance
-    {
+    let p_value = binomial_upper_tail(rows_sent, rows_flagged, reference.flagged_share);
+    let excess = flagged_share - reference.flagged_share;
+    let gap = reference.label_probability.mean - probability.mean;
+    let effect = gap / reference.label_probability.variance.sqrt().max(f64::MIN_POSITIVE);
+    let (t, _, probability_p_value) = welch::lower_mean(probability, &reference.label_probability);
+    let judged = rows_sent >= settings.min_rows;
+    let quarantined_because = if judged && excess >= settings.min_excess && p_value <= settings.significance {
         Some(format!(
             "{rows_flagged} of {rows_sent} rows ({flagged_share:.3}) contradicted by a confident out-of-fold model, \
-             against {reference:.3} of the base data: {excess:.3} above it (at least {} needed), \
+             against {:.3} of the base data: {excess:.3} above it (at least {} needed), \
              binomial p = {p_value:.2e} (at most {} needed)",
-            settings.min_excess, settings.significance
+            reference.flagged_share, settings.min_excess, settings.significance
+        ))
+    } else if judged && effect >= settings.min_effect_size && probability_p_value <= settings.significance {
+        Some(format!(
+            "out-of-fold models give its {rows_sent} rows' labels probability {:.3} on average, \
+             against {:.3} for the base data: {gap:.3} lower, {effect:.2} standard deviations \
+             (at least {} needed), Welch t = {t:.2}, p = {probability_p_value:.2e} (at most {} needed)",
+            probability.mean, reference.label_probability.mean, settings.min_effect_size, settings.significance
         ))
     } else if training_share >= settings.max_training_share {
         Some(format!(
@@ -66,6 +129,8 @@ pub fn judge(
         flagged_share,
         training_share,
         p_value,
+        label_probability: probability.mean,
+        label_probability_p_value: probability_p_value,
         quarantined_because,
     }
 }
@@ -117,36 +182,125 @@ mod tests {
         assert!(p > 0.0 && p < 1e-100);
     }
 
+    /// The base data: 18% flagged, label probabilities 0.55 on average.
+    fn reference() -> Reference {
+        Reference {
+            flagged_share: 0.18,
+            label_probability: LabelProbability {
+                rows: 900,
+                mean: 0.55,
+                variance: 0.06,
+            },
+        }
+    }
+
+    /// Labels as probable as the base data's.
+    fn as_probable(rows: usize) -> LabelProbability {
+        LabelProbability {
+            rows,
+            ..reference().label_probability
+        }
+    }
+
     #[test]
     fn a_source_flagged_far_above_the_base_data_is_quarantined() {
         // 30 of 56 flagged against a 0.18 reference: 0.536 - 0.18 = 0.356 excess.
-        let report = judge(56, 30, 0.05, 0.18, &ScreeningSettings::default());
+        let report = judge(
+            (56, 30),
+            &as_probable(56),
+            0.05,
+            &reference(),
+            &ScreeningSettings::default(),
+        );
         assert!(report.p_value < 1e-6, "{}", report.p_value);
         let because = report.quarantined_because.expect("quarantined");
         assert!(because.contains("30 of 56 rows"), "{because}");
     }
 
     #[test]
+    fn a_source_whose_labels_the_models_find_improbable_is_quarantined() {
+        // As often flagged as the base data, but its labels get 0.40 instead of 0.55:
+        // t = 0.15 / sqrt(0.05 * 48/47 / 48 + 0.06 * 900/899 / 900) = 4.46.
+        let doubted = LabelProbability {
+            rows: 48,
+            mean: 0.40,
+            variance: 0.05,
+        };
+        let report = judge((48, 9), &doubted, 0.05, &reference(), &ScreeningSettings::default());
+        assert!(report.label_probability_p_value < 1e-4, "{report:?}");
+        let because = report.quarantined_because.expect("quarantined");
+        assert!(
+            because.contains("probability 0.400 on average, against 0.550"),
+            "{because}"
+        );
+        assert!(because.contains("Welch t = 4.46"), "{because}");
+        // The same mean over 12 rows (t = 2.2) is not evidence enough.
+        let few = LabelProbability { rows: 12, ..doubted };
+        assert_eq!(
+            judge((12, 2), &few, 0.01, &reference(), &ScreeningSettings::default()).quarantined_because,
+            None
+        );
+    }
+
+    #[test]
     fn an_honest_source_as_noisy_as_the_base_data_is_not() {
         // 60 of 288 (0.208) against 0.18: within noise (and under the excess).
-        let report = judge(288, 60, 0.3, 0.18, &ScreeningSettings::default());
+        let report = judge(
+            (288, 60),
+            &as_probable(288),
+            0.3,
+            &reference(),
+            &ScreeningSettings::default(),
+        );
         assert_eq!(report.quarantined_because, None);
-        // Significant but small: 2,300 of 10,000 (0.23) is 0.05 above 0.18.
-        let report = judge(10_000, 2_300, 0.4, 0.18, &ScreeningSettings::default());
-        assert!(report.p_value < 1e-9);
+        // Significant but small: 2,300 of 10,000 (0.23) is 0.05 above 0.18,
+        // and labels 0.03 less probable than the base data's (0.12 standard
+        // deviations, under the 0.3 needed).
+        let slightly = LabelProbability {
+            mean: 0.52,
+            ..as_probable(10_000)
+        };
+        let report = judge(
+            (10_000, 2_300),
+            &slightly,
+            0.4,
+            &reference(),
+            &ScreeningSettings::default(),
+        );
+        assert!(report.p_value < 1e-9, "{report:?}");
         assert_eq!(report.quarantined_because, None);
         // Too few rows to judge.
+        let hopeless = LabelProbability {
+            rows: 5,
+            mean: 0.0,
+            variance: 0.0,
+        };
         assert_eq!(
-            judge(5, 5, 0.01, 0.18, &ScreeningSettings::default()).quarantined_because,
+            judge((5, 5), &hopeless, 0.01, &reference(), &ScreeningSettings::default()).quarantined_because,
             None
         );
     }
 
     #[test]
     fn a_source_that_is_most_of_the_training_set_is_quarantined() {
-        let because = judge(1_500, 270, 0.6, 0.18, &ScreeningSettings::default())
-            .quarantined_because
-            .expect("quarantined");
+        let because = judge(
+            (1_500, 270),
+            &as_probable(1_500),
+            0.6,
+            &reference(),
+            &ScreeningSettings::default(),
+        )
+        .quarantined_because
+        .expect("quarantined");
         assert!(because.contains("0.600 of the training set"), "{because}");
+    }
+
+    #[test]
+    fn label_probabilities_are_summarized() {
+        let summary = LabelProbability::of([0.2, 0.4, 0.6]);
+        assert_eq!(summary.rows, 3);
+        assert!((summary.mean - 0.4).abs() < 1e-12);
+        assert!((summary.variance - 0.08 / 3.0).abs() < 1e-12);
+        assert_eq!(LabelProbability::of([]), LabelProbability::default());
     }
 }

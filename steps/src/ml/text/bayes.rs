@@ -63,6 +63,27 @@ impl NaiveBayes {
     /// probability, from the joint log likelihoods
     /// log P(class) + sum over terms of weight * log P(term | class).
     pub(super) fn predict(&self, text: &Sparse) -> (usize, f64) {
+        let jll = self.joint_log_likelihoods(text);
+        let (best, top) = jll.iter().enumerate().fold(
+            (0, f64::NEG_INFINITY),
+            |(bi, bs), (i, &s)| if s > bs { (i, s) } else { (bi, bs) },
+        );
+        // P(best) = 1 / sum_c exp(jll_c - jll_best), stable as every term <= 1.
+        let confidence = 1.0 / jll.iter().map(|s| (s - top).exp()).sum::<f64>();
+        (best, confidence)
+    }
+
+    /// Each class's posterior probability, in class order.
+    pub(super) fn posterior(&self, text: &Sparse) -> Vec<f64> {
+        let jll = self.joint_log_likelihoods(text);
+        let top = jll.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let exps: Vec<f64> = jll.iter().map(|s| (s - top).exp()).collect();
+        let total: f64 = exps.iter().sum();
+        exps.into_iter().map(|e| e / total).collect()
+    }
+
+    /// log P(class) + sum over terms of weight * log P(term | class), per class.
+    fn joint_log_likelihoods(&self, text: &Sparse) -> Vec<f64> {
         let classes = self.class_log_prior.len();
         let mut jll = self.class_log_prior.clone();
         for &(term, w) in text {
@@ -71,13 +92,7 @@ impl NaiveBayes {
                 *score += w * log_prob;
             }
         }
-        let (best, top) = jll.iter().enumerate().fold(
-            (0, f64::NEG_INFINITY),
-            |(bi, bs), (i, &s)| if s > bs { (i, s) } else { (bi, bs) },
-        );
-        // P(best) = 1 / sum_c exp(jll_c - jll_best), stable as every term <= 1.
-        let confidence = 1.0 / jll.iter().map(|s| (s - top).exp()).sum::<f64>();
-        (best, confidence)
+        jll
     }
 
     #[cfg(test)]

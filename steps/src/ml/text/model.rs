@@ -202,6 +202,16 @@ impl TextModel {
         TextPrediction { class, confidence }
     }
 
+    /// Each class's probability for `text` (naive Bayes' posterior, the
+    /// softmax of the SVM's scores), in [`TextModel::classes`] order.
+    pub fn probabilities(&self, text: &str) -> Vec<f64> {
+        let vector = self.vocabulary.vectorize(text, &self.settings);
+        match &self.classifier {
+            Classifier::MultinomialNb(nb) => nb.posterior(&vector),
+            Classifier::LinearSvm(linear) => linear.softmax(&vector),
+        }
+    }
+
     /// The class names, sorted; a prediction's `class` indexes this.
     pub fn classes(&self) -> &[String] {
         &self.classes
