@@ -216,11 +216,11 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
         by_probability: sent
             .quarantined_because
             .as_deref()
-            .is_some_and(|why| why.contains("Welch")),
+            .is_some_and(|why| why.contains("standard deviations lower")),
         flagged_share: sent.flagged_share,
         reference_share: found.report.reference_share,
-        label_probability: sent.label_probability,
-        reference_label_probability: found.report.reference_label_probability.mean,
+        label_probability: sent.label_probability.mean,
+        reference_label_probability: sent.label_probability.expected,
         ms: started.elapsed().as_secs_f64() * 1e3,
     }
 }
@@ -302,7 +302,7 @@ fn main() {
     }
     println!("screening: {:?}", config.screening);
     println!(
-        "| data | feedback | share of base | trials | source quarantined | promoted with its rows | flagged share: source / base (median) | label probability: source / base (median) | ms a trial (median) |"
+        "| data | feedback | share of base | trials | source quarantined | promoted with its rows | flagged share: source / base (median) | label probability: source / base rows of its classes (median) | ms a trial (median) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let wine = Data::new(

@@ -91,10 +91,10 @@ pub struct Report {
     pub reference_rows: usize,
     pub reference_flagged: usize,
     pub reference_share: f64,
-    /// The probabilities out-of-fold models give the base rows' labels
-    /// (reports written before this rule read zeros).
+    /// The probabilities out-of-fold models give the base rows' labels,
+    /// per class (reports written before this rule have none).
     #[serde(default)]
-    pub reference_label_probability: LabelProbability,
+    pub reference_label_probability: BTreeMap<String, LabelProbability>,
     /// Feedback rows dropped as conflicting labels.
     pub conflicting_rows: usize,
     /// Per source (feedback without one as [`NO_SOURCE`]).
@@ -189,18 +189,26 @@ pub fn screen(
     let judged = disagreement::judge_out_of_fold(learner, (base, &base_hashes), (&examples, &hashes), settings, stop)?;
     let (base_judged, feedback_judged) = judged.split_at(kept_base.len());
     let reference_flagged = base_judged.iter().filter(|j| j.flagged).count();
-    let reference = sources::Reference {
-        flagged_share: reference_flagged as f64 / kept_base.len().max(1) as f64,
-        label_probability: LabelProbability::of(base_judged.iter().map(|j| j.label_probability)),
-    };
-    // Per source: its rows' judgements.
-    let mut by_source: BTreeMap<String, Vec<disagreement::Judged>> = BTreeMap::new();
+    let reference_share = reference_flagged as f64 / kept_base.len().max(1) as f64;
+    let mut by_class: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (example, judged) in kept_base.iter().zip(base_judged) {
+        by_class
+            .entry(example.label.clone())
+            .or_default()
+            .push(judged.label_probability);
+    }
+    let reference_by_class: BTreeMap<String, LabelProbability> = by_class
+        .into_iter()
+        .map(|(label, values)| (label, LabelProbability::of(values)))
+        .collect();
+    // Per source: its rows' labels and judgements.
+    let mut by_source: BTreeMap<String, Vec<(&str, disagreement::Judged)>> = BTreeMap::new();
     let mut flagged_inputs: HashSet<InputHash> = HashSet::new();
     for ((f, hash), judged) in kept_feedback.iter().zip(feedback_judged) {
         by_source
             .entry(f.source.clone().unwrap_or_else(|| NO_SOURCE.to_owned()))
             .or_default()
-            .push(*judged);
+            .push((f.example.label.as_str(), *judged));
         if judged.flagged {
             flagged_inputs.insert(*hash);
         }
@@ -214,9 +222,16 @@ pub fn screen(
     let sources = by_source
         .into_iter()
         .map(|(source, judged)| {
-            let (sent, flagged) = (judged.len(), judged.iter().filter(|j| j.flagged).count());
-            let probability = LabelProbability::of(judged.iter().map(|j| j.label_probability));
-            let mut report = sources::judge((sent, flagged), &probability, sent as f64 / total, &reference, settings);
+            let (sent, flagged) = (judged.len(), judged.iter().filter(|(_, j)| j.flagged).count());
+            let labelled: Vec<(&str, f64)> = judged.iter().map(|(l, j)| (*l, j.label_probability)).collect();
+            let probability = welch::lower_than_reference(&labelled, &reference_by_class);
+            let mut report = sources::judge(
+                (sent, flagged),
+                reference_share,
+                &probability,
+                sent as f64 / total,
+                settings,
+            );
             if settings.trusted_sources.contains(&source) {
                 report.quarantined_because = None;
             }
@@ -228,8 +243,8 @@ pub fn screen(
         report: Report {
             reference_rows: kept_base.len(),
             reference_flagged,
-            reference_share: reference.flagged_share,
-            reference_label_probability: reference.label_probability,
+            reference_share,
+            reference_label_probability: reference_by_class,
             conflicting_rows,
             sources,
             settings: settings.clone(),

@@ -5,9 +5,9 @@
 //! - its flagged share exceeds the reference's by at least `min_excess`
 //!   and a one-sided binomial test against the reference is significant;
 //! - the mean probability the out-of-fold models give its labels is at
-//!   least `min_effect_size` standard deviations below the reference's
-//!   and a one-sided
-//!   Welch t-test says so significantly (this sees a flip between two
+//!   least `min_effect_size` standard deviations below what the base
+//!   data's rows of the same classes get, and a one-sided t-test says so
+//!   significantly ([`welch`]; this sees a flip between two
 //!   classes the model confuses, where few single rows are confidently
 //!   wrong but every flipped row loses probability);
 //! - it makes up `max_training_share` of the training set.
@@ -45,13 +45,6 @@ impl LabelProbability {
     }
 }
 
-/// What an honest source is compared with: the base data's figures.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reference {
-    pub flagged_share: f64,
-    pub label_probability: LabelProbability,
-}
-
 /// One source's screening figures and the decision taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceReport {
@@ -64,30 +57,23 @@ pub struct SourceReport {
     pub training_share: f64,
     /// P(at least `rows_flagged` flagged | the reference share), one-sided.
     pub p_value: f64,
-    /// Mean probability out-of-fold models give its labels (reports
-    /// written before this test read 0).
+    /// Its labels' out-of-fold probabilities against the base data's for
+    /// the same classes (reports written before this test read zeros).
     #[serde(default)]
-    pub label_probability: f64,
-    /// One-sided Welch t-test p-value of its mean being below the base
-    /// data's.
-    #[serde(default = "one")]
-    pub label_probability_p_value: f64,
+    pub label_probability: welch::Comparison,
     /// Why it was quarantined, in words; `None`: it was not.
     pub quarantined_because: Option<String>,
 }
 
-fn one() -> f64 {
-    1.0
-}
-
 /// Judges one source with `rows_sent` rows, `rows_flagged` of them
-/// flagged, its labels' out-of-fold `probability`, making up
-/// `training_share` of the set, against the base data's `reference`.
+/// flagged (against the base data's `reference_flagged` share), its
+/// labels' out-of-fold `probability` compared with the base data's,
+/// making up `training_share` of the set.
 pub fn judge(
     (rows_sent, rows_flagged): (usize, usize),
-    probability: &LabelProbability,
+    reference_flagged: f64,
+    probability: &welch::Comparison,
     training_share: f64,
-    reference: &Reference,
     settings: &ScreeningSettings,
 ) -> SourceReport {
     let flagged_share = if rows_sent == 0 {
@@ -95,25 +81,29 @@ pub fn judge(
     } else {
         rows_flagged as f64 / rows_sent as f64
     };
-    let p_value = binomial_upper_tail(rows_sent, rows_flagged, reference.flagged_share);
-    let excess = flagged_share - reference.flagged_share;
-    let gap = reference.label_probability.mean - probability.mean;
-    let effect = gap / reference.label_probability.variance.sqrt().max(f64::MIN_POSITIVE);
-    let (t, _, probability_p_value) = welch::lower_mean(probability, &reference.label_probability);
+    let p_value = binomial_upper_tail(rows_sent, rows_flagged, reference_flagged);
+    let excess = flagged_share - reference_flagged;
     let judged = rows_sent >= settings.min_rows;
     let quarantined_because = if judged && excess >= settings.min_excess && p_value <= settings.significance {
         Some(format!(
             "{rows_flagged} of {rows_sent} rows ({flagged_share:.3}) contradicted by a confident out-of-fold model, \
              against {:.3} of the base data: {excess:.3} above it (at least {} needed), \
              binomial p = {p_value:.2e} (at most {} needed)",
-            reference.flagged_share, settings.min_excess, settings.significance
+            reference_flagged, settings.min_excess, settings.significance
         ))
-    } else if judged && effect >= settings.min_effect_size && probability_p_value <= settings.significance {
+    } else if judged && probability.effect >= settings.min_effect_size && probability.p_value <= settings.significance {
         Some(format!(
-            "out-of-fold models give its {rows_sent} rows' labels probability {:.3} on average, \
-             against {:.3} for the base data: {gap:.3} lower, {effect:.2} standard deviations \
-             (at least {} needed), Welch t = {t:.2}, p = {probability_p_value:.2e} (at most {} needed)",
-            probability.mean, reference.label_probability.mean, settings.min_effect_size, settings.significance
+            "out-of-fold models give its {} rows' labels probability {:.3} on average, against {:.3} \
+             for base rows of the same classes: {:.2} standard deviations lower (at least {} needed), \
+             t = {:.2}, p = {:.2e} (at most {} needed)",
+            probability.rows,
+            probability.mean,
+            probability.expected,
+            probability.effect,
+            settings.min_effect_size,
+            probability.t,
+            probability.p_value,
+            settings.significance
         ))
     } else if training_share >= settings.max_training_share {
         Some(format!(
@@ -129,8 +119,7 @@ pub fn judge(
         flagged_share,
         training_share,
         p_value,
-        label_probability: probability.mean,
-        label_probability_p_value: probability_p_value,
+        label_probability: *probability,
         quarantined_because,
     }
 }
@@ -182,36 +171,22 @@ mod tests {
         assert!(p > 0.0 && p < 1e-100);
     }
 
-    /// The base data: 18% flagged, label probabilities 0.55 on average.
-    fn reference() -> Reference {
-        Reference {
-            flagged_share: 0.18,
-            label_probability: LabelProbability {
-                rows: 900,
-                mean: 0.55,
-                variance: 0.06,
-            },
-        }
-    }
-
     /// Labels as probable as the base data's.
-    fn as_probable(rows: usize) -> LabelProbability {
-        LabelProbability {
+    fn as_probable(rows: usize) -> welch::Comparison {
+        welch::Comparison {
             rows,
-            ..reference().label_probability
+            mean: 0.55,
+            expected: 0.55,
+            effect: 0.0,
+            t: 0.0,
+            p_value: 1.0,
         }
     }
 
     #[test]
     fn a_source_flagged_far_above_the_base_data_is_quarantined() {
         // 30 of 56 flagged against a 0.18 reference: 0.536 - 0.18 = 0.356 excess.
-        let report = judge(
-            (56, 30),
-            &as_probable(56),
-            0.05,
-            &reference(),
-            &ScreeningSettings::default(),
-        );
+        let report = judge((56, 30), 0.18, &as_probable(56), 0.05, &ScreeningSettings::default());
         assert!(report.p_value < 1e-6, "{}", report.p_value);
         let because = report.quarantined_because.expect("quarantined");
         assert!(because.contains("30 of 56 rows"), "{because}");
@@ -219,64 +194,59 @@ mod tests {
 
     #[test]
     fn a_source_whose_labels_the_models_find_improbable_is_quarantined() {
-        // As often flagged as the base data, but its labels get 0.40 instead of 0.55:
-        // t = 0.15 / sqrt(0.05 * 48/47 / 48 + 0.06 * 900/899 / 900) = 4.46.
-        let doubted = LabelProbability {
+        // As often flagged as the base data, but its labels 0.6 standard deviations less probable.
+        let doubted = welch::Comparison {
             rows: 48,
             mean: 0.40,
-            variance: 0.05,
+            expected: 0.55,
+            effect: 0.6,
+            t: 4.4,
+            p_value: 3e-5,
         };
-        let report = judge((48, 9), &doubted, 0.05, &reference(), &ScreeningSettings::default());
-        assert!(report.label_probability_p_value < 1e-4, "{report:?}");
-        let because = report.quarantined_because.expect("quarantined");
+        let because = judge((48, 9), 0.18, &doubted, 0.05, &ScreeningSettings::default())
+            .quarantined_because
+            .expect("quarantined");
         assert!(
             because.contains("probability 0.400 on average, against 0.550"),
             "{because}"
         );
-        assert!(because.contains("Welch t = 4.46"), "{because}");
-        // The same mean over 12 rows (t = 2.2) is not evidence enough.
-        let few = LabelProbability { rows: 12, ..doubted };
-        assert_eq!(
-            judge((12, 2), &few, 0.01, &reference(), &ScreeningSettings::default()).quarantined_because,
-            None
-        );
+        assert!(because.contains("t = 4.40"), "{because}");
+        // Not significant, or significant but a small effect: not quarantined.
+        for weak in [
+            welch::Comparison {
+                p_value: 0.002,
+                ..doubted
+            },
+            welch::Comparison { effect: 0.2, ..doubted },
+        ] {
+            let report = judge((48, 9), 0.18, &weak, 0.05, &ScreeningSettings::default());
+            assert_eq!(report.quarantined_because, None, "{weak:?}");
+        }
     }
 
     #[test]
     fn an_honest_source_as_noisy_as_the_base_data_is_not() {
         // 60 of 288 (0.208) against 0.18: within noise (and under the excess).
-        let report = judge(
-            (288, 60),
-            &as_probable(288),
-            0.3,
-            &reference(),
-            &ScreeningSettings::default(),
-        );
+        let report = judge((288, 60), 0.18, &as_probable(288), 0.3, &ScreeningSettings::default());
         assert_eq!(report.quarantined_because, None);
-        // Significant but small: 2,300 of 10,000 (0.23) is 0.05 above 0.18,
-        // and labels 0.03 less probable than the base data's (0.12 standard
-        // deviations, under the 0.3 needed).
-        let slightly = LabelProbability {
-            mean: 0.52,
-            ..as_probable(10_000)
-        };
+        // Significant but small: 2,300 of 10,000 (0.23) is 0.05 above 0.18.
         let report = judge(
             (10_000, 2_300),
-            &slightly,
+            0.18,
+            &as_probable(10_000),
             0.4,
-            &reference(),
             &ScreeningSettings::default(),
         );
         assert!(report.p_value < 1e-9, "{report:?}");
         assert_eq!(report.quarantined_because, None);
         // Too few rows to judge.
-        let hopeless = LabelProbability {
-            rows: 5,
-            mean: 0.0,
-            variance: 0.0,
+        let hopeless = welch::Comparison {
+            effect: 9.0,
+            p_value: 0.0,
+            ..as_probable(5)
         };
         assert_eq!(
-            judge((5, 5), &hopeless, 0.01, &reference(), &ScreeningSettings::default()).quarantined_because,
+            judge((5, 5), 0.18, &hopeless, 0.01, &ScreeningSettings::default()).quarantined_because,
             None
         );
     }
@@ -285,9 +255,9 @@ mod tests {
     fn a_source_that_is_most_of_the_training_set_is_quarantined() {
         let because = judge(
             (1_500, 270),
+            0.18,
             &as_probable(1_500),
             0.6,
-            &reference(),
             &ScreeningSettings::default(),
         )
         .quarantined_because

@@ -1,30 +1,83 @@
-//! Welch's one-sided t-test of "a source's rows have a lower mean than the
-//! reference's", with Student's t distribution computed here (regularized
-//! incomplete beta by Lentz's continued fraction, ln-gamma by Lanczos), so
-//! a source of a dozen rows is judged by the t distribution it has, not a
-//! normal approximation that would call it significant too easily.
+//! Are a source's labels less probable than the base data's, class for
+//! class? The out-of-fold probability of a label depends on its class
+//! (common classes get more), so each source row is compared with the base
+//! rows of its own label: the expected mean is the base data's class means
+//! weighted by the source's class mix, and the null variance is the base
+//! data's within-class variance. The statistic is referred to Student's t
+//! with n - 1 degrees of freedom (computed here: regularized incomplete
+//! beta by Lentz's continued fraction, ln-gamma by Lanczos), so a source of
+//! a dozen rows is not called significant as easily as a normal
+//! approximation would.
 
 use super::sources::LabelProbability;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-/// Welch's t statistic for `reference.mean - source.mean > 0`, its degrees
-/// of freedom (Welch-Satterthwaite), and the one-sided p-value. Sample
-/// variances are the population ones times n / (n - 1). No evidence (p = 1)
-/// for fewer than two rows on either side, or a source at or above the
-/// reference; a gap with no variance at all is certain (p = 0).
-pub fn lower_mean(source: &LabelProbability, reference: &LabelProbability) -> (f64, f64, f64) {
-    let gap = reference.mean - source.mean;
-    if source.rows < 2 || reference.rows < 2 || gap <= 0.0 {
-        return (0.0, 0.0, 1.0);
-    }
+/// A source's label probabilities against the base data's for its classes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Source rows compared (those of classes with two or more base rows).
+    pub rows: usize,
+    /// Their mean label probability.
+    pub mean: f64,
+    /// The base data's mean for the same class mix.
+    pub expected: f64,
+    /// `expected - mean` in within-class standard deviations of the base data.
+    pub effect: f64,
+    pub t: f64,
+    /// One-sided: P(a mean this far below `expected` | honest rows).
+    pub p_value: f64,
+}
+
+/// Compares `source` rows, each (label, probability of that label), with
+/// the base data's per-class summaries `reference`.
+pub fn lower_than_reference(source: &[(&str, f64)], reference: &BTreeMap<String, LabelProbability>) -> Comparison {
     let sample_variance = |group: &LabelProbability| group.variance * group.rows as f64 / (group.rows - 1) as f64;
-    let (ns, nr) = (source.rows as f64, reference.rows as f64);
-    let (vs, vr) = (sample_variance(source) / ns, sample_variance(reference) / nr);
-    if vs + vr <= 0.0 {
-        return (f64::INFINITY, ns + nr - 2.0, 0.0);
+    let (mut rows, mut sum, mut expected_sum) = (0usize, 0.0, 0.0);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (label, probability) in source {
+        let Some(class) = reference.get(*label).filter(|c| c.rows >= 2) else {
+            continue;
+        };
+        rows += 1;
+        sum += probability;
+        expected_sum += class.mean;
+        *counts.entry(label).or_default() += 1;
     }
-    let t = gap / (vs + vr).sqrt();
-    let df = (vs + vr).powi(2) / (vs * vs / (ns - 1.0) + vr * vr / (nr - 1.0));
-    (t, df, student_t_upper_tail(t, df))
+    if rows < 2 {
+        return Comparison {
+            rows,
+            p_value: 1.0,
+            ..Comparison::default()
+        };
+    }
+    let n = rows as f64;
+    let (mean, expected) = (sum / n, expected_sum / n);
+    // Var(source mean) = sum n_c v_c / n^2; Var(expected) = sum (n_c / n)^2 v_c / N_c.
+    let (mut spread, mut variance) = (0.0, 0.0);
+    for (label, count) in counts {
+        let class = &reference[label];
+        let (nc, v) = (count as f64, sample_variance(class));
+        spread += nc * v / n;
+        variance += nc * v / (n * n) + (nc / n).powi(2) * v / class.rows as f64;
+    }
+    let gap = expected - mean;
+    let (effect, t, p_value) = if gap <= 0.0 {
+        (gap / spread.sqrt().max(f64::MIN_POSITIVE), 0.0, 1.0)
+    } else if variance <= 0.0 {
+        (f64::INFINITY, f64::INFINITY, 0.0)
+    } else {
+        let t = gap / variance.sqrt();
+        (gap / spread.sqrt(), t, student_t_upper_tail(t, n - 1.0))
+    };
+    Comparison {
+        rows,
+        mean,
+        expected,
+        effect,
+        t,
+        p_value,
+    }
 }
 
 /// P(T > t) for Student's t with `df` degrees of freedom, t >= 0:
@@ -121,26 +174,50 @@ mod tests {
         assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
     }
 
+    /// Base data where class "5" labels get 0.6 and class "3" labels 0.2.
+    fn reference() -> BTreeMap<String, LabelProbability> {
+        BTreeMap::from([
+            (
+                "5".to_owned(),
+                LabelProbability {
+                    rows: 400,
+                    mean: 0.6,
+                    variance: 0.04,
+                },
+            ),
+            (
+                "3".to_owned(),
+                LabelProbability {
+                    rows: 20,
+                    mean: 0.2,
+                    variance: 0.01,
+                },
+            ),
+        ])
+    }
+
     #[test]
-    fn a_lower_mean_is_tested_with_welchs_degrees_of_freedom() {
-        let reference = LabelProbability {
-            rows: 900,
-            mean: 0.5,
-            variance: 0.04,
-        };
-        let source = LabelProbability {
-            rows: 50,
-            mean: 0.4,
-            variance: 0.04,
-        };
-        let (t, df, p) = lower_mean(&source, &reference);
-        // se^2 = 0.04 * 50/49 / 50 + 0.04 * 900/899 / 900.
-        let se = (0.04_f64 / 49.0 + 0.04 / 899.0).sqrt();
-        assert!((t - 0.1 / se).abs() < 1e-9, "{t}");
-        assert!(df > 49.0 && df < 60.0, "{df}");
-        assert!(p > 1e-5 && p < 1e-3, "{p}");
-        // At or above the reference, or a single row: no evidence.
-        assert_eq!(lower_mean(&reference, &reference).2, 1.0);
-        assert_eq!(lower_mean(&LabelProbability { rows: 1, ..source }, &reference).2, 1.0);
+    fn each_row_is_compared_with_the_base_rows_of_its_class() {
+        // An honest source of rare-class rows: low probabilities, as expected for class 3.
+        let rare: Vec<(&str, f64)> = (0..40).map(|i| ("3", 0.15 + 0.1 * f64::from(i % 2))).collect();
+        let honest = lower_than_reference(&rare, &reference());
+        assert!(
+            (honest.expected - 0.2).abs() < 1e-12 && (honest.mean - 0.2).abs() < 1e-12,
+            "{honest:?}"
+        );
+        assert_eq!(honest.p_value, 1.0);
+        // A source whose class-5 labels get 0.45 instead of 0.6: 0.75 standard deviations.
+        let doubted: Vec<(&str, f64)> = (0..50).map(|_| ("5", 0.45)).collect();
+        let found = lower_than_reference(&doubted, &reference());
+        let se = (0.04_f64 * 400.0 / 399.0 / 50.0 + 0.04 * 400.0 / 399.0 / 400.0).sqrt();
+        assert!((found.t - 0.15 / se).abs() < 1e-9, "{found:?}");
+        assert!(
+            (found.effect - 0.15 / (0.04_f64 * 400.0 / 399.0).sqrt()).abs() < 1e-9,
+            "{found:?}"
+        );
+        assert!(found.p_value < 1e-4 && found.p_value > 1e-12, "{found:?}");
+        // A label the base data never had is not compared; one row is no evidence.
+        let unknown = lower_than_reference(&[("9", 0.0), ("9", 0.0), ("5", 0.1)], &reference());
+        assert_eq!((unknown.rows, unknown.p_value), (1, 1.0));
     }
 }
