@@ -9,7 +9,10 @@
 //! `steps/benches/text_reviews.rs`; without `--reviews` only wine runs).
 //!
 //! Every model is trained by the model kind's default learner
-//! (`Learner::default_for`), whatever it is when this is run.
+//! (`Learner::default_for`), whatever it is when this is run, as the
+//! pipeline trains: the champion by `select_and_fit` alone, the candidate
+//! with the champion's learner as the incumbent selection keeps unless
+//! clearly beaten.
 //!
 //! - Equivalent: each trial trains a champion and a candidate on two
 //!   bootstrap resamples (seeded, with replacement) of the same base rows,
@@ -28,6 +31,7 @@
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use retrain_steps::ml::selection::select_and_fit;
 use retrain_steps::ml::winequality::part;
 use retrain_steps::ml::{Answers, Example, GateConfig, InputKind, Learner, Split, evaluate, judge};
 use retrain_testkit::fixtures::text_csv;
@@ -74,9 +78,18 @@ fn resample(rows: &[Example], seed: u64) -> Vec<Example> {
         .collect()
 }
 
-fn answers(learner: &Learner, train: &[Example], golden: &[Example], seed: u64) -> Vec<bool> {
-    let model = learner.fit_until(&resample(train, seed), &|| false).expect("a model");
-    evaluate(&model, golden).expect("golden rows").1
+/// The golden answers of `learner` fitted on a resample of `train`, and
+/// the learner selection chose.
+fn answers(
+    learner: &Learner,
+    train: &[Example],
+    golden: &[Example],
+    seed: u64,
+    incumbent: Option<&Learner>,
+) -> (Vec<bool>, Learner) {
+    let (model, selection) =
+        select_and_fit(learner, &resample(train, seed), incumbent, &|| false).expect("a model");
+    (evaluate(&model, golden).expect("golden rows").1, selection.chosen)
 }
 
 /// The equivalent's answers with a random `0.03 / accuracy` of its right
@@ -95,9 +108,10 @@ fn run(name: &str, kind: InputKind, train: &[Example], golden: &[Example], trial
     let started = Instant::now();
     let trials: Vec<Trial> = (0..trials)
         .map(|t| {
-            let equivalent = answers(&learner, train, golden, 2 * t + 1);
+            let (champion, chosen) = answers(&learner, train, golden, 2 * t, None);
+            let (equivalent, _) = answers(&learner, train, golden, 2 * t + 1, Some(&chosen));
             Trial {
-                champion: answers(&learner, train, golden, 2 * t),
+                champion,
                 worse: three_points_worse(&equivalent, t),
                 equivalent,
             }

@@ -104,9 +104,11 @@ fn points(value: f64) -> String {
     }
 }
 
-/// A number with at most one decimal, without a trailing `.0`.
+/// A number with at most one decimal, without a trailing `.0` (and no
+/// sign on a zero: two identical models are "at least 0 points better").
 fn trim(value: f64) -> String {
     let text = format!("{value:.1}");
+    let text = if text == "-0.0" { "0.0".to_owned() } else { text };
     text.strip_suffix(".0").map_or(text.clone(), str::to_owned)
 }
 
@@ -209,5 +211,12 @@ mod tests {
         let better = NonInferiority::from_counts(100, 30, 0, 0.02, 0.05);
         assert!(better.words().starts_with("candidate at least "), "{}", better.words());
         assert!(better.words().ends_with("margin 2 points: pass"));
+        // Two models that agree on every row: no signed zero.
+        let same = NonInferiority::from_counts(322, 0, 0, 0.03, 0.05);
+        assert!(
+            same.words().starts_with("candidate at least 0 points better with 95% confidence (observed +0.0 on"),
+            "{}",
+            same.words()
+        );
     }
 }

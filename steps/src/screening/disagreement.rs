@@ -3,7 +3,8 @@
 //! folds, a row's fold chosen by its input hash, so the same rows always
 //! fold the same way); a row whose label a confident out-of-fold
 //! prediction contradicts is flagged, and the probability that model gives
-//! the row's label is kept for the per-source likelihood test. Generic
+//! the row's label, relative to its top class's, is kept for the
+//! per-source test ([`super::welch`]). Generic
 //! over learners: it asks only `Learner::fit_until`,
 //! `Classifier::predict` and `Classifier::probabilities`.
 //!
@@ -28,7 +29,11 @@ fn fold_of(hash: &InputHash, folds: usize) -> usize {
 pub struct Judged {
     /// A prediction at least `confidence` sure contradicts the row's label.
     pub flagged: bool,
-    /// The probability the model gives the row's label (0 for a label the
+    /// The probability the model gives the row's label as a share of the
+    /// probability of its most probable class: 1 when the label is the
+    /// model's answer, near 1 wherever the model knows nothing (an input
+    /// of words it never saw, a flat distribution), low only where the
+    /// model believes another class well above the label (0 for a label the
     /// fold's rows never had).
     pub label_probability: f64,
 }
@@ -74,7 +79,11 @@ pub fn judge_out_of_fold(
         for (i, example) in judged.iter().enumerate().filter(|(i, _)| fold[*i] == k) {
             let prediction = model.predict(&example.input)?;
             let label_probability = match model.classes().iter().position(|c| *c == example.label) {
-                Some(class) => model.probabilities(&example.input)?[class],
+                Some(class) => {
+                    let probabilities = model.probabilities(&example.input)?;
+                    let top = probabilities.iter().copied().fold(0.0, f64::max);
+                    if top > 0.0 { probabilities[class] / top } else { 1.0 }
+                }
                 None => 0.0,
             };
             out[i] = Judged {
@@ -119,5 +128,36 @@ mod tests {
                 .enumerate()
                 .all(|(i, j)| i == 10 || j.label_probability > 0.5)
         );
+    }
+
+    #[test]
+    fn a_label_on_an_input_the_model_knows_nothing_about_is_not_doubted() {
+        use crate::ml::text::TextSettings;
+        let texts = |words: [&str; 2], label: &str| -> Vec<Example> {
+            (0..40)
+                .map(|i| Example::text(format!("{} {} {i}", words[0], words[1]), label))
+                .collect()
+        };
+        let mut reference = texts(["invoice", "refund"], "billing");
+        reference.extend(texts(["password", "locked"], "login"));
+        let hashes: Vec<InputHash> = reference.iter().map(|e| input_hash(&e.input)).collect();
+        let judged = vec![
+            Example::text("my shipment never arrived", "billing"),
+            Example::text("refund my invoice", "login"),
+        ];
+        let judged_hashes: Vec<InputHash> = judged.iter().map(|e| input_hash(&e.input)).collect();
+        let learner = Learner::NaiveBayes(TextSettings::default());
+        let found = judge_out_of_fold(
+            &learner,
+            (&reference, &hashes),
+            (&judged, &judged_hashes),
+            &ScreeningSettings::default(),
+            &|| false,
+        )
+        .unwrap();
+        // Words never seen: the classes are as probable as each other.
+        assert!(found[0].label_probability > 0.95, "{:?}", found[0]);
+        // Words that say "billing", labelled "login": doubted and flagged.
+        assert!(found[1].label_probability < 0.1 && found[1].flagged, "{:?}", found[1]);
     }
 }

@@ -33,14 +33,15 @@ pub struct ScreeningSettings {
     /// chance more often than not (measured: an honest source of 25 wine
     /// rows reached p = 0.006 once under the logistic learner).
     pub significance: f64,
-    /// The mean probability out-of-fold models give a source's labels must
-    /// be at least this many standard deviations (of the base data's label
-    /// probabilities) below the base data's mean, with a one-sided Welch
-    /// p-value at most `significance`, to quarantine it: 0.3, a small-to-
-    /// medium effect, where an honest source drifts by about 0.1 (wine) and
-    /// a 5<->6 swap moves by about 0.6. Standardized, because how far a
-    /// wrong label's probability falls depends on the learner (soft
-    /// logistic probabilities on wine, near 0/1 ones for naive Bayes).
+    /// The mean probability out-of-fold models give a source's labels, as
+    /// a share of their top class's, must be at least this many standard
+    /// deviations (of the base data's, class by class) below what base
+    /// rows of the same classes get, with a one-sided t-test p-value at
+    /// most `significance`, to quarantine it: 0.3, a small-to-medium
+    /// effect (BENCHMARKS.md has what honest sources and attacks measure).
+    /// Standardized, because how far a wrong label's probability falls
+    /// depends on the learner (soft logistic probabilities on wine, near
+    /// 0/1 ones for naive Bayes).
     pub min_effect_size: f64,
     /// A source that makes up at least this share of the training set is
     /// quarantined whatever its labels: 0.5, so an honest source may grow

@@ -4,9 +4,9 @@
 //! to one data set. A source is quarantined on any of three rules:
 //! - its flagged share exceeds the reference's by at least `min_excess`
 //!   and a one-sided binomial test against the reference is significant;
-//! - the mean probability the out-of-fold models give its labels is at
-//!   least `min_effect_size` standard deviations below what the base
-//!   data's rows of the same classes get, and a one-sided t-test says so
+//! - the mean probability the out-of-fold models give its labels, as a
+//!   share of their top class's, is at least `min_effect_size` standard
+//!   deviations below what the base data's rows of the same classes get, and a one-sided t-test says so
 //!   significantly ([`welch`]; this sees a flip between two
 //!   classes the model confuses, where few single rows are confidently
 //!   wrong but every flipped row loses probability);
@@ -93,9 +93,9 @@ pub fn judge(
         ))
     } else if judged && probability.effect >= settings.min_effect_size && probability.p_value <= settings.significance {
         Some(format!(
-            "out-of-fold models give its {} rows' labels probability {:.3} on average, against {:.3} \
-             for base rows of the same classes: {:.2} standard deviations lower (at least {} needed), \
-             t = {:.2}, p = {:.2e} (at most {} needed)",
+            "its {} rows' labels get {:.3} of the top class's probability from out-of-fold models \
+             on average, against {:.3} for base rows of the same classes: {:.2} standard deviations \
+             lower (at least {} needed), t = {:.2}, p = {:.2e} (at most {} needed)",
             probability.rows,
             probability.mean,
             probability.expected,
@@ -206,10 +206,8 @@ mod tests {
         let because = judge((48, 9), 0.18, &doubted, 0.05, &ScreeningSettings::default())
             .quarantined_because
             .expect("quarantined");
-        assert!(
-            because.contains("probability 0.400 on average, against 0.550"),
-            "{because}"
-        );
+        assert!(because.contains("get 0.400 of the top class's probability"), "{because}");
+        assert!(because.contains("against 0.550 for base rows"), "{because}");
         assert!(because.contains("t = 4.40"), "{because}");
         // Not significant, or significant but a small effect: not quarantined.
         for weak in [
