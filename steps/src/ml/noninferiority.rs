@@ -214,7 +214,8 @@ mod tests {
         // Two models that agree on every row: no signed zero.
         let same = NonInferiority::from_counts(322, 0, 0, 0.03, 0.05);
         assert!(
-            same.words().starts_with("candidate at least 0 points better with 95% confidence (observed +0.0 on"),
+            same.words()
+                .starts_with("candidate at least 0 points better with 95% confidence (observed +0.0 on"),
             "{}",
             same.words()
         );

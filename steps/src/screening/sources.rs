@@ -5,8 +5,8 @@
 //! - its flagged share exceeds the reference's by at least `min_excess`
 //!   and a one-sided binomial test against the reference is significant;
 //! - the mean probability the out-of-fold models give its labels, as a
-//!   share of their top class's, is at least `min_effect_size` standard
-//!   deviations below what the base data's rows of the same classes get, and a one-sided t-test says so
+//!   share of their top class's, is at least `min_gap` below what the base
+//!   data's rows of the same classes get, and a one-sided t-test says so
 //!   significantly ([`welch`]; this sees a flip between two
 //!   classes the model confuses, where few single rows are confidently
 //!   wrong but every flipped row loses probability);
@@ -83,6 +83,7 @@ pub fn judge(
     };
     let p_value = binomial_upper_tail(rows_sent, rows_flagged, reference_flagged);
     let excess = flagged_share - reference_flagged;
+    let gap = probability.expected - probability.mean;
     let judged = rows_sent >= settings.min_rows;
     let quarantined_because = if judged && excess >= settings.min_excess && p_value <= settings.significance {
         Some(format!(
@@ -91,16 +92,15 @@ pub fn judge(
              binomial p = {p_value:.2e} (at most {} needed)",
             reference_flagged, settings.min_excess, settings.significance
         ))
-    } else if judged && probability.effect >= settings.min_effect_size && probability.p_value <= settings.significance {
+    } else if judged && gap >= settings.min_gap && probability.p_value <= settings.significance {
         Some(format!(
             "its {} rows' labels get {:.3} of the top class's probability from out-of-fold models \
-             on average, against {:.3} for base rows of the same classes: {:.2} standard deviations \
-             lower (at least {} needed), t = {:.2}, p = {:.2e} (at most {} needed)",
+             on average, against {:.3} for base rows of the same classes: {gap:.3} lower \
+             (at least {} needed), t = {:.2}, p = {:.2e} (at most {} needed)",
             probability.rows,
             probability.mean,
             probability.expected,
-            probability.effect,
-            settings.min_effect_size,
+            settings.min_gap,
             probability.t,
             probability.p_value,
             settings.significance
@@ -177,7 +177,6 @@ mod tests {
             rows,
             mean: 0.55,
             expected: 0.55,
-            effect: 0.0,
             t: 0.0,
             p_value: 1.0,
         }
@@ -194,28 +193,30 @@ mod tests {
 
     #[test]
     fn a_source_whose_labels_the_models_find_improbable_is_quarantined() {
-        // As often flagged as the base data, but its labels 0.6 standard deviations less probable.
+        // As often flagged as the base data, but its labels 0.15 less probable.
         let doubted = welch::Comparison {
             rows: 48,
             mean: 0.40,
             expected: 0.55,
-            effect: 0.6,
             t: 4.4,
             p_value: 3e-5,
         };
         let because = judge((48, 9), 0.18, &doubted, 0.05, &ScreeningSettings::default())
             .quarantined_because
             .expect("quarantined");
-        assert!(because.contains("get 0.400 of the top class's probability"), "{because}");
+        assert!(
+            because.contains("get 0.400 of the top class's probability"),
+            "{because}"
+        );
         assert!(because.contains("against 0.550 for base rows"), "{because}");
         assert!(because.contains("t = 4.40"), "{because}");
-        // Not significant, or significant but a small effect: not quarantined.
+        // Not significant, or significant but a small gap: not quarantined.
         for weak in [
             welch::Comparison {
                 p_value: 0.002,
                 ..doubted
             },
-            welch::Comparison { effect: 0.2, ..doubted },
+            welch::Comparison { mean: 0.48, ..doubted },
         ] {
             let report = judge((48, 9), 0.18, &weak, 0.05, &ScreeningSettings::default());
             assert_eq!(report.quarantined_because, None, "{weak:?}");
@@ -239,7 +240,7 @@ mod tests {
         assert_eq!(report.quarantined_because, None);
         // Too few rows to judge.
         let hopeless = welch::Comparison {
-            effect: 9.0,
+            mean: 0.0,
             p_value: 0.0,
             ..as_probable(5)
         };
