@@ -40,6 +40,8 @@ pub struct ListQuery {
     pub status: Option<RunStatus>,
     /// Only runs of this model.
     pub model: Option<String>,
+    /// Only runs asked for by this kind of trigger.
+    pub trigger: Option<TriggerKind>,
     /// Runs of the page (1 to 500, default 50), newest first.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -193,7 +195,13 @@ async fn list_page(state: &AppState, uri: &Uri, query: ListQuery) -> Result<Resp
     let page = Page::<Uuid>::of(query.limit, query.after.as_deref())?;
     let runs = state
         .engine
-        .list_runs(query.status, query.model.as_deref(), page.after, page.fetch())
+        .list_runs(
+            query.status,
+            query.model.as_deref(),
+            query.trigger,
+            page.after,
+            page.fetch(),
+        )
         .await?;
     Ok(page::answer(&page, runs, uri, |run| run.id.to_string()))
 }
