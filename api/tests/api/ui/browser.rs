@@ -162,6 +162,18 @@ impl Browser {
         }
     }
 
+    /// The width the page `path` takes and the width it is shown in, in a
+    /// window `width` pixels wide (a page wider than its viewport scrolls
+    /// sideways).
+    pub async fn widths_at(&self, width: u32, path: &str) -> (u64, u64) {
+        self.client.set_window_size(width, 800).await.unwrap();
+        self.visit(path).await;
+        let measure = "const root = document.documentElement; return [root.scrollWidth, root.clientWidth]";
+        let widths = self.client.execute(measure, vec![]).await.unwrap();
+        self.client.set_window_size(1280, 900).await.unwrap();
+        (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap())
+    }
+
     /// Saves the whole page as `docs/screenshots/<name>.png`.
     pub async fn screenshot(&self, name: &str) {
         let height = self

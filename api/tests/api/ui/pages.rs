@@ -188,6 +188,14 @@ async fn the_pages_show_runs_their_steps_and_the_gates_evidence(_: PgPoolOptions
         rejected_ones
     );
 
+    // The trigger filter, in the console and in the REST API.
+    browser.visit("/ui/runs?trigger=threshold").await;
+    assert!(!browser.has("table.runs").await && browser.text("main").await.contains("No runs match."));
+    browser.visit("/ui/runs?trigger=manual").await;
+    assert_eq!(browser.attrs("table.runs tbody tr", "data-run").await, expected);
+    assert_eq!(app.json("/runs?trigger=schedule").await, json!([]));
+    assert_eq!(app.json("/runs?trigger=manual").await.as_array().unwrap().len(), 4);
+
     // The rejected run: steps in order, the reason, the gate's evidence.
     let rejected_id = rejected["id"].as_str().unwrap();
     browser.visit(&format!("/ui/runs/{rejected_id}")).await;
@@ -245,6 +253,14 @@ async fn the_pages_show_runs_their_steps_and_the_gates_evidence(_: PgPoolOptions
         }
     }
     browser.screenshot("run-rejected").await;
+
+    // On a phone-sized screen the runs and the rejected run fit the width:
+    // only tables and charts scroll sideways, inside their own boxes.
+    for path in ["/ui/runs".to_owned(), format!("/ui/runs/{rejected_id}")] {
+        let (taken, shown) = browser.widths_at(390, &path).await;
+        assert!(shown <= 390, "the window got narrow: {shown}");
+        assert_eq!(taken, shown, "{path} fits the width");
+    }
 
     // The other runs' pages.
     browser
