@@ -13,7 +13,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use maud::{Markup, html};
 use retrain_engine::{Engine, Run};
-use retrain_steps::pipeline::outputs::MergeOutput;
+use retrain_steps::pipeline::outputs::{MergeOutput, ValidateOutput};
 use retrain_steps::screening::SourceReport;
 use retrain_steps::store::feedback::{self, QuarantineRule};
 use retrain_steps::store::{models, promotions};
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 const VERSIONS_SHOWN: i64 = 20;
 /// Promotions a model's page shows, newest first.
 const PROMOTIONS_SHOWN: i64 = 50;
-/// Runs searched, newest first, for the last screening report.
+/// Runs searched, newest first, for the last screening report or verdict.
 const RUNS_SEARCHED: i64 = 10;
 
 /// `GET /ui/models`.
@@ -35,24 +35,26 @@ pub async fn list(State(state): State<AppState>, Viewer(operator): Viewer) -> Re
         let model = detail(&mut conn, spec).await?;
         let versions = versions::summaries(&mut conn, &name, None, VERSIONS_SHOWN).await?;
         let last_run = state.engine.list_runs(None, Some(&name), None, None, 1).await?.pop();
-        rows.push((model, versions, last_run));
+        let recent = recent_accuracy(&state.engine, &name, model.summary.champion_version).await?;
+        rows.push((model, versions, last_run, recent));
     }
     drop(conn);
     let live = rows
         .iter()
-        .any(|(_, _, run)| run.as_ref().is_some_and(|r| r.status.is_active()));
+        .any(|(_, _, run, _)| run.as_ref().is_some_and(|r| r.status.is_active()));
     let body = html! {
         h1 { "Models" }
         div.scroll { table.models {
-            thead { tr { th { "Model" } th { "Kind" } th { "Champion" } th { "Golden accuracy" }
+            thead { tr { th { "Model" } th { "Kind" } th { "Champion" } th { "Golden accuracy" } th { "Recent accuracy" }
                 th { "Feedback waiting" } th { "Last run" } th { "Accuracy per version" } } }
-            tbody { @for (model, versions, last_run) in &rows {
+            tbody { @for (model, versions, last_run, recent) in &rows {
                 @let champion = versions.iter().find(|v| v.is_champion == Some(true));
                 tr data-model=(model.summary.name) {
                     td { a href={ "/ui/models/" (model.summary.name) } { (model.summary.name) } }
                     td { (format!("{:?}", model.summary.kind).to_lowercase()) }
                     td { @match model.summary.champion_version { Some(v) => { "v" (v) }, None => { "none" } } }
                     td { (format::maybe_percent(champion.and_then(|v| v.golden_accuracy))) }
+                    td { (format::maybe_percent(*recent)) }
                     td { (waiting(model)) }
                     td { @match last_run {
                         Some(run) => { a href={ "/ui/runs/" (run.id) } { (badge(run.status.as_str())) } " " (format::time(run.created_at)) }
@@ -258,26 +260,54 @@ fn quarantine_form(operator: &Operator, model: &str) -> Markup {
     }
 }
 
-/// The per-source report of the newest of the model's last runs whose
-/// merge screened its feedback, with that run.
+/// The output of step `step` in the newest of the model's last runs that
+/// has one it can read as `T`, with that run.
+async fn latest_output<T: serde::de::DeserializeOwned>(
+    engine: &Engine,
+    model: &str,
+    step: &str,
+) -> Result<Option<(Run, T)>, ApiError> {
+    for run in engine.list_runs(None, Some(model), None, None, RUNS_SEARCHED).await? {
+        let detail = engine.get_run(run.id).await?;
+        let output = detail
+            .steps
+            .iter()
+            .find(|s| s.name == step)
+            .and_then(|s| s.output.clone())
+            .and_then(|output| serde_json::from_value::<T>(output).ok());
+        if let Some(output) = output {
+            return Ok(Some((detail.run, output)));
+        }
+    }
+    Ok(None)
+}
+
+/// The per-source report of the model's last screened merge, with its run.
 async fn last_screening(
     engine: &Engine,
     model: &str,
 ) -> Result<Option<(Run, BTreeMap<String, SourceReport>)>, ApiError> {
-    for run in engine.list_runs(None, Some(model), None, None, RUNS_SEARCHED).await? {
-        let detail = engine.get_run(run.id).await?;
-        let merged = detail
-            .steps
-            .iter()
-            .find(|s| s.name == "merge")
-            .and_then(|s| s.output.clone())
-            .and_then(|output| serde_json::from_value::<MergeOutput>(output).ok());
-        let report = merged
-            .and_then(|m| m.lineage.get("screening").cloned())
-            .and_then(|value| serde_json::from_value::<retrain_steps::screening::Report>(value).ok());
-        if let Some(report) = report {
-            return Ok(Some((detail.run, report.sources)));
+    let merged = latest_output::<MergeOutput>(engine, model, "merge").await?;
+    Ok(merged.and_then(|(run, merged)| {
+        let report = merged.lineage.get("screening").cloned()?;
+        let report: retrain_steps::screening::Report = serde_json::from_value(report).ok()?;
+        Some((run, report.sources))
+    }))
+}
+
+/// The champion's accuracy on the recent set (held-out feedback) as the
+/// model's last gate measured it, if that gate saw the champion there.
+async fn recent_accuracy(engine: &Engine, model: &str, champion: Option<i32>) -> Result<Option<f64>, ApiError> {
+    let Some(champion) = champion else { return Ok(None) };
+    let judged = latest_output::<ValidateOutput>(engine, model, "validate").await?;
+    Ok(judged.and_then(|(_, verdict)| {
+        let recent = verdict.recent?;
+        if verdict.candidate.version == champion {
+            recent.candidate_accuracy
+        } else if verdict.champion.is_some_and(|c| c.version == champion) {
+            recent.champion_accuracy
+        } else {
+            None
         }
-    }
-    Ok(None)
+    }))
 }

@@ -296,6 +296,22 @@ async fn the_pages_show_runs_their_steps_and_the_gates_evidence(_: PgPoolOptions
             .await
             .contains(&format!("v{champion}"))
     );
+    // Its recent accuracy is the last verdict's figure for the champion
+    // (the cancelled run stopped before validate, if not before collect).
+    let mut verdicts = Vec::new();
+    for id in [&cancelled_id, &failed_id] {
+        let output = app.json(&format!("/runs/{id}")).await["steps"][3]["output"].clone();
+        if !output.is_null() {
+            verdicts.push(output);
+        }
+    }
+    let verdict = &verdicts[0];
+    assert_eq!(verdict["champion"]["version"], champion, "{verdict}");
+    let recent = verdict["recent"]["champion_accuracy"].as_f64().unwrap();
+    assert_eq!(
+        browser.text("tr[data-model='wine-quality'] td:nth-child(5)").await,
+        format!("{:.1}%", recent * 100.0)
+    );
     browser.screenshot("models").await;
     browser.visit("/ui/models/wine-quality").await;
     let promoted_by_run = succeeded["steps"][4]["output"]["version"].as_i64().unwrap();
