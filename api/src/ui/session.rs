@@ -72,7 +72,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The operator whose cookie carries the admin token, if any.
 fn operator(headers: &HeaderMap, state: &AppState) -> Option<Operator> {
-    let token = cookie(headers, TOKEN_COOKIE)?;
+    let token = cookie(headers, TOKEN_COOKIE).and_then(decode)?;
     if !constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
         return None;
     }
@@ -155,7 +155,7 @@ pub async fn login(State(state): State<AppState>, FormBody(login): FormBody<Logi
     }
     let mut response = Redirect::to("/ui/runs").into_response();
     for cookie in [
-        set_cookie(TOKEN_COOKIE, login.token.trim(), None),
+        set_cookie(TOKEN_COOKIE, &encode(login.token.trim()), None),
         set_cookie(ACTOR_COOKIE, &encode(name), None),
     ] {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -182,7 +182,9 @@ pub async fn logout(operator: Operator, FormBody(form): FormBody<Logout>) -> Res
 }
 
 /// A cookie for the console's pages only, out of scripts' reach and never
-/// sent with a request another site starts.
+/// sent with a request another site starts. `value` is [`encode`]d: printable
+/// ASCII, so the header is always valid and the fallback (no cookie, so no
+/// sign-in) unreachable.
 fn set_cookie(name: &str, value: &str, max_age: Option<u32>) -> HeaderValue {
     let age = max_age
         .map(|seconds| format!("; Max-Age={seconds}"))
@@ -191,7 +193,8 @@ fn set_cookie(name: &str, value: &str, max_age: Option<u32>) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// A name as a cookie value: percent-encoded bytes outside `[A-Za-z0-9._@-]`.
+/// Text as a cookie value (a token or a name, which may hold any
+/// character): percent-encoded bytes outside `[A-Za-z0-9._@-]`.
 fn encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
