@@ -12,6 +12,8 @@
 //!   or onto the request path; [`metrics`] exports it all, [`facts`] keeps
 //!   the gauges of stored facts current; [`retention`] keeps the prediction
 //!   log's day partitions and drops the expired ones.
+//! - [`ui`] is the operator console at `/ui`: runs, models and the gate's
+//!   evidence as web pages, with the admin actions as forms.
 
 pub mod auth;
 pub mod cli;
@@ -34,3 +36,4 @@ pub mod slow_step;
 pub mod startup;
 pub mod state;
 pub mod table;
+pub mod ui;

@@ -81,6 +81,10 @@ pub struct ServeSettings {
     /// Where a generated admin token is written (readable by the owner only).
     #[arg(long, env = "RETRAIN_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// Whether the console at `/ui` needs the admin token for reading too
+    /// (its actions always do): `true` or `false`.
+    #[arg(long, env = "RETRAIN_UI_REQUIRES_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub ui_requires_token: bool,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RETRAIN_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,

@@ -148,6 +148,7 @@ pub fn api_state(
         predictions,
         feedback,
         admin_token: admin_token.into(),
+        ui_requires_token: settings.ui_requires_token,
         limits: Limits {
             batch_max: settings.batch_max,
             body_limit: settings.body_limit,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub predictions: PredictionLog,
     pub feedback: FeedbackWriter,
     pub admin_token: Arc<str>,
+    /// Whether the console's pages need the admin token for reading too.
+    pub ui_requires_token: bool,
     pub limits: Limits,
 }
 

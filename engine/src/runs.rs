@@ -109,8 +109,9 @@ impl Engine {
     }
 
     /// A page of runs, newest first: at most `limit`, optionally only those
-    /// in one status and of one subject, and only those after the run
-    /// `after` in that order (none if there is no such run).
+    /// in one status, of one subject and asked for by one kind of trigger,
+    /// and only those after the run `after` in that order (none if there is
+    /// no such run).
     ///
     /// # Errors
     /// `Database`.
@@ -118,16 +119,20 @@ impl Engine {
         &self,
         status: Option<RunStatus>,
         subject: Option<&str>,
+        trigger: Option<TriggerKind>,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Run>, EngineError> {
-        let sql = list_runs_sql(status.is_some(), subject.is_some(), after.is_some());
+        let sql = list_runs_sql(status.is_some(), subject.is_some(), trigger.is_some(), after.is_some());
         let mut query = sqlx::query_as(&sql).bind(limit);
         if let Some(status) = status {
             query = query.bind(status);
         }
         if let Some(subject) = subject {
             query = query.bind(subject);
+        }
+        if let Some(trigger) = trigger {
+            query = query.bind(trigger);
         }
         if let Some(after) = after {
             query = query.bind(after);
@@ -137,12 +142,13 @@ impl Engine {
 }
 
 /// The query of [`Engine::list_runs`] with the filters given: `$1` the
-/// limit, then the status, the subject and the cursor's run id, each only if
-/// given. Each shape has its own text, so every one is planned for its own
-/// index (`runs_by_created`, `runs_by_status_created`,
+/// limit, then the status, the subject, the trigger and the cursor's run
+/// id, each only if given. Each shape has its own text, so every one is
+/// planned for its own index (`runs_by_created`, `runs_by_status_created`,
 /// `runs_by_subject_created`, all ending in `created_at, id`), in custom and
-/// generic plans alike.
-pub fn list_runs_sql(status: bool, subject: bool, after: bool) -> String {
+/// generic plans alike. The trigger has no index of its own: it filters the
+/// rows one of those indexes yields (three kinds, each common).
+pub fn list_runs_sql(status: bool, subject: bool, trigger: bool, after: bool) -> String {
     let mut conditions = Vec::new();
     let mut n = 1;
     if status {
@@ -152,6 +158,10 @@ pub fn list_runs_sql(status: bool, subject: bool, after: bool) -> String {
     if subject {
         n += 1;
         conditions.push(format!("subject = ${n}"));
+    }
+    if trigger {
+        n += 1;
+        conditions.push(format!("trigger = ${n}"));
     }
     if after {
         n += 1;

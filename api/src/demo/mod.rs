@@ -110,6 +110,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
 
     if settings.keep_serving {
         println!("\nThe service keeps running at {base} (Ctrl-C to stop):");
+        println!("  console:     {base}/ui   (sign in with the admin token to act)");
         println!("  Swagger UI:  {base}/docs");
         println!("  predict:     curl -s {base}/predict -H 'content-type: application/json' \\");
         println!(

@@ -58,6 +58,22 @@ pub async fn quarantine(
     admin: Admin,
     Body(request): Body<QuarantineRequest>,
 ) -> Result<(StatusCode, Json<QuarantineResponse>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(add_rule(&state, &admin.actor, request).await?),
+    ))
+}
+
+/// Stores `actor`'s quarantine rule after checking it.
+///
+/// # Errors
+/// 422 `invalid_reason`, `invalid_source` or `invalid_quarantine`; 404 for
+/// no such model; 503 without the database.
+pub(crate) async fn add_rule(
+    state: &AppState,
+    actor: &str,
+    request: QuarantineRequest,
+) -> Result<QuarantineResponse, ApiError> {
     check_text(&request.reason, "reason", 1_000, "invalid_reason")?;
     if let Some(source) = &request.source {
         check_text(source, "source", 200, "invalid_source")?;
@@ -87,20 +103,17 @@ pub async fn quarantine(
             received_from: request.received_from,
             received_until: request.received_until,
             reason: request.reason,
-            actor: admin.actor.clone(),
+            actor: actor.to_owned(),
             run_id: None,
             evidence: None,
         },
     )
     .await?;
-    tracing::info!(model = %model.name, quarantine_id = id, matched, actor = %admin.actor, "feedback quarantined");
-    Ok((
-        StatusCode::CREATED,
-        Json(QuarantineResponse {
-            quarantine_id: id,
-            matched_rows: matched,
-        }),
-    ))
+    tracing::info!(model = %model.name, quarantine_id = id, matched, actor = %actor, "feedback quarantined");
+    Ok(QuarantineResponse {
+        quarantine_id: id,
+        matched_rows: matched,
+    })
 }
 
 /// Whose quarantine rules to list.
@@ -157,12 +170,26 @@ pub async fn release(
     PathParam(id): PathParam<i64>,
     Body(request): Body<ReleaseRequest>,
 ) -> Result<Json<QuarantineRule>, ApiError> {
-    check_text(&request.reason, "reason", 1_000, "invalid_reason")?;
+    Ok(Json(release_rule(&state, &admin.actor, id, &request.reason).await?))
+}
+
+/// Releases rule `id` for `actor`.
+///
+/// # Errors
+/// 422 `invalid_reason`; 404 for no such rule; 409 `already_released`;
+/// 503 without the database.
+pub(crate) async fn release_rule(
+    state: &AppState,
+    actor: &str,
+    id: i64,
+    reason: &str,
+) -> Result<QuarantineRule, ApiError> {
+    check_text(reason, "reason", 1_000, "invalid_reason")?;
     let mut conn = state.pool.acquire().await?;
-    match feedback::release(&mut conn, id, &request.reason, &admin.actor).await? {
+    match feedback::release(&mut conn, id, reason, actor).await? {
         Released::Now(rule) => {
-            tracing::info!(quarantine_id = id, actor = %admin.actor, "quarantine released");
-            Ok(Json(rule))
+            tracing::info!(quarantine_id = id, actor = %actor, "quarantine released");
+            Ok(rule)
         }
         Released::Already(rule) => Err(ApiError::conflict(
             "already_released",

@@ -40,6 +40,8 @@ pub struct ListQuery {
     pub status: Option<RunStatus>,
     /// Only runs of this model.
     pub model: Option<String>,
+    /// Only runs asked for by this kind of trigger.
+    pub trigger: Option<TriggerKind>,
     /// Runs of the page (1 to 500, default 50), newest first.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -117,19 +119,7 @@ async fn trigger_for(
     KeyHeader(key): KeyHeader,
     request: TriggerRequest,
 ) -> Result<Response, ApiError> {
-    if let Some(reason) = &request.reason {
-        check_text(reason, "reason", 1_000, "invalid_reason")?;
-    }
-    models::by_name(&mut *state.pool.acquire().await?, model).await?;
-    let mut params = run_params(model);
-    params["reason"] = serde_json::json!(request.reason);
-    let new = NewRun {
-        pipeline: PIPELINE,
-        subject: model,
-        trigger: TriggerKind::Manual,
-        params,
-        requested_by: &admin.actor,
-    };
+    let new = manual_run(state, &admin.actor, model, request.reason.as_deref()).await?;
     let Some(key) = key else {
         let (status, run) = answer(state.engine.create_run(new).await?);
         return Ok((status, Json(run)).into_response());
@@ -149,6 +139,32 @@ async fn trigger_for(
     idempotency::complete(&mut tx, Scope::Runs, &claim.key, status, &body).await?;
     tx.commit().await?;
     Ok((status, Json(body)).into_response())
+}
+
+/// An operator's run of `model`, checked: the reason's text and the model's
+/// existence.
+///
+/// # Errors
+/// 422 `invalid_reason`, 404 `unknown_model`, 503 without the database.
+pub(crate) async fn manual_run<'a>(
+    state: &AppState,
+    actor: &'a str,
+    model: &'a str,
+    reason: Option<&str>,
+) -> Result<NewRun<'a>, ApiError> {
+    if let Some(reason) = reason {
+        check_text(reason, "reason", 1_000, "invalid_reason")?;
+    }
+    models::by_name(&mut *state.pool.acquire().await?, model).await?;
+    let mut params = run_params(model);
+    params["reason"] = serde_json::json!(reason);
+    Ok(NewRun {
+        pipeline: PIPELINE,
+        subject: model,
+        trigger: TriggerKind::Manual,
+        params,
+        requested_by: actor,
+    })
 }
 
 /// A new run is answered 201; the run already active, 200.
@@ -193,7 +209,13 @@ async fn list_page(state: &AppState, uri: &Uri, query: ListQuery) -> Result<Resp
     let page = Page::<Uuid>::of(query.limit, query.after.as_deref())?;
     let runs = state
         .engine
-        .list_runs(query.status, query.model.as_deref(), page.after, page.fetch())
+        .list_runs(
+            query.status,
+            query.model.as_deref(),
+            query.trigger,
+            page.after,
+            page.fetch(),
+        )
         .await?;
     Ok(page::answer(&page, runs, uri, |run| run.id.to_string()))
 }

@@ -106,13 +106,24 @@ pub async fn list(
     let page = Page::<i32>::of(query.limit, query.after.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     models::by_name(&mut conn, &name).await?;
-    let rows: Vec<VersionSummary> = sqlx::query_as(&list_sql())
-        .bind(&name)
-        .bind(page.after)
-        .bind(page.fetch())
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = summaries(&mut conn, &name, page.after, page.fetch()).await?;
     Ok(page::answer(&page, rows, &uri, |row| row.version.to_string()))
+}
+
+/// At most `limit` versions of model `name` below version `before` (all if
+/// `None`), newest first.
+pub(crate) async fn summaries(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    before: Option<i32>,
+    limit: i64,
+) -> Result<Vec<VersionSummary>, sqlx::Error> {
+    sqlx::query_as(&list_sql())
+        .bind(name)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
 }
 
 /// One version with its lineage, training figures and promotions.
@@ -124,22 +135,35 @@ pub async fn show(
     State(state): State<AppState>,
     PathParam((name, version)): PathParam<(String, i32)>,
 ) -> Result<Json<VersionDetail>, ApiError> {
-    use sqlx::Row;
     let mut conn = state.pool.acquire().await?;
     let model = models::by_name(&mut conn, &name).await?;
-    let record = versions::by_version(&mut conn, model.id, version).await?;
+    Ok(Json(detail(&mut conn, &model, version).await?))
+}
+
+/// Version `version` of `model` with its lineage, training figures and
+/// promotions.
+///
+/// # Errors
+/// 404 for no such version; 503 without the database.
+pub(crate) async fn detail(
+    conn: &mut sqlx::PgConnection,
+    model: &models::ModelSpec,
+    version: i32,
+) -> Result<VersionDetail, ApiError> {
+    use sqlx::Row;
+    let record = versions::by_version(conn, model.id, version).await?;
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, hyperparams, training_ms, base_rows, feedback_rows, dropped, training_set_sha256
          FROM audit_model_lineage WHERE version_id = $1"
     );
     let row = sqlx::query(&sql).bind(record.id).fetch_one(&mut *conn).await?;
     let summary = <VersionSummary as sqlx::FromRow<_>>::from_row(&row)?;
-    let promotions = promotions::history(&mut conn, model.id, i64::MAX)
+    let promotions = promotions::history(conn, model.id, i64::MAX)
         .await?
         .into_iter()
         .filter(|p| p.version_id == record.id)
         .collect();
-    Ok(Json(VersionDetail {
+    Ok(VersionDetail {
         summary,
         hyperparams: row.try_get("hyperparams")?,
         training_ms: row.try_get("training_ms")?,
@@ -150,7 +174,7 @@ pub async fn show(
         dropped: row.try_get("dropped")?,
         training_set_sha256: row.try_get("training_set_sha256")?,
         promotions,
-    }))
+    })
 }
 
 /// Make a stored version its model's champion: a rollback if it is older
@@ -169,9 +193,26 @@ pub async fn promote(
     PathParam((name, version)): PathParam<(String, i32)>,
     Body(request): Body<PromoteRequest>,
 ) -> Result<Json<Promotion>, ApiError> {
-    check_text(&request.reason, "reason", 1_000, "invalid_reason")?;
+    let promotion = promote_to(&state, &admin.actor, &name, version, &request.reason).await?;
+    Ok(Json(promotion))
+}
+
+/// Makes `version` of model `name` its champion for `actor`: a rollback if
+/// it is older than the champion, a manual promotion otherwise.
+///
+/// # Errors
+/// 422 `invalid_reason`; 404 for no such model or version; 409
+/// `already_champion`; 503 without the database.
+pub(crate) async fn promote_to(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+    version: i32,
+    reason: &str,
+) -> Result<Promotion, ApiError> {
+    check_text(reason, "reason", 1_000, "invalid_reason")?;
     let mut conn = state.pool.acquire().await?;
-    let model = models::by_name(&mut conn, &name).await?;
+    let model = models::by_name(&mut conn, name).await?;
     let target = versions::by_version(&mut conn, model.id, version).await?;
     let champion = promotions::champion(&mut conn, model.id).await?;
     drop(conn);
@@ -184,14 +225,14 @@ pub async fn promote(
         PromotionRequest {
             version_id: target.id,
             kind,
-            actor: &admin.actor,
-            reason: &request.reason,
+            actor,
+            reason,
             by_run: None,
         },
     )
     .await?;
-    tracing::info!(model = %name, version, actor = %admin.actor, ?kind, "version promoted by an operator");
-    Ok(Json(promotion))
+    tracing::info!(model = %name, version, actor = %actor, ?kind, "version promoted by an operator");
+    Ok(promotion)
 }
 
 /// Refit a version from its stored training set with the learner and

@@ -168,7 +168,7 @@ async fn list_queries_read_by_index_on_a_million_predictions(_: PgPoolOptions, c
                     args.push(Arg::Id(run));
                 }
                 let name = format!("GET /runs status={status} model={subject} after={after}");
-                cases.push((name, list_runs_sql(status, subject, after), args));
+                cases.push((name, list_runs_sql(status, subject, false, after), args));
             }
         }
     }

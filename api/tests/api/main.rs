@@ -22,4 +22,5 @@ mod retention;
 mod runs_and_models;
 mod slow_clients;
 mod support;
+mod ui;
 mod upgrade;

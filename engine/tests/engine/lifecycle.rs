@@ -176,7 +176,7 @@ async fn one_run_is_active_per_subject_and_subjects_run_side_by_side(pool: PgPoo
         engine.active_run("p", "tickets").await.unwrap().map(|r| r.id),
         Some(tickets.run().id)
     );
-    let listed = engine.list_runs(None, Some("wine"), None, 10).await.unwrap();
+    let listed = engine.list_runs(None, Some("wine"), None, None, 10).await.unwrap();
     assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![wine.run().id]);
 }
 

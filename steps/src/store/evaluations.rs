@@ -63,3 +63,20 @@ pub async fn latest_accuracy(conn: &mut PgConnection, version_id: i64) -> Result
     .fetch_optional(conn)
     .await
 }
+
+/// One evaluation of a run: whose, on which set, and its full metrics.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RunEvaluation {
+    pub role: Role,
+    pub eval_set: EvalSet,
+    pub metrics: sqlx::types::Json<Metrics>,
+}
+
+/// The evaluations a run's validate step stored (candidate first, golden
+/// before recent); none before validate.
+pub async fn of_run(conn: &mut PgConnection, run_id: uuid::Uuid) -> Result<Vec<RunEvaluation>, sqlx::Error> {
+    sqlx::query_as("SELECT role, eval_set, metrics FROM evaluations WHERE run_id = $1 ORDER BY role, eval_set")
+        .bind(run_id)
+        .fetch_all(conn)
+        .await
+}

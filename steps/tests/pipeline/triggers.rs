@@ -55,7 +55,7 @@ async fn first_scheduled_run(pool: &PgPool, feedback: usize, cron: Option<&str>)
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let first = loop {
-        if let Some(run) = engine.list_runs(None, None, None, 10).await.unwrap().pop() {
+        if let Some(run) = engine.list_runs(None, None, None, None, 10).await.unwrap().pop() {
             break run;
         }
         assert!(Instant::now() < deadline, "no run was triggered");
@@ -64,7 +64,7 @@ async fn first_scheduled_run(pool: &PgPool, feedback: usize, cron: Option<&str>)
     // The triggers go on firing while that run is active: still one run.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     scheduler.shutdown().await.unwrap();
-    let runs = engine.list_runs(None, None, None, 10).await.unwrap();
+    let runs = engine.list_runs(None, None, None, None, 10).await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].id, first.id);
     first.trigger
