@@ -7,7 +7,7 @@ use super::outputs::{self, MergeOutput, TrainOutput};
 use super::{PipelineEnv, run_model};
 use crate::fit::{FitRequest, fit_and_store};
 use crate::store::versions;
-use crate::trainset;
+use crate::trainset::{self, Keep};
 use async_trait::async_trait;
 use retrain_engine::{Step, StepContext, StepError, StepOutcome};
 
@@ -24,7 +24,7 @@ impl Step for Train {
             Some(stored) => stored,
             None => {
                 let model = run_model(&mut conn, &ctx).await?;
-                let set = trainset::rebuild_recorded(&mut conn, merged.training_set_id).await?;
+                let set = trainset::rebuild_recorded(&mut conn, merged.training_set_id, Keep::TRAINING).await?;
                 let request = FitRequest {
                     model_id: model.id,
                     learner: &model.learner,

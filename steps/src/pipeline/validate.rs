@@ -15,7 +15,7 @@ use crate::recent;
 use crate::store::evaluations::{self, EvalSet, Role};
 use crate::store::validations::{self, NewValidation, Validation};
 use crate::store::{datasets, promotions, versions};
-use crate::trainset;
+use crate::trainset::{self, Keep};
 use async_trait::async_trait;
 use retrain_engine::{Annotation, EarlyFinish, Step, StepContext, StepError, StepOutcome, annotate};
 use serde_json::json;
@@ -76,7 +76,9 @@ impl Validate {
         let gate = &model.gate_or(&self.0.config.gate)?;
         // The feedback this run's training set held out, rebuilt from its
         // lineage (and checked against its hash), the newest rows only.
-        let held_out = trainset::rebuild_recorded(conn, merged.training_set_id).await?.recent;
+        let held_out = trainset::rebuild_recorded(conn, merged.training_set_id, Keep::RECENT)
+            .await?
+            .recent;
         let recent = recent::capped(held_out, gate.recent_max_rows);
 
         let candidate = versions::load(conn, candidate_id).await?;

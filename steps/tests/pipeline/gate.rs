@@ -139,7 +139,7 @@ async fn a_run_records_golden_and_recent_evaluations_and_the_decision_in_words(p
     )
     .await
     .unwrap();
-    let rebuilt = trainset::rebuild_recorded(&mut conn, training_set)
+    let rebuilt = trainset::rebuild_recorded(&mut conn, training_set, trainset::Keep::RECENT)
         .await
         .expect("the same rows");
     assert_eq!(rebuilt.recent.len() as i32, expected_recent);

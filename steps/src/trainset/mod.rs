@@ -5,19 +5,37 @@
 //! row's (it would leak the golden set into training) and feedback that
 //! [`crate::screening`] left out, is dropped and counted by reason. The
 //! lineage says exactly what went in, and what screening decided.
+//!
+//! Built for ten million feedback rows: the feedback is streamed once into
+//! compact records ([`scan`]), the rows are chosen on those ([`choose`]),
+//! and only the chosen rows are read again, by id in chunks, to be hashed
+//! ([`content`]) and, if the caller trains on them, kept. Merge keeps none:
+//! it records the lineage; train keeps the training rows, validate the
+//! recent ones.
+
+mod choose;
+mod content;
+pub mod scan;
+
+pub(crate) use choose::{by_input, latest_rows};
+pub use scan::{FeedbackRow, Scan};
 
 use crate::data::{InputHash, input_hash};
 use crate::error::StepsError;
-use crate::ml::{Example, Input, Split};
-use crate::recent;
+use crate::ml::{Example, Split};
 use crate::screening::{self, Exclusions};
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, FeedbackExample};
+use choose::{Chosen, choose};
+use content::ContentHash;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
+
+/// Feedback rows read back by id at a time: about 100 MB of wine rows.
+pub const READ_CHUNK: usize = 500_000;
 
 /// What a training set is made of.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,7 +54,7 @@ pub struct Lineage {
     /// The quarantine rules the feedback was screened by (rules are
     /// append-only, so the same list always leaves out the same rows).
     pub quarantine_rules: Vec<i64>,
-    /// Share of feedback inputs held out as the recent set ([`recent`]).
+    /// Share of feedback inputs held out as the recent set ([`crate::recent`]).
     pub recent_share: f64,
     /// Feedback ids screening left out, by reason: with the rules, all a
     /// rebuild needs to leave out the same rows without screening again.
@@ -48,196 +66,42 @@ pub struct Lineage {
 /// The merged rows and their lineage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingSet {
+    /// The rows, base first (empty unless [`Keep::training`]).
     pub examples: Vec<Example>,
     pub lineage: Lineage,
-    /// Feedback held out as the recent set, latest label per input.
+    /// Feedback held out as the recent set, latest label per input (empty
+    /// unless [`Keep::recent`]).
     pub recent: Vec<Example>,
 }
 
-/// Why a feedback row could not be used as it is: an input the model
-/// cannot read, or a class the data set does not have.
-pub(crate) fn screen(dataset: &Dataset, example: &Example) -> Option<&'static str> {
-    match &example.input {
-        Input::Tabular(features) if dataset.n_features == 0 => Some(if features.is_empty() {
-            "wrong_feature_count"
-        } else {
-            "wrong_input_kind"
-        }),
-        Input::Text(_) if dataset.n_features > 0 => Some("wrong_input_kind"),
-        Input::Tabular(features) if features.len() != dataset.n_features as usize => Some("wrong_feature_count"),
-        Input::Tabular(features) if features.iter().any(|x| !x.is_finite()) => Some("non_finite_feature"),
-        Input::Text(text) if text.trim().is_empty() => Some("empty_text"),
-        _ if !dataset.labels.contains(&example.label) => Some("unknown_label"),
-        _ => None,
-    }
+/// Which rows a built set holds; its lineage and hash are always complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub training: bool,
+    pub recent: bool,
 }
 
-/// Merges base rows and feedback (oldest first) into a training set.
-///
-/// A row stays unless a later usable feedback row has the same input: then
-/// it is dropped as `base_overridden_by_feedback` (a base row) or
-/// `feedback_superseded` (an earlier feedback row). Feedback whose input
-/// is in `golden` (hashes of the golden rows' normalized inputs) is dropped
-/// as `golden_input`. Feedback screening left out (`left_out.screened`) is
-/// dropped for the reason it gives; feedback whose input [`recent::held_out`]
-/// chooses at `left_out.recent_share` is held out as `recent_holdout`.
-/// Inputs are the same when their normalized forms are ([`input_hash`]).
-/// Rows keep their order, base first. Built for a million feedback rows:
-/// one hash set over the usable feedback, one hash per row.
-pub fn merge(
-    dataset: &Dataset,
-    base: Vec<Example>,
-    feedback: Vec<FeedbackExample>,
-    watermark: i64,
-    quarantine_rules: Vec<i64>,
-    golden: &HashSet<InputHash>,
-    left_out: LeftOut<'_>,
-) -> TrainingSet {
-    let feedback_from = feedback.first().map_or(watermark + 1, |f| f.id);
-    let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut usable: Vec<(Example, InputHash)> = Vec::with_capacity(feedback.len());
-    let mut held_out: Vec<(Example, InputHash)> = Vec::new();
-    for FeedbackExample {
-        id,
-        example,
-        quarantined,
-        ..
-    } in feedback
-    {
-        if quarantined {
-            *dropped.entry("quarantined").or_default() += 1;
-        } else if let Some(reason) = left_out.screened.reason(id) {
-            *dropped.entry(reason).or_default() += 1;
-        } else if let Some(reason) = screen(dataset, &example) {
-            *dropped.entry(reason).or_default() += 1;
-        } else {
-            let hash = input_hash(&example.input);
-            if golden.contains(&hash) {
-                *dropped.entry("golden_input").or_default() += 1;
-            } else if recent::held_out(&hash, left_out.recent_share) {
-                *dropped.entry("recent_holdout").or_default() += 1;
-                held_out.push((example, hash));
-            } else {
-                usable.push((example, hash));
-            }
-        }
-    }
-    let (keep_base, keep_feedback) = latest_rows(usable.iter().map(|(_, hash)| hash), &base);
-    let base_rows = keep_base.iter().filter(|k| **k).count();
-    let feedback_rows = keep_feedback.iter().filter(|k| **k).count();
-    if base_rows < base.len() {
-        *dropped.entry("base_overridden_by_feedback").or_default() += base.len() - base_rows;
-    }
-    if feedback_rows < usable.len() {
-        *dropped.entry("feedback_superseded").or_default() += usable.len() - feedback_rows;
-    }
-    let mut examples: Vec<Example> = Vec::with_capacity(base_rows + feedback_rows);
-    examples.extend(
-        base.into_iter()
-            .zip(keep_base)
-            .filter_map(|(e, keep)| keep.then_some(e)),
-    );
-    examples.extend(
-        usable
-            .into_iter()
-            .zip(keep_feedback)
-            .filter_map(|((e, _), keep)| keep.then_some(e)),
-    );
-    let lineage = Lineage {
-        dataset_id: dataset.id,
-        feedback_from,
-        feedback_to: watermark,
-        base_rows,
-        feedback_rows,
-        total_rows: examples.len(),
-        dropped,
-        content_sha256: content_hash(&examples),
-        quarantine_rules,
-        recent_share: left_out.recent_share,
-        screened_out: left_out.screened.by_reason(),
-        screening: None,
+impl Keep {
+    /// The lineage alone (merge records it).
+    pub const LINEAGE: Keep = Keep {
+        training: false,
+        recent: false,
     };
-    TrainingSet {
-        examples,
-        lineage,
-        recent: recent::latest_per_input(held_out),
-    }
-}
-
-/// Which rows stay, as (base, feedback) flags: those with no later
-/// feedback row for the same input. Walking the feedback (`hashes`, oldest
-/// first) from the newest, an input's first sight keeps it.
-pub(crate) fn latest_rows<'a>(
-    hashes: impl DoubleEndedIterator<Item = &'a InputHash> + ExactSizeIterator,
-    base: &[Example],
-) -> (Vec<bool>, Vec<bool>) {
-    let mut seen: HashSet<InputHash> = HashSet::with_capacity(hashes.len());
-    let mut keep_feedback = vec![false; hashes.len()];
-    for (i, hash) in hashes.enumerate().rev() {
-        keep_feedback[i] = seen.insert(*hash);
-    }
-    let keep_base: Vec<bool> = if seen.is_empty() {
-        vec![true; base.len()]
-    } else {
-        base.iter().map(|e| !seen.contains(&input_hash(&e.input))).collect()
+    /// The rows that train (train, reproduce).
+    pub const TRAINING: Keep = Keep {
+        training: true,
+        recent: false,
     };
-    (keep_base, keep_feedback)
-}
-
-/// sha256 over every row's input then label, streamed: features as f64
-/// little-endian, a text as its length (u64 LE) and UTF-8 bytes; a label
-/// that is a decimal integer as that i64 LE (as earlier releases, whose
-/// labels were integers, hashed it, so their recorded sets still rebuild),
-/// any other as 0xFF, its length and bytes.
-fn content_hash(examples: &[Example]) -> String {
-    const CHUNK: usize = 64 * 1024;
-    let mut hasher = Sha256::new();
-    let mut bytes = Vec::with_capacity(CHUNK + 256);
-    for example in examples {
-        match &example.input {
-            Input::Tabular(features) => {
-                for x in features {
-                    bytes.extend_from_slice(&x.to_le_bytes());
-                }
-            }
-            Input::Text(text) => {
-                bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
-                bytes.extend_from_slice(text.as_bytes());
-            }
-        }
-        match example.label.parse::<i64>() {
-            Ok(integer) if integer.to_string() == example.label => bytes.extend_from_slice(&integer.to_le_bytes()),
-            _ => {
-                bytes.push(0xFF);
-                bytes.extend_from_slice(&(example.label.len() as u64).to_le_bytes());
-                bytes.extend_from_slice(example.label.as_bytes());
-            }
-        }
-        if bytes.len() >= CHUNK {
-            hasher.update(&bytes);
-            bytes.clear();
-        }
-    }
-    hasher.update(&bytes);
-    hex::encode(hasher.finalize())
-}
-
-/// Reads the base split and the model's feedback up to `watermark` and
-/// merges them under the model's quarantine rules in force now, without
-/// screening, holding out `recent_share` of the feedback inputs.
-pub async fn assemble(
-    conn: &mut PgConnection,
-    dataset: &Dataset,
-    watermark: i64,
-    recent_share: f64,
-) -> Result<TrainingSet, sqlx::Error> {
-    let rules = feedback::quarantine_rules(conn, dataset.model_id).await?;
-    let inputs = MergeInputs::read(conn, dataset, watermark, &rules).await?;
-    let left_out = LeftOut {
-        screened: &Exclusions::default(),
-        recent_share,
+    /// The recent set (validate).
+    pub const RECENT: Keep = Keep {
+        training: false,
+        recent: true,
     };
-    Ok(inputs.merge(dataset, watermark, rules, left_out))
+    /// Both.
+    pub const ALL: Keep = Keep {
+        training: true,
+        recent: true,
+    };
 }
 
 /// Feedback a training set leaves out by decision: the rows screening
@@ -248,55 +112,256 @@ pub struct LeftOut<'a> {
     pub recent_share: f64,
 }
 
-/// What a training set is merged from: the base split, the golden inputs
-/// and the feedback up to a watermark, flagged under a list of rules.
+/// What every set of a data set starts from: its base rows (with their
+/// input hashes) and the golden inputs, which never train. Small: they
+/// are the imported file.
 #[derive(Debug, Clone)]
-pub struct MergeInputs {
+pub struct BaseData {
     pub base: Vec<Example>,
+    pub base_hashes: Vec<InputHash>,
     pub golden: HashSet<InputHash>,
-    pub feedback: Vec<FeedbackExample>,
 }
 
-impl MergeInputs {
-    /// Reads them for `dataset`, its model's feedback up to `watermark`
-    /// flagged as quarantined under `rules`.
-    pub async fn read(
-        conn: &mut PgConnection,
-        dataset: &Dataset,
-        watermark: i64,
-        rules: &[i64],
-    ) -> Result<Self, sqlx::Error> {
+impl BaseData {
+    /// The base rows and golden inputs given.
+    pub fn new(base: Vec<Example>, golden: HashSet<InputHash>) -> Self {
+        let base_hashes = base.iter().map(|e| input_hash(&e.input)).collect();
+        Self {
+            base,
+            base_hashes,
+            golden,
+        }
+    }
+
+    /// Reads `dataset`'s base and golden splits.
+    pub async fn read(conn: &mut PgConnection, dataset: &Dataset) -> Result<Self, sqlx::Error> {
         let base = datasets::examples(conn, dataset.id, Split::Base).await?;
-        let golden: HashSet<InputHash> = datasets::examples(conn, dataset.id, Split::Golden)
+        let golden = datasets::examples(conn, dataset.id, Split::Golden)
             .await?
             .iter()
             .map(|e| input_hash(&e.input))
             .collect();
-        let feedback = feedback::up_to(conn, dataset.model_id, watermark, rules).await?;
-        Ok(Self { base, golden, feedback })
+        Ok(Self::new(base, golden))
+    }
+}
+
+/// The chosen rows being hashed and, if kept, gathered, in order.
+struct Assembly {
+    hash: ContentHash,
+    examples: Vec<Example>,
+    keep: bool,
+    rows: usize,
+}
+
+impl Assembly {
+    fn new(keep: bool, rows: usize) -> Self {
+        Self {
+            hash: ContentHash::default(),
+            examples: Vec::with_capacity(if keep { rows } else { 0 }),
+            keep,
+            rows: 0,
+        }
     }
 
-    /// [`merge`]s them.
-    pub fn merge(self, dataset: &Dataset, watermark: i64, rules: Vec<i64>, left_out: LeftOut<'_>) -> TrainingSet {
-        merge(
-            dataset,
-            self.base,
-            self.feedback,
-            watermark,
-            rules,
-            &self.golden,
-            left_out,
-        )
+    fn add(&mut self, example: Example) {
+        self.hash.add(&example);
+        self.rows += 1;
+        if self.keep {
+            self.examples.push(example);
+        }
     }
+}
+
+/// The lineage of the rows `chosen` from `scan`, hashed to `content_sha256`.
+fn lineage_of(
+    dataset: &Dataset,
+    scan: &Scan,
+    chosen: Chosen,
+    (watermark, quarantine_rules): (i64, Vec<i64>),
+    left_out: LeftOut<'_>,
+    content_sha256: String,
+) -> Lineage {
+    let base_rows = chosen.keep_base.iter().filter(|k| **k).count();
+    let feedback_rows = chosen.feedback.len();
+    Lineage {
+        dataset_id: dataset.id,
+        feedback_from: scan.first_id.unwrap_or(watermark + 1),
+        feedback_to: watermark,
+        base_rows,
+        feedback_rows,
+        total_rows: base_rows + feedback_rows,
+        dropped: chosen.dropped,
+        content_sha256,
+        quarantine_rules,
+        recent_share: left_out.recent_share,
+        screened_out: left_out.screened.by_reason(),
+        screening: None,
+    }
+}
+
+/// The examples of `ids` (ascending) among feedback held in memory (oldest
+/// first): how a set or screening made from such rows reads them back.
+pub fn held_examples(feedback: &[FeedbackExample], ids: &[i64]) -> Vec<Example> {
+    ids.iter()
+        .map(|id| {
+            let at = feedback
+                .binary_search_by_key(id, |f| f.id)
+                .expect("a chosen id is one of the rows");
+            feedback[at].example.clone()
+        })
+        .collect()
+}
+
+/// Merges base rows and feedback held in memory (oldest first) into a
+/// training set with every row kept: the form benches and tests use.
+///
+/// A row stays unless a later usable feedback row has the same input: then
+/// it is dropped as `base_overridden_by_feedback` (a base row) or
+/// `feedback_superseded` (an earlier feedback row). Feedback whose input
+/// is in `golden` (hashes of the golden rows' normalized inputs) is dropped
+/// as `golden_input`. Feedback screening left out (`left_out.screened`) is
+/// dropped for the reason it gives; feedback whose input [`recent::held_out`]
+/// chooses at `left_out.recent_share` is held out as `recent_holdout`.
+/// Inputs are the same when their normalized forms are ([`input_hash`]).
+/// Rows keep their order, base first.
+///
+/// [`recent::held_out`]: crate::recent::held_out
+pub fn merge(
+    dataset: &Dataset,
+    base: Vec<Example>,
+    feedback: Vec<FeedbackExample>,
+    watermark: i64,
+    quarantine_rules: Vec<i64>,
+    golden: &HashSet<InputHash>,
+    left_out: LeftOut<'_>,
+) -> TrainingSet {
+    let base = BaseData::new(base, golden.clone());
+    let scan = Scan::of(dataset, golden, &feedback);
+    let chosen = choose(&scan, &base.base_hashes, left_out);
+    let mut assembly = Assembly::new(true, 0);
+    for (example, keep) in base.base.into_iter().zip(&chosen.keep_base) {
+        if *keep {
+            assembly.add(example);
+        }
+    }
+    held_examples(&feedback, &chosen.feedback)
+        .into_iter()
+        .for_each(|e| assembly.add(e));
+    let recent = held_examples(&feedback, &chosen.recent);
+    let lineage = lineage_of(
+        dataset,
+        &scan,
+        chosen,
+        (watermark, quarantine_rules),
+        left_out,
+        assembly.hash.finish(),
+    );
+    TrainingSet {
+        examples: assembly.examples,
+        lineage,
+        recent,
+    }
+}
+
+/// Builds the set `scan` and `base` make under `left_out`: chooses its rows,
+/// reads the chosen feedback again by id, hashes every row in order and
+/// keeps what `keep` asks for.
+pub async fn build(
+    conn: &mut PgConnection,
+    dataset: &Dataset,
+    base: &BaseData,
+    scan: &Scan,
+    (watermark, quarantine_rules): (i64, Vec<i64>),
+    left_out: LeftOut<'_>,
+    keep: Keep,
+) -> Result<TrainingSet, StepsError> {
+    let chosen = choose(scan, &base.base_hashes, left_out);
+    let base_rows = chosen.keep_base.iter().filter(|k| **k).count();
+    let mut assembly = Assembly::new(keep.training, base_rows + chosen.feedback.len());
+    for (example, keep) in base.base.iter().zip(&chosen.keep_base) {
+        if *keep {
+            assembly.add(example.clone());
+        }
+    }
+    for ids in chosen.feedback.chunks(READ_CHUNK) {
+        for example in read_back(conn, dataset, ids).await? {
+            assembly.add(example);
+        }
+    }
+    let mut recent = Vec::new();
+    if keep.recent {
+        for ids in chosen.recent.chunks(READ_CHUNK) {
+            recent.extend(read_back(conn, dataset, ids).await?);
+        }
+    }
+    let lineage = lineage_of(
+        dataset,
+        scan,
+        chosen,
+        (watermark, quarantine_rules),
+        left_out,
+        assembly.hash.finish(),
+    );
+    Ok(TrainingSet {
+        examples: assembly.examples,
+        lineage,
+        recent,
+    })
+}
+
+/// The examples of feedback rows `ids` of the set's model, read again.
+///
+/// # Errors
+/// `Inconsistent` if one of them is no longer stored; `Database`.
+pub async fn read_back(conn: &mut PgConnection, dataset: &Dataset, ids: &[i64]) -> Result<Vec<Example>, StepsError> {
+    feedback::examples_of(conn, dataset.model_id, ids)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::RowNotFound => StepsError::Inconsistent(format!(
+                "feedback rows {}..={} of model {} changed while a training set was built from them",
+                ids[0],
+                ids[ids.len() - 1],
+                dataset.model_id
+            )),
+            e => StepsError::Database(e),
+        })
+}
+
+/// Reads the base split and the model's feedback up to `watermark` and
+/// merges them under the model's quarantine rules in force now, without
+/// screening, holding out `recent_share` of the feedback inputs; the
+/// training rows are kept.
+pub async fn assemble(
+    conn: &mut PgConnection,
+    dataset: &Dataset,
+    watermark: i64,
+    recent_share: f64,
+) -> Result<TrainingSet, StepsError> {
+    let rules = feedback::quarantine_rules(conn, dataset.model_id).await?;
+    let base = BaseData::read(conn, dataset).await?;
+    let scan = Scan::read(conn, dataset, watermark, &rules, &base.golden).await?;
+    let left_out = LeftOut {
+        screened: &Exclusions::default(),
+        recent_share,
+    };
+    build(
+        conn,
+        dataset,
+        &base,
+        &scan,
+        (watermark, rules),
+        left_out,
+        Keep::TRAINING,
+    )
+    .await
 }
 
 /// Stores a training set's lineage; for a run, once (a repeat returns the first).
 pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lineage) -> Result<i64, sqlx::Error> {
     let dropped = serde_json::to_value(&lineage.dropped).unwrap_or_default();
-    let screened_out = lineage
-        .screening
-        .is_some()
-        .then(|| serde_json::to_value(&lineage.screened_out).unwrap_or_default());
+    // Serialized straight into the statement: millions of ids at ten
+    // million rows, never a JSON tree in memory.
+    let screened_out = lineage.screening.is_some().then_some(Json(&lineage.screened_out));
     let screening = lineage
         .screening
         .as_ref()
@@ -359,18 +424,19 @@ pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_
 /// under (sets recorded before rules were listed use every rule stored
 /// now) and the feedback screening left out, without screening again,
 /// holding out the recorded recent share (none before it was recorded), and
-/// checks the result against the recorded hash.
+/// checks the result against the recorded hash. Holds the rows `keep` asks
+/// for.
 ///
 /// # Errors
 /// `Inconsistent` naming both hashes if the rows differ from the recorded
 /// set, or if its screened-out ids name an unknown reason; `Database`.
-pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<TrainingSet, StepsError> {
+pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64, keep: Keep) -> Result<TrainingSet, StepsError> {
     type Recorded = (
         i32,
         i64,
         Vec<i64>,
         String,
-        Option<sqlx::types::Json<BTreeMap<String, Vec<i64>>>>,
+        Option<Json<BTreeMap<String, Vec<i64>>>>,
         f64,
     );
     let (dataset_id, watermark, rules, recorded_sha256, screened_out, recent_share): Recorded = sqlx::query_as(
@@ -389,12 +455,13 @@ pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64) -> Result<Traini
         ))
     })?;
     let dataset = datasets::by_id(conn, dataset_id).await?;
-    let inputs = MergeInputs::read(conn, &dataset, watermark, &rules).await?;
+    let base = BaseData::read(conn, &dataset).await?;
+    let scan = Scan::read(conn, &dataset, watermark, &rules, &base.golden).await?;
     let left_out = LeftOut {
         screened: &screened,
         recent_share,
     };
-    let set = inputs.merge(&dataset, watermark, rules, left_out);
+    let set = build(conn, &dataset, &base, &scan, (watermark, rules), left_out, keep).await?;
     if set.lineage.content_sha256 != recorded_sha256 {
         return Err(StepsError::Inconsistent(format!(
             "training set {id} was recorded with content sha256 {recorded_sha256} but its rows now hash to {}",
@@ -561,17 +628,36 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_streamed_hash_is_the_hash_of_all_rows_at_once() {
-        // More rows than one chunk of the streamed hash.
-        let rows: Vec<Example> = (0..10_000).map(|i| ex(f64::from(i) / 7.0, i % 2)).collect();
-        let mut bytes = Vec::new();
-        for e in &rows {
-            for x in e.input.features().unwrap() {
-                bytes.extend_from_slice(&x.to_le_bytes());
-            }
-            bytes.extend_from_slice(&e.label.parse::<i64>().unwrap().to_le_bytes());
-        }
-        assert_eq!(content_hash(&rows), crate::ml::sha256_hex(&bytes));
+    fn the_recent_set_keeps_the_latest_row_per_input_and_trains_none_of_it() {
+        let feedback = vec![fb(1, ex(1.0, 0)), fb(2, ex(2.0, 1)), fb(3, ex(1.0, 1))];
+        let all_held = LeftOut {
+            recent_share: 1.0,
+            ..nothing_left_out()
+        };
+        let set = merge(&dataset(), vec![ex(1.0, 0)], feedback, 3, vec![], &none(), all_held);
+        // Input 1.0's latest row is id 3; the base row of 1.0 stays, as
+        // held-out feedback overrides nothing.
+        assert_eq!(set.recent, vec![ex(2.0, 1), ex(1.0, 1)]);
+        assert_eq!(set.examples, vec![ex(1.0, 0)]);
+        assert_eq!(set.lineage.dropped, [("recent_holdout", 3)].into_iter().collect());
+    }
+
+    #[test]
+    fn feedback_screening_left_out_is_dropped_and_overrides_nothing() {
+        let screened = Exclusions::from_recorded([("screened_disagreement".to_owned(), vec![3])].into_iter().collect())
+            .expect("a known reason");
+        let left_out = LeftOut {
+            screened: &screened,
+            recent_share: 0.0,
+        };
+        let feedback = vec![fb(1, ex(1.0, 0)), fb(2, ex(2.0, 1)), fb(3, ex(1.0, 1))];
+        let set = merge(&dataset(), vec![ex(1.0, 1)], feedback, 3, vec![], &none(), left_out);
+        assert_eq!(set.examples, vec![ex(1.0, 0), ex(2.0, 1)]);
+        let expected: BTreeMap<&str, usize> = [("base_overridden_by_feedback", 1), ("screened_disagreement", 1)]
+            .into_iter()
+            .collect();
+        assert_eq!(set.lineage.dropped, expected);
+        assert_eq!(set.lineage.screened_out["screened_disagreement"], vec![3]);
     }
 
     #[test]
