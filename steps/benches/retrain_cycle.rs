@@ -119,6 +119,8 @@ struct Cycle {
     status: String,
     reason: String,
     training_rows: Option<i64>,
+    /// The learner's part of train: choosing settings and the final fit.
+    training_ms: Option<i64>,
     /// Resident memory when the run was triggered, MiB.
     start_rss_mib: Option<u64>,
 }
@@ -283,6 +285,12 @@ async fn cycle_in(scratch: &ScratchDb, size: Size, learner: &Learner) -> Result<
         .find(|e| e.step.is_none())
         .and_then(|e| e.reason.clone())
         .unwrap_or_default();
+    let training_ms: Option<i64> =
+        sqlx::query_scalar("SELECT (output->>'training_ms')::bigint FROM steps WHERE run_id = $1 AND name = 'train'")
+            .bind(run.id)
+            .fetch_optional(&pool)
+            .await?
+            .flatten();
     let training_rows: Option<i64> =
         sqlx::query_scalar("SELECT total_rows::bigint FROM training_sets WHERE run_id = $1")
             .bind(run.id)
@@ -298,6 +306,7 @@ async fn cycle_in(scratch: &ScratchDb, size: Size, learner: &Learner) -> Result<
         status: detail.run.status.as_str().to_owned(),
         reason,
         training_rows,
+        training_ms,
         start_rss_mib,
     })
 }
@@ -332,11 +341,12 @@ fn print_cycle(c: &Cycle) {
         );
     }
     println!(
-        "   cycle wall time {:.3} s; outcome {} ({}); training rows {}; RSS at the trigger {} MiB, peak {} MiB",
+        "   cycle wall time {:.3} s; outcome {} ({}); training rows {}, fitted (selection and final fit) in {} ms; RSS at the trigger {} MiB, peak {} MiB",
         c.wall.as_secs_f64(),
         c.status,
         c.reason,
         or_dash(c.training_rows),
+        or_dash(c.training_ms),
         or_dash(c.start_rss_mib),
         or_dash(c.peak_mib())
     );

@@ -8,7 +8,6 @@
 //! relabelled input never trains one run and tests the next.
 
 use crate::data::InputHash;
-use crate::ml::Example;
 
 /// Whether feedback with this input hash is held out at `share` (0 to 1):
 /// the hash's first 8 bytes, read as a fraction of 2^64, fall below it.
@@ -19,8 +18,9 @@ pub fn held_out(hash: &InputHash, share: f64) -> bool {
     (u64::from_be_bytes(head) as f64 / 18_446_744_073_709_551_616.0) < share
 }
 
-/// The recent set the gate evaluates: the latest `max_rows` rows.
-pub fn capped(mut recent: Vec<Example>, max_rows: usize) -> Vec<Example> {
+/// The recent set the gate evaluates: the latest `max_rows` rows (of
+/// anything that stands for them, such as their ids).
+pub fn capped<T>(mut recent: Vec<T>, max_rows: usize) -> Vec<T> {
     recent.drain(..recent.len().saturating_sub(max_rows));
     recent
 }
@@ -29,6 +29,7 @@ pub fn capped(mut recent: Vec<Example>, max_rows: usize) -> Vec<Example> {
 mod tests {
     use super::*;
     use crate::data::input_hash;
+    use crate::ml::Example;
     use std::collections::HashSet;
 
     fn hash(i: u32) -> InputHash {

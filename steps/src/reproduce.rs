@@ -70,7 +70,7 @@ pub async fn reproduce(
     cancel: CancellationToken,
 ) -> Result<Reproduction, StepsError> {
     let learner = learner_of(record)?;
-    let set = trainset::rebuild_recorded(conn, record.training_set_id, Keep::TRAINING).await?;
+    let set = trainset::rebuild_recorded(conn, record.training_set_id, Keep::Training).await?;
     let stored = versions::artifact(conn, record.id).await?;
     let rows = set.examples.len();
     let refit = learner.clone();

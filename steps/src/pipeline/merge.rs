@@ -17,6 +17,7 @@ use crate::trainset::{self, BaseData, Keep, LeftOut, Scan};
 use async_trait::async_trait;
 use retrain_engine::{Step, StepContext, StepError, StepOutcome};
 use sqlx::PgConnection;
+use std::time::Instant;
 
 /// The actor of the quarantine rules screening adds.
 pub const SCREENING_ACTOR: &str = "screening";
@@ -75,15 +76,18 @@ async fn screen_and_record(
 ) -> Result<i64, StepsError> {
     let recent_share = model.gate_or(&env.config.gate)?.recent_share;
     let settings = &env.config.screening;
+    let started = Instant::now();
     let mut rules = feedback::quarantine_rules(conn, model.id).await?;
     let base = BaseData::read(conn, dataset).await?;
     let scan = Scan::read(conn, dataset, watermark, &rules, &base.golden).await?;
+    let scan_ms = started.elapsed().as_millis();
     if !settings.enabled {
         let left_out = LeftOut {
             screened: &Exclusions::default(),
             recent_share,
         };
-        let set = trainset::build(conn, dataset, &base, &scan, (watermark, rules), left_out, Keep::LINEAGE).await?;
+        let set = trainset::build(conn, dataset, &base, &scan, (watermark, rules), left_out, Keep::Lineage).await?;
+        tracing::info!(model = %model.name, rows = scan.rows.len(), scan_ms, build_ms = started.elapsed().as_millis() - scan_ms, "merge: the set is built, unscreened");
         return Ok(trainset::record(conn, Some(ctx.run_id), &set.lineage).await?);
     }
     // Screening fits k models: off the async threads, like train's fit,
@@ -102,6 +106,7 @@ async fn screen_and_record(
     .await
     .map_err(|e| StepsError::Inconsistent(format!("screening task failed: {e}")))?;
     let found = found?;
+    let screen_ms = started.elapsed().as_millis() - scan_ms;
     let mut tx = env.pool.begin().await?;
     let mut quarantined = false;
     for (source, report) in found.report.to_quarantine() {
@@ -146,11 +151,13 @@ async fn screen_and_record(
         &scan,
         (watermark, rules),
         left_out,
-        Keep::LINEAGE,
+        Keep::Lineage,
     )
     .await?;
     set.lineage.screening = Some(found.report);
     let id = trainset::record(&mut tx, Some(ctx.run_id), &set.lineage).await?;
     tx.commit().await?;
+    let build_ms = started.elapsed().as_millis() - scan_ms - screen_ms;
+    tracing::info!(model = %model.name, rows = scan.rows.len(), scan_ms, screen_ms, build_ms, "merge: the set is screened and built");
     Ok(id)
 }

@@ -24,7 +24,7 @@ impl Step for Train {
             Some(stored) => stored,
             None => {
                 let model = run_model(&mut conn, &ctx).await?;
-                let set = trainset::rebuild_recorded(&mut conn, merged.training_set_id, Keep::TRAINING).await?;
+                let set = trainset::rebuild_recorded(&mut conn, merged.training_set_id, Keep::Training).await?;
                 let request = FitRequest {
                     model_id: model.id,
                     learner: &model.learner,

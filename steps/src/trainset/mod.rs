@@ -66,42 +66,22 @@ pub struct Lineage {
 /// The merged rows and their lineage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingSet {
-    /// The rows, base first (empty unless [`Keep::training`]).
+    /// The rows, base first (empty if built for its lineage only).
     pub examples: Vec<Example>,
     pub lineage: Lineage,
-    /// Feedback held out as the recent set, latest label per input (empty
-    /// unless [`Keep::recent`]).
+    /// Feedback held out as the recent set, latest label per input: made
+    /// by [`merge`] in memory; a recorded set's is read by [`recorded_recent`].
     pub recent: Vec<Example>,
 }
 
-/// Which rows a built set holds; its lineage and hash are always complete.
+/// Whether a set built from the database holds its training rows; its
+/// lineage and hash are complete either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keep {
-    pub training: bool,
-    pub recent: bool,
-}
-
-impl Keep {
+pub enum Keep {
     /// The lineage alone (merge records it).
-    pub const LINEAGE: Keep = Keep {
-        training: false,
-        recent: false,
-    };
-    /// The rows that train (train, reproduce).
-    pub const TRAINING: Keep = Keep {
-        training: true,
-        recent: false,
-    };
-    /// The recent set (validate).
-    pub const RECENT: Keep = Keep {
-        training: false,
-        recent: true,
-    };
-    /// Both.
-    pub const ALL: Keep = Keep {
-        training: true,
-        recent: true,
-    };
+    Lineage,
+    /// The rows that train too (train, reproduce).
+    Training,
 }
 
 /// Feedback a training set leaves out by decision: the rows screening
@@ -265,7 +245,7 @@ pub fn merge(
 
 /// Builds the set `scan` and `base` make under `left_out`: chooses its rows,
 /// reads the chosen feedback again by id, hashes every row in order and
-/// keeps what `keep` asks for.
+/// holds them if `keep` asks for it.
 pub async fn build(
     conn: &mut PgConnection,
     dataset: &Dataset,
@@ -277,7 +257,7 @@ pub async fn build(
 ) -> Result<TrainingSet, StepsError> {
     let chosen = choose(scan, &base.base_hashes, left_out);
     let base_rows = chosen.keep_base.iter().filter(|k| **k).count();
-    let mut assembly = Assembly::new(keep.training, base_rows + chosen.feedback.len());
+    let mut assembly = Assembly::new(keep == Keep::Training, base_rows + chosen.feedback.len());
     for (example, keep) in base.base.iter().zip(&chosen.keep_base) {
         if *keep {
             assembly.add(example.clone());
@@ -286,12 +266,6 @@ pub async fn build(
     for ids in chosen.feedback.chunks(READ_CHUNK) {
         for example in read_back(conn, dataset, ids).await? {
             assembly.add(example);
-        }
-    }
-    let mut recent = Vec::new();
-    if keep.recent {
-        for ids in chosen.recent.chunks(READ_CHUNK) {
-            recent.extend(read_back(conn, dataset, ids).await?);
         }
     }
     let lineage = lineage_of(
@@ -305,7 +279,7 @@ pub async fn build(
     Ok(TrainingSet {
         examples: assembly.examples,
         lineage,
-        recent,
+        recent: Vec::new(),
     })
 }
 
@@ -351,7 +325,7 @@ pub async fn assemble(
         &scan,
         (watermark, rules),
         left_out,
-        Keep::TRAINING,
+        Keep::Training,
     )
     .await
 }
@@ -419,56 +393,110 @@ pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_
     .await
 }
 
+/// What a training set was recorded with: all a rebuild needs.
+struct Recorded {
+    dataset: Dataset,
+    watermark: i64,
+    rules: Vec<i64>,
+    content_sha256: String,
+    screened: Exclusions,
+    recent_share: f64,
+}
+
+impl Recorded {
+    /// Training set `id`'s record: its quarantine rules (sets recorded
+    /// before rules were listed use every rule stored now), the feedback
+    /// screening left out and its recent share (none before it was
+    /// recorded).
+    async fn read(conn: &mut PgConnection, id: i64) -> Result<Self, StepsError> {
+        type Row = (
+            i32,
+            i64,
+            Vec<i64>,
+            String,
+            Option<Json<BTreeMap<String, Vec<i64>>>>,
+            f64,
+        );
+        let (dataset_id, watermark, rules, content_sha256, screened_out, recent_share): Row = sqlx::query_as(
+            "SELECT dataset_id, feedback_to,
+                    coalesce(quarantine_rules,
+                             ARRAY(SELECT q.id FROM feedback_quarantines q WHERE q.model_id = ts.model_id ORDER BY q.id)),
+                    content_sha256, screened_out, coalesce(recent_share, 0)
+             FROM training_sets ts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        let screened = Exclusions::from_recorded(screened_out.map(|j| j.0).unwrap_or_default()).map_err(|reason| {
+            StepsError::Inconsistent(format!(
+                "training set {id} left out feedback for an unknown reason {reason:?}"
+            ))
+        })?;
+        Ok(Self {
+            dataset: datasets::by_id(conn, dataset_id).await?,
+            watermark,
+            rules,
+            content_sha256,
+            screened,
+            recent_share,
+        })
+    }
+
+    fn left_out(&self) -> LeftOut<'_> {
+        LeftOut {
+            screened: &self.screened,
+            recent_share: self.recent_share,
+        }
+    }
+}
+
 /// Rebuilds a recorded training set row for row: the same base data, the
-/// feedback up to its watermark and the quarantine rules it was merged
-/// under (sets recorded before rules were listed use every rule stored
-/// now) and the feedback screening left out, without screening again,
-/// holding out the recorded recent share (none before it was recorded), and
-/// checks the result against the recorded hash. Holds the rows `keep` asks
-/// for.
+/// feedback up to its watermark under the quarantine rules it was merged
+/// under, less the feedback screening left out (without screening again)
+/// and the recorded recent share, and checks the result against the
+/// recorded hash. Holds the rows if `keep` asks for them.
 ///
 /// # Errors
 /// `Inconsistent` naming both hashes if the rows differ from the recorded
 /// set, or if its screened-out ids name an unknown reason; `Database`.
 pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64, keep: Keep) -> Result<TrainingSet, StepsError> {
-    type Recorded = (
-        i32,
-        i64,
-        Vec<i64>,
-        String,
-        Option<Json<BTreeMap<String, Vec<i64>>>>,
-        f64,
-    );
-    let (dataset_id, watermark, rules, recorded_sha256, screened_out, recent_share): Recorded = sqlx::query_as(
-        "SELECT dataset_id, feedback_to,
-                coalesce(quarantine_rules,
-                         ARRAY(SELECT q.id FROM feedback_quarantines q WHERE q.model_id = ts.model_id ORDER BY q.id)),
-                content_sha256, screened_out, coalesce(recent_share, 0)
-         FROM training_sets ts WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let screened = Exclusions::from_recorded(screened_out.map(|j| j.0).unwrap_or_default()).map_err(|reason| {
-        StepsError::Inconsistent(format!(
-            "training set {id} left out feedback for an unknown reason {reason:?}"
-        ))
-    })?;
-    let dataset = datasets::by_id(conn, dataset_id).await?;
-    let base = BaseData::read(conn, &dataset).await?;
-    let scan = Scan::read(conn, &dataset, watermark, &rules, &base.golden).await?;
-    let left_out = LeftOut {
-        screened: &screened,
-        recent_share,
-    };
-    let set = build(conn, &dataset, &base, &scan, (watermark, rules), left_out, keep).await?;
-    if set.lineage.content_sha256 != recorded_sha256 {
+    let recorded = Recorded::read(conn, id).await?;
+    let dataset = &recorded.dataset;
+    let base = BaseData::read(conn, dataset).await?;
+    let scan = Scan::read(conn, dataset, recorded.watermark, &recorded.rules, &base.golden).await?;
+    let made_of = (recorded.watermark, recorded.rules.clone());
+    let set = build(conn, dataset, &base, &scan, made_of, recorded.left_out(), keep).await?;
+    if set.lineage.content_sha256 != recorded.content_sha256 {
         return Err(StepsError::Inconsistent(format!(
-            "training set {id} was recorded with content sha256 {recorded_sha256} but its rows now hash to {}",
-            set.lineage.content_sha256
+            "training set {id} was recorded with content sha256 {} but its rows now hash to {}",
+            recorded.content_sha256, set.lineage.content_sha256
         )));
     }
     Ok(set)
+}
+
+/// The feedback recorded training set `id` held out as its recent set,
+/// latest label per input, oldest first, its newest `max_rows` rows only
+/// ([`recent::capped`]): chosen as the rebuild chooses, reading back those
+/// rows alone (train checked the set's hash).
+///
+/// [`recent::capped`]: crate::recent::capped
+///
+/// # Errors
+/// `Inconsistent` if its screened-out ids name an unknown reason or its
+/// rows are gone; `Database`.
+pub async fn recorded_recent(conn: &mut PgConnection, id: i64, max_rows: usize) -> Result<Vec<Example>, StepsError> {
+    let recorded = Recorded::read(conn, id).await?;
+    let dataset = &recorded.dataset;
+    let base = BaseData::read(conn, dataset).await?;
+    let scan = Scan::read(conn, dataset, recorded.watermark, &recorded.rules, &base.golden).await?;
+    let chosen = choose(&scan, &base.base_hashes, recorded.left_out());
+    let newest = crate::recent::capped(chosen.recent, max_rows);
+    let mut recent = Vec::with_capacity(newest.len());
+    for ids in newest.chunks(READ_CHUNK) {
+        recent.extend(read_back(conn, dataset, ids).await?);
+    }
+    Ok(recent)
 }
 
 #[cfg(test)]
