@@ -51,6 +51,9 @@ struct Options {
     /// decision_tree, random_forest, logistic_regression).
     #[arg(long, default_value = "decision_tree", value_parser = parse_learner)]
     learner: Learner,
+    /// Give up on a run after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
 }
 
 fn parse_learner(name: &str) -> Result<Learner, String> {
@@ -203,14 +206,14 @@ async fn store_feedback(pool: &PgPool, size: Size) -> Result<i64, BoxError> {
 }
 
 /// One cycle in a scratch database of its own, dropped afterwards.
-async fn cycle(size: Size, learner: &Learner) -> Result<Cycle, BoxError> {
+async fn cycle(size: Size, learner: &Learner, timeout: Duration) -> Result<Cycle, BoxError> {
     let scratch = ScratchDb::migrated("retrain_bench_cycle").await?;
-    let result = cycle_in(&scratch, size, learner).await;
+    let result = cycle_in(&scratch, size, learner, timeout).await;
     scratch.drop_now().await?;
     result
 }
 
-async fn cycle_in(scratch: &ScratchDb, size: Size, learner: &Learner) -> Result<Cycle, BoxError> {
+async fn cycle_in(scratch: &ScratchDb, size: Size, learner: &Learner, timeout: Duration) -> Result<Cycle, BoxError> {
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(30))
@@ -246,10 +249,10 @@ async fn cycle_in(scratch: &ScratchDb, size: Size, learner: &Learner) -> Result<
         .run()
         .clone();
     let mut steps = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + timeout;
     let wall = loop {
         if Instant::now() > deadline {
-            return Err(format!("the run over {} rows did not finish in 10 minutes", size.label()).into());
+            return Err(format!("the run over {} rows did not finish in {timeout:?}", size.label()).into());
         }
         reset_peak_rss();
         let tick_started = Instant::now();
@@ -420,7 +423,11 @@ fn print_summary(cycles: &[Cycle]) {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let Options { mut sizes, learner } = Options::parse_from(retrain_testkit::bench::args());
+    let Options {
+        mut sizes,
+        learner,
+        timeout,
+    } = Options::parse_from(retrain_testkit::bench::args());
     retrain_testkit::telemetry::init();
     if sizes.is_empty() {
         sizes = vec![
@@ -439,7 +446,7 @@ async fn main() -> Result<(), BoxError> {
     );
     let mut cycles = Vec::new();
     for size in sizes {
-        let c = cycle(size, &learner).await?;
+        let c = cycle(size, &learner, Duration::from_secs(timeout)).await?;
         print_cycle(&c);
         cycles.push(c);
     }
