@@ -8,8 +8,6 @@
 //! relabelled input never trains one run and tests the next.
 
 use crate::data::InputHash;
-use crate::ml::Example;
-use std::collections::HashSet;
 
 /// Whether feedback with this input hash is held out at `share` (0 to 1):
 /// the hash's first 8 bytes, read as a fraction of 2^64, fall below it.
@@ -20,21 +18,9 @@ pub fn held_out(hash: &InputHash, share: f64) -> bool {
     (u64::from_be_bytes(head) as f64 / 18_446_744_073_709_551_616.0) < share
 }
 
-/// The held-out rows (oldest first) with one row per input, its latest
-/// label, still oldest first.
-pub fn latest_per_input(held_out: Vec<(Example, InputHash)>) -> Vec<Example> {
-    let mut seen: HashSet<InputHash> = HashSet::with_capacity(held_out.len());
-    let mut latest: Vec<Example> = held_out
-        .into_iter()
-        .rev()
-        .filter_map(|(example, hash)| seen.insert(hash).then_some(example))
-        .collect();
-    latest.reverse();
-    latest
-}
-
-/// The recent set the gate evaluates: the latest `max_rows` rows.
-pub fn capped(mut recent: Vec<Example>, max_rows: usize) -> Vec<Example> {
+/// The recent set the gate evaluates: the latest `max_rows` rows (of
+/// anything that stands for them, such as their ids).
+pub fn capped<T>(mut recent: Vec<T>, max_rows: usize) -> Vec<T> {
     recent.drain(..recent.len().saturating_sub(max_rows));
     recent
 }
@@ -43,6 +29,8 @@ pub fn capped(mut recent: Vec<Example>, max_rows: usize) -> Vec<Example> {
 mod tests {
     use super::*;
     use crate::data::input_hash;
+    use crate::ml::Example;
+    use std::collections::HashSet;
 
     fn hash(i: u32) -> InputHash {
         input_hash(&Example::tabular(vec![f64::from(i), 0.25], "5").input)
@@ -79,17 +67,12 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_label_per_input_is_kept_and_the_cap_keeps_the_newest() {
-        let row = |x: u32, label: &str| {
-            let example = Example::tabular(vec![f64::from(x), 0.25], label);
-            let hash = input_hash(&example.input);
-            (example, hash)
-        };
-        let rows = vec![row(1, "5"), row(2, "6"), row(1, "7"), row(3, "5")];
-        let latest = latest_per_input(rows);
-        let labels: Vec<&str> = latest.iter().map(|e| e.label.as_str()).collect();
-        assert_eq!(labels, ["6", "7", "5"]);
-        let newest = capped(latest, 2);
+    fn the_cap_keeps_the_newest_rows() {
+        let rows: Vec<Example> = ["6", "7", "5"]
+            .iter()
+            .map(|l| Example::tabular(vec![0.25], *l))
+            .collect();
+        let newest = capped(rows, 2);
         let labels: Vec<&str> = newest.iter().map(|e| e.label.as_str()).collect();
         assert_eq!(labels, ["7", "5"]);
     }

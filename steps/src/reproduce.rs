@@ -8,7 +8,7 @@
 use crate::error::StepsError;
 use crate::ml::{Learner, sha256_hex};
 use crate::store::versions::{self, VersionRecord};
-use crate::trainset;
+use crate::trainset::{self, Keep};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgConnection;
@@ -70,7 +70,7 @@ pub async fn reproduce(
     cancel: CancellationToken,
 ) -> Result<Reproduction, StepsError> {
     let learner = learner_of(record)?;
-    let set = trainset::rebuild_recorded(conn, record.training_set_id).await?;
+    let set = trainset::rebuild_recorded(conn, record.training_set_id, Keep::Training).await?;
     let stored = versions::artifact(conn, record.id).await?;
     let rows = set.examples.len();
     let refit = learner.clone();

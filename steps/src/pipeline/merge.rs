@@ -1,5 +1,6 @@
 //! merge: build the training set (base data + feedback up to the watermark,
-//! latest label wins, quarantined rows left out), screen its feedback
+//! latest label wins, quarantined rows left out; streamed, never held:
+//! [`crate::trainset`]), screen its feedback
 //! ([`crate::screening`]: conflicting labels, confident out-of-fold
 //! disagreement, sources quarantined by the pipeline itself) and record it:
 //! its lineage, the quarantine rules it was made under, what screening left
@@ -13,10 +14,11 @@ use crate::screening::{self, Exclusions};
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, NewQuarantine};
 use crate::store::models::ModelSpec;
-use crate::trainset::{self, LeftOut, MergeInputs};
+use crate::trainset::{self, BaseData, Keep, LeftOut, Scan};
 use async_trait::async_trait;
 use retrain_engine::{Step, StepContext, StepError, StepOutcome};
 use sqlx::PgConnection;
+use std::time::Instant;
 
 /// The actor of the quarantine rules screening adds.
 pub const SCREENING_ACTOR: &str = "screening";
@@ -60,9 +62,11 @@ impl Step for Merge {
 /// Builds the run's training set, screened, and records it; its id. The
 /// sources screening finds are quarantined (actor [`SCREENING_ACTOR`], with
 /// the evidence and the run) and left out with the rows screening drops.
-/// The inputs are read and screened outside any transaction (screening fits
-/// models for as long as the data needs, longer than a session may idle in
-/// one); the rules screening adds and the set they shaped commit together.
+/// The feedback is streamed into compact rows and screened outside any
+/// transaction (screening fits models for as long as the data needs,
+/// longer than a session may idle in one); the rules screening adds and
+/// the set they shaped commit together. Merge never holds the set's rows:
+/// they are read back by id to be judged and hashed, a chunk at a time.
 async fn screen_and_record(
     env: &PipelineEnv,
     conn: &mut PgConnection,
@@ -73,36 +77,40 @@ async fn screen_and_record(
 ) -> Result<i64, StepsError> {
     let recent_share = model.gate_or(&env.config.gate)?.recent_share;
     let settings = &env.config.screening;
+    let started = Instant::now();
     let mut rules = feedback::quarantine_rules(conn, model.id).await?;
-    let inputs = MergeInputs::read(conn, dataset, watermark, &rules).await?;
+    let base = BaseData::read(conn, dataset).await?;
+    let scan = Scan::read(conn, dataset, watermark, &rules, &base.golden).await?;
+    let scan_ms = started.elapsed().as_millis();
     if !settings.enabled {
         let left_out = LeftOut {
             screened: &Exclusions::default(),
             recent_share,
         };
-        let set = inputs.merge(dataset, watermark, rules, left_out);
+        let set = trainset::build(conn, dataset, &base, &scan, (watermark, rules), left_out, Keep::Lineage).await?;
+        tracing::info!(model = %model.name, rows = scan.rows.len(), scan_ms, build_ms = started.elapsed().as_millis() - scan_ms, "merge: the set is built, unscreened");
         return Ok(trainset::record(conn, Some(ctx.run_id), &set.lineage).await?);
     }
-    // Screening fits k models: off the async threads, like train's fit.
+    // Screening fits k models: off the async threads, like train's fit,
+    // reading the judged rows back through a connection of its own.
     let learner = incumbent::screening_learner(conn, model).await?;
     let (dataset_owned, settings_owned) = (dataset.clone(), settings.clone());
     let cancel = ctx.cancel.clone();
-    let (found, mut inputs) = tokio::task::spawn_blocking(move || {
-        let found = screening::screen(
-            &dataset_owned,
-            &inputs.base,
-            &inputs.feedback,
-            &inputs.golden,
-            &learner,
-            &settings_owned,
-            &|| cancel.is_cancelled(),
-        );
-        (found, inputs)
+    let mut reader = env.pool.acquire().await?;
+    let runtime = tokio::runtime::Handle::current();
+    let (found, base, mut scan) = tokio::task::spawn_blocking(move || {
+        let mut read = |ids: &[i64]| runtime.block_on(trainset::read_back(&mut reader, &dataset_owned, ids));
+        let found = screening::screen(&base, &scan, &mut read, &learner, &settings_owned, &|| {
+            cancel.is_cancelled()
+        });
+        (found, base, scan)
     })
     .await
     .map_err(|e| StepsError::Inconsistent(format!("screening task failed: {e}")))?;
     let found = found?;
+    let screen_ms = started.elapsed().as_millis() - scan_ms;
     let mut tx = env.pool.begin().await?;
+    let mut quarantined = false;
     for (source, report) in found.report.to_quarantine() {
         let (rule, matched) = feedback::quarantine(
             &mut tx,
@@ -129,23 +137,30 @@ async fn screen_and_record(
         .await?;
         tracing::info!(model = %model.name, source, rule, matched, run_id = %ctx.run_id, "screening quarantined a source");
         rules.push(rule);
-        // The new rule covers the source's rows (by source alone, as the
-        // stored predicate reads it when train rebuilds the set).
-        for row in inputs
-            .feedback
-            .iter_mut()
-            .filter(|f| f.source.as_deref() == Some(source))
-        {
-            row.quarantined = true;
-        }
+        quarantined = true;
+    }
+    if quarantined {
+        // Read again under the new rules, as train's rebuild will read it.
+        scan = Scan::read(&mut tx, dataset, watermark, &rules, &base.golden).await?;
     }
     let left_out = LeftOut {
         screened: &found.exclusions,
         recent_share,
     };
-    let mut set = inputs.merge(dataset, watermark, rules, left_out);
+    let mut set = trainset::build(
+        &mut tx,
+        dataset,
+        &base,
+        &scan,
+        (watermark, rules),
+        left_out,
+        Keep::Lineage,
+    )
+    .await?;
     set.lineage.screening = Some(found.report);
     let id = trainset::record(&mut tx, Some(ctx.run_id), &set.lineage).await?;
     tx.commit().await?;
+    let build_ms = started.elapsed().as_millis() - scan_ms - screen_ms;
+    tracing::info!(model = %model.name, rows = scan.rows.len(), scan_ms, screen_ms, build_ms, "merge: the set is screened and built");
     Ok(id)
 }

@@ -8,7 +8,7 @@ use super::{PipelineEnv, run_model};
 use crate::fit::{FitRequest, fit_and_store};
 use crate::incumbent;
 use crate::store::versions;
-use crate::trainset;
+use crate::trainset::{self, Keep};
 use async_trait::async_trait;
 use retrain_engine::{Step, StepContext, StepError, StepOutcome};
 
@@ -25,7 +25,7 @@ impl Step for Train {
             Some(stored) => stored,
             None => {
                 let model = run_model(&mut conn, &ctx).await?;
-                let set = trainset::rebuild_recorded(&mut conn, merged.training_set_id).await?;
+                let set = trainset::rebuild_recorded(&mut conn, merged.training_set_id, Keep::Training).await?;
                 let request = FitRequest {
                     model_id: model.id,
                     learner: &model.learner,

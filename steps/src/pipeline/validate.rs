@@ -11,7 +11,6 @@
 use super::outputs::{self, MergeOutput, RecentScores, Scored, TrainOutput, ValidateOutput};
 use super::{PipelineEnv, run_model};
 use crate::ml::{Answers, Check, Classifier, Example, Metrics, Split, Verdict, compare, evaluate, judge};
-use crate::recent;
 use crate::store::evaluations::{self, EvalSet, Role};
 use crate::store::validations::{self, NewValidation, Validation};
 use crate::store::{datasets, promotions, versions};
@@ -74,10 +73,10 @@ impl Validate {
         }
         let model = run_model(conn, ctx).await?;
         let gate = &model.gate_or(&self.0.config.gate)?;
-        // The feedback this run's training set held out, rebuilt from its
-        // lineage (and checked against its hash), the newest rows only.
-        let held_out = trainset::rebuild_recorded(conn, merged.training_set_id).await?.recent;
-        let recent = recent::capped(held_out, gate.recent_max_rows);
+        // The feedback this run's training set held out, chosen from its
+        // lineage as train's rebuild chose (and hash-checked) the set, the
+        // newest rows only.
+        let recent = trainset::recorded_recent(conn, merged.training_set_id, gate.recent_max_rows).await?;
 
         let candidate = versions::load(conn, candidate_id).await?;
         let champion = match promotions::champion(conn, model.id).await? {

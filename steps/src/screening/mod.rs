@@ -18,7 +18,9 @@
 //! The decision is recorded with the training set (the excluded feedback
 //! ids by reason, the quarantine rule ids and the per-source report), so
 //! train rebuilds the set without screening again. Cost: k fits of at most
-//! `max_fit_rows` rows each, then one prediction per candidate row.
+//! `max_fit_rows` rows each per chunk of judged rows, then one prediction
+//! per candidate row; memory: the scan's compact rows and one chunk of
+//! examples at a time.
 
 pub mod conflicts;
 pub mod disagreement;
@@ -29,11 +31,10 @@ pub mod welch;
 pub use settings::ScreeningSettings;
 pub use sources::{LabelProbability, SourceReport};
 
-use crate::data::{InputHash, input_hash};
-use crate::ml::{Example, Learner, ModelError};
-use crate::store::datasets::Dataset;
-use crate::store::feedback::FeedbackExample;
-use crate::trainset;
+use crate::data::InputHash;
+use crate::error::StepsError;
+use crate::ml::{Example, Learner};
+use crate::trainset::{self, BaseData, FeedbackRow, Scan};
 use conflicts::Labelled;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -83,6 +84,15 @@ impl Exclusions {
     }
 }
 
+/// One source's rows as screening counts them.
+#[derive(Debug, Default)]
+struct SourceTally {
+    sent: usize,
+    flagged: usize,
+    /// The out-of-fold probability of its labels, per class.
+    label_probability: BTreeMap<String, LabelProbability>,
+}
+
 /// What screening found, as recorded with the training set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -120,116 +130,132 @@ pub struct Screening {
     pub report: Report,
 }
 
-/// Screens `feedback` (oldest first) against `base` with the model's
-/// `learner`, asking `stop` between fits.
+/// Reads the examples of feedback rows given by id (ascending), in order.
+pub type ReadExamples<'a> = dyn FnMut(&[i64]) -> Result<Vec<Example>, StepsError> + 'a;
+
+/// Feedback rows judged at a time: read back by id, judged, dropped.
+const JUDGED_CHUNK: usize = trainset::READ_CHUNK;
+
+/// Screens the usable feedback of `scan` (oldest first) against `base`
+/// with the model's `learner`, asking `stop` between fits. The feedback
+/// rows the candidate set keeps are judged a chunk at a time, their
+/// examples asked of `read` (given ids, ascending); each chunk fits the
+/// fold models again (k fits of at most `max_fit_rows` base rows, the same
+/// models every time), the price of never holding every row at once.
 ///
 /// # Errors
-/// The learner's errors, and [`ModelError::Stopped`].
+/// The learner's errors, [`crate::ml::ModelError::Stopped`], and `read`'s.
 pub fn screen(
-    dataset: &Dataset,
-    base: &[Example],
-    feedback: &[FeedbackExample],
-    golden: &HashSet<InputHash>,
+    base: &BaseData,
+    scan: &Scan,
+    read: &mut ReadExamples<'_>,
     learner: &Learner,
     settings: &ScreeningSettings,
     stop: &dyn Fn() -> bool,
-) -> Result<Screening, ModelError> {
-    // The feedback merge would use, in order, with input hashes.
-    let usable: Vec<(&FeedbackExample, InputHash)> = feedback
-        .iter()
-        .filter(|f| !f.quarantined && trainset::screen(dataset, &f.example).is_none())
-        .map(|f| (f, input_hash(&f.example.input)))
-        .filter(|(_, hash)| !golden.contains(hash))
+) -> Result<Screening, StepsError> {
+    let rows = &scan.rows;
+    // Only an input sent at least twice can have conflicting labels: only
+    // those rows are labelled for the rule (in order).
+    let mut repeated: Vec<u32> = trainset::by_input(rows.len(), &|p| &rows[p].hash)
+        .chunk_by(|&a, &b| rows[a as usize].hash == rows[b as usize].hash)
+        .filter(|group| group.len() > 1)
+        .flatten()
+        .copied()
         .collect();
-    let labelled: Vec<Labelled<'_>> = usable
+    repeated.sort_unstable();
+    let labelled: Vec<Labelled<'_>> = repeated
         .iter()
-        .map(|(f, hash)| Labelled {
-            hash: *hash,
-            source: f.source.as_deref(),
-            label: &f.example.label,
+        .map(|&p| {
+            let row = &rows[p as usize];
+            Labelled {
+                hash: row.hash,
+                source: scan.source(row),
+                label: scan.label(row),
+            }
         })
         .collect();
     let conflicting = conflicts::conflicting(&labelled, &settings.trusted_sources);
     let mut exclusions = HashMap::new();
-    let mut remaining = Vec::with_capacity(usable.len());
-    for ((f, hash), conflict) in usable.into_iter().zip(conflicting) {
+    let mut in_conflict = vec![false; rows.len()];
+    for (&p, conflict) in repeated.iter().zip(conflicting) {
         if conflict {
-            exclusions.insert(f.id, CONFLICTING_LABELS);
-        } else {
-            remaining.push((f, hash));
+            exclusions.insert(rows[p as usize].id, CONFLICTING_LABELS);
+            in_conflict[p as usize] = true;
         }
     }
     let conflicting_rows = exclusions.len();
-    // The candidate training set, as merge would make it without screening.
-    let (keep_base, keep_feedback) = trainset::latest_rows(remaining.iter().map(|(_, h)| h), base);
-    let kept_base: Vec<&Example> = base
+    let remaining: Vec<&FeedbackRow> = rows
         .iter()
-        .zip(&keep_base)
-        .filter(|(_, k)| **k)
-        .map(|(e, _)| e)
+        .zip(&in_conflict)
+        .filter_map(|(row, conflict)| (!conflict).then_some(row))
         .collect();
-    let kept_feedback: Vec<&(&FeedbackExample, InputHash)> = remaining
+    drop(in_conflict);
+    // The candidate training set, as merge would make it without screening.
+    let (keep_base, keep_feedback) = trainset::latest_rows(|i| &remaining[i].hash, remaining.len(), &base.base_hashes);
+    let (kept_base, kept_base_hashes): (Vec<Example>, Vec<InputHash>) = base
+        .base
+        .iter()
+        .zip(&base.base_hashes)
+        .zip(&keep_base)
+        .filter(|(_, keep)| **keep)
+        .map(|((e, h), _)| (e.clone(), *h))
+        .unzip();
+    let kept_feedback: Vec<&FeedbackRow> = remaining
         .iter()
         .zip(&keep_feedback)
-        .filter(|(_, k)| **k)
-        .map(|(r, _)| r)
+        .filter_map(|(row, keep)| keep.then_some(*row))
         .collect();
-    let examples: Vec<Example> = kept_base
-        .iter()
-        .map(|e| (*e).clone())
-        .chain(kept_feedback.iter().map(|(f, _)| f.example.clone()))
-        .collect();
-    let base_hashes: Vec<InputHash> = base.iter().map(|e| input_hash(&e.input)).collect();
-    let hashes: Vec<InputHash> = base_hashes
-        .iter()
-        .zip(&keep_base)
-        .filter_map(|(h, k)| k.then_some(*h))
-        .chain(kept_feedback.iter().map(|(_, h)| *h))
-        .collect();
-    let judged = disagreement::judge_out_of_fold(learner, (base, &base_hashes), (&examples, &hashes), settings, stop)?;
-    let (base_judged, feedback_judged) = judged.split_at(kept_base.len());
+    let reference = (base.base.as_slice(), base.base_hashes.as_slice());
+    let base_judged =
+        disagreement::judge_out_of_fold(learner, reference, (&kept_base, &kept_base_hashes), settings, stop)?;
     let reference_flagged = base_judged.iter().filter(|j| j.flagged).count();
     let reference_share = reference_flagged as f64 / kept_base.len().max(1) as f64;
-    let mut by_class: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (example, judged) in kept_base.iter().zip(base_judged) {
-        by_class
+    let mut reference_by_class: BTreeMap<String, LabelProbability> = BTreeMap::new();
+    for (example, judged) in kept_base.iter().zip(&base_judged) {
+        reference_by_class
             .entry(example.label.clone())
             .or_default()
             .push(judged.label_probability);
     }
-    let reference_by_class: BTreeMap<String, LabelProbability> = by_class
-        .into_iter()
-        .map(|(label, values)| (label, LabelProbability::of(values)))
-        .collect();
-    // Per source: its rows' labels and judgements.
-    let mut by_source: BTreeMap<String, Vec<(&str, disagreement::Judged)>> = BTreeMap::new();
+    // Per source: rows sent, rows flagged, label probabilities per class.
+    let mut tallies: BTreeMap<String, SourceTally> = BTreeMap::new();
     let mut flagged_inputs: HashSet<InputHash> = HashSet::new();
-    for ((f, hash), judged) in kept_feedback.iter().zip(feedback_judged) {
-        by_source
-            .entry(f.source.clone().unwrap_or_else(|| NO_SOURCE.to_owned()))
-            .or_default()
-            .push((f.example.label.as_str(), *judged));
-        if judged.flagged {
-            flagged_inputs.insert(*hash);
+    for chunk in kept_feedback.chunks(JUDGED_CHUNK) {
+        let ids: Vec<i64> = chunk.iter().map(|row| row.id).collect();
+        let examples = read(&ids)?;
+        let hashes: Vec<InputHash> = chunk.iter().map(|row| row.hash).collect();
+        let judged = disagreement::judge_out_of_fold(learner, reference, (&examples, &hashes), settings, stop)?;
+        for (row, judged) in chunk.iter().zip(judged) {
+            let tally = tallies
+                .entry(scan.source(row).unwrap_or(NO_SOURCE).to_owned())
+                .or_default();
+            tally.sent += 1;
+            tally
+                .label_probability
+                .entry(scan.label(row).to_owned())
+                .or_default()
+                .push(judged.label_probability);
+            if judged.flagged {
+                tally.flagged += 1;
+                flagged_inputs.insert(row.hash);
+            }
         }
     }
-    for (f, hash) in &remaining {
-        if flagged_inputs.contains(hash) {
-            exclusions.insert(f.id, SCREENED_DISAGREEMENT);
+    for row in &remaining {
+        if flagged_inputs.contains(&row.hash) {
+            exclusions.insert(row.id, SCREENED_DISAGREEMENT);
         }
     }
-    let total = examples.len().max(1) as f64;
-    let sources = by_source
+    let total = (kept_base.len() + kept_feedback.len()).max(1) as f64;
+    let sources = tallies
         .into_iter()
-        .map(|(source, judged)| {
-            let (sent, flagged) = (judged.len(), judged.iter().filter(|(_, j)| j.flagged).count());
-            let labelled: Vec<(&str, f64)> = judged.iter().map(|(l, j)| (*l, j.label_probability)).collect();
-            let probability = welch::lower_than_reference(&labelled, &reference_by_class);
+        .map(|(source, tally)| {
+            let probability = welch::lower_than_reference(&tally.label_probability, &reference_by_class);
             let mut report = sources::judge(
-                (sent, flagged),
+                (tally.sent, tally.flagged),
                 reference_share,
                 &probability,
-                sent as f64 / total,
+                tally.sent as f64 / total,
                 settings,
             );
             if settings.trusted_sources.contains(&source) {
@@ -256,6 +282,8 @@ pub fn screen(
 mod tests {
     use super::*;
     use crate::ml::{Input, TreeParams};
+    use crate::store::datasets::Dataset;
+    use crate::store::feedback::FeedbackExample;
 
     fn dataset() -> Dataset {
         Dataset {
@@ -309,16 +337,10 @@ mod tests {
         );
         let learner = Learner::DecisionTree(TreeParams::default());
         let settings = ScreeningSettings::default();
-        let found = screen(
-            &dataset(),
-            &base,
-            &feedback,
-            &HashSet::new(),
-            &learner,
-            &settings,
-            &|| false,
-        )
-        .unwrap();
+        let scan = Scan::of(&dataset(), &HashSet::new(), &feedback);
+        let base = BaseData::new(base, HashSet::new());
+        let mut read = |ids: &[i64]| Ok(trainset::held_examples(&feedback, ids));
+        let found = screen(&base, &scan, &mut read, &learner, &settings, &|| false).unwrap();
         let quarantined: Vec<&str> = found.report.to_quarantine().map(|(s, _)| s).collect();
         assert_eq!(quarantined, vec!["liar"]);
         let liar = &found.report.sources["liar"];

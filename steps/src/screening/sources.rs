@@ -27,21 +27,19 @@ pub struct LabelProbability {
 impl LabelProbability {
     /// The summary of `values`, each in [0, 1].
     pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
-        let (mut rows, mut sum, mut squares) = (0usize, 0.0, 0.0);
-        for value in values {
-            rows += 1;
-            sum += value;
-            squares += value * value;
-        }
-        if rows == 0 {
-            return Self::default();
-        }
-        let mean = sum / rows as f64;
-        Self {
-            rows,
-            mean,
-            variance: (squares / rows as f64 - mean * mean).max(0.0),
-        }
+        let mut summary = Self::default();
+        values.into_iter().for_each(|value| summary.push(value));
+        summary
+    }
+
+    /// Adds one value (Welford's update: no sums of squares to lose
+    /// precision in, nothing kept per row).
+    pub fn push(&mut self, value: f64) {
+        let squares = self.variance * self.rows as f64;
+        self.rows += 1;
+        let delta = value - self.mean;
+        self.mean += delta / self.rows as f64;
+        self.variance = ((squares + delta * (value - self.mean)) / self.rows as f64).max(0.0);
     }
 }
 

@@ -27,21 +27,19 @@ pub struct Comparison {
     pub p_value: f64,
 }
 
-/// Compares `source` rows, each (label, probability of that label), with
-/// the base data's per-class summaries `reference`.
-pub fn lower_than_reference(source: &[(&str, f64)], reference: &BTreeMap<String, LabelProbability>) -> Comparison {
+/// Compares a source's label probabilities per class (`source`) with the
+/// base data's per-class summaries (`reference`); classes with fewer than
+/// two base rows are left out.
+pub fn lower_than_reference(
+    source: &BTreeMap<String, LabelProbability>,
+    reference: &BTreeMap<String, LabelProbability>,
+) -> Comparison {
     let sample_variance = |group: &LabelProbability| group.variance * group.rows as f64 / (group.rows - 1) as f64;
-    let (mut rows, mut sum, mut expected_sum) = (0usize, 0.0, 0.0);
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for (label, probability) in source {
-        let Some(class) = reference.get(*label).filter(|c| c.rows >= 2) else {
-            continue;
-        };
-        rows += 1;
-        sum += probability;
-        expected_sum += class.mean;
-        *counts.entry(label).or_default() += 1;
-    }
+    let compared: Vec<(&LabelProbability, &LabelProbability)> = source
+        .iter()
+        .filter_map(|(label, own)| Some((own, reference.get(label).filter(|c| c.rows >= 2)?)))
+        .collect();
+    let rows: usize = compared.iter().map(|(own, _)| own.rows).sum();
     if rows < 2 {
         return Comparison {
             rows,
@@ -50,13 +48,17 @@ pub fn lower_than_reference(source: &[(&str, f64)], reference: &BTreeMap<String,
         };
     }
     let n = rows as f64;
-    let (mean, expected) = (sum / n, expected_sum / n);
+    let mean = compared.iter().map(|(own, _)| own.rows as f64 * own.mean).sum::<f64>() / n;
+    let expected = compared
+        .iter()
+        .map(|(own, class)| own.rows as f64 * class.mean)
+        .sum::<f64>()
+        / n;
     // Var(source mean) = sum n_c v_c / n^2; Var(expected) = sum (n_c / n)^2 v_c / N_c.
-    let variance: f64 = counts
-        .into_iter()
-        .map(|(label, count)| {
-            let class = &reference[label];
-            let (nc, v) = (count as f64, sample_variance(class));
+    let variance: f64 = compared
+        .iter()
+        .map(|(own, class)| {
+            let (nc, v) = (own.rows as f64, sample_variance(class));
             nc * v / (n * n) + (nc / n).powi(2) * v / class.rows as f64
         })
         .sum();
@@ -172,6 +174,15 @@ mod tests {
         assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
     }
 
+    /// Per-class summaries of (label, probability) rows.
+    fn summarize<'a>(rows: impl IntoIterator<Item = (&'a str, f64)>) -> BTreeMap<String, LabelProbability> {
+        let mut out: BTreeMap<String, LabelProbability> = BTreeMap::new();
+        for (label, p) in rows {
+            out.entry(label.to_owned()).or_default().push(p);
+        }
+        out
+    }
+
     /// Base data where class "5" labels get 0.6 and class "3" labels 0.2.
     fn reference() -> BTreeMap<String, LabelProbability> {
         BTreeMap::from([
@@ -197,7 +208,7 @@ mod tests {
     #[test]
     fn each_row_is_compared_with_the_base_rows_of_its_class() {
         // An honest source of rare-class rows: low probabilities, as expected for class 3.
-        let rare: Vec<(&str, f64)> = (0..40).map(|i| ("3", 0.15 + 0.1 * f64::from(i % 2))).collect();
+        let rare = summarize((0..40).map(|i| ("3", 0.15 + 0.1 * f64::from(i % 2))));
         let honest = lower_than_reference(&rare, &reference());
         assert!(
             (honest.expected - 0.2).abs() < 1e-12 && (honest.mean - 0.2).abs() < 1e-12,
@@ -205,13 +216,13 @@ mod tests {
         );
         assert_eq!(honest.p_value, 1.0);
         // A source whose class-5 labels get 0.45 instead of 0.6.
-        let doubted: Vec<(&str, f64)> = (0..50).map(|_| ("5", 0.45)).collect();
+        let doubted = summarize((0..50).map(|_| ("5", 0.45)));
         let found = lower_than_reference(&doubted, &reference());
         let se = (0.04_f64 * 400.0 / 399.0 / 50.0 + 0.04 * 400.0 / 399.0 / 400.0).sqrt();
         assert!((found.t - 0.15 / se).abs() < 1e-9, "{found:?}");
         assert!(found.p_value < 1e-4 && found.p_value > 1e-12, "{found:?}");
         // A label the base data never had is not compared; one row is no evidence.
-        let unknown = lower_than_reference(&[("9", 0.0), ("9", 0.0), ("5", 0.1)], &reference());
+        let unknown = lower_than_reference(&summarize([("9", 0.0), ("9", 0.0), ("5", 0.1)]), &reference());
         assert_eq!((unknown.rows, unknown.p_value), (1, 1.0));
     }
 }

@@ -1,11 +1,12 @@
 //! Feedback rows of a model: the watermark, what waits for the next run,
-//! reading everything up to a watermark for a training set, and the
+//! streaming everything up to a watermark for a training set (and reading
+//! chosen rows again by id, so a set need not hold them all), and the
 //! quarantine rules that keep a source's rows out (added by an operator or
 //! by screening, ended only by an audited release).
 
 use super::datasets::stored_input;
 use crate::ml::{Example, Input};
-use futures_util::TryStreamExt;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use sqlx::PgConnection;
 
 /// The highest feedback id a run of the model that passed collect included
@@ -71,15 +72,16 @@ pub struct FeedbackExample {
 }
 
 /// All feedback of the model up to the watermark, oldest first, streamed
-/// from the server, flagged as quarantined under the given rules only.
-pub async fn up_to(
-    conn: &mut PgConnection,
+/// from the server row by row (nothing is held but the row being read),
+/// flagged as quarantined under the given rules only.
+pub fn up_to<'c>(
+    conn: &'c mut PgConnection,
     model_id: i32,
     watermark: i64,
-    rules: &[i64],
-) -> Result<Vec<FeedbackExample>, sqlx::Error> {
+    rules: &'c [i64],
+) -> impl Stream<Item = Result<FeedbackExample, sqlx::Error>> + Send + 'c {
     // The same predicate as the counts, restricted to the set's own rules.
-    let mut rows = sqlx::query_as::<_, (i64, Option<Vec<f64>>, Option<String>, String, Option<String>, bool)>(
+    sqlx::query_as::<_, (i64, Option<Vec<f64>>, Option<String>, String, Option<String>, bool)>(
         "SELECT f.id, f.features, f.text, f.correct_label, f.source,
                 cardinality($2::bigint[]) > 0 AND feedback_quarantined_under(f, $2)
          FROM feedback f WHERE f.model_id = $1 AND f.id <= $3 ORDER BY f.id",
@@ -87,10 +89,10 @@ pub async fn up_to(
     .bind(model_id)
     .bind(rules)
     .bind(watermark)
-    .fetch(conn);
-    let mut out = Vec::new();
-    while let Some((id, features, text, label, source, quarantined)) = rows.try_next().await? {
-        out.push(FeedbackExample {
+    .fetch(conn)
+    .map(|row| {
+        let (id, features, text, label, source, quarantined) = row?;
+        Ok(FeedbackExample {
             id,
             example: Example {
                 input: stored_input(features, text)?,
@@ -98,7 +100,39 @@ pub async fn up_to(
             },
             source,
             quarantined,
-        });
+        })
+    })
+}
+
+/// The examples of the model's feedback rows `ids` (ascending), in that
+/// order: one read of the id range they span, keeping only those rows.
+///
+/// # Errors
+/// `RowNotFound` if one of them is not stored; `Database`.
+pub async fn examples_of(conn: &mut PgConnection, model_id: i32, ids: &[i64]) -> Result<Vec<Example>, sqlx::Error> {
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut rows = sqlx::query_as::<_, (i64, Option<Vec<f64>>, Option<String>, String)>(
+        "SELECT id, features, text, correct_label FROM feedback
+         WHERE model_id = $1 AND id BETWEEN $2 AND $3 ORDER BY id",
+    )
+    .bind(model_id)
+    .bind(first)
+    .bind(last)
+    .fetch(conn);
+    let mut out = Vec::with_capacity(ids.len());
+    let mut wanted = ids.iter().peekable();
+    while let Some((id, features, text, label)) = rows.try_next().await? {
+        if wanted.next_if_eq(&&id).is_some() {
+            out.push(Example {
+                input: stored_input(features, text)?,
+                label,
+            });
+        }
+    }
+    if wanted.peek().is_some() {
+        return Err(sqlx::Error::RowNotFound);
     }
     Ok(out)
 }

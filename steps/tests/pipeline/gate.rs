@@ -139,10 +139,13 @@ async fn a_run_records_golden_and_recent_evaluations_and_the_decision_in_words(p
     )
     .await
     .unwrap();
-    let rebuilt = trainset::rebuild_recorded(&mut conn, training_set)
+    trainset::rebuild_recorded(&mut conn, training_set, trainset::Keep::Lineage)
         .await
         .expect("the same rows");
-    assert_eq!(rebuilt.recent.len() as i32, expected_recent);
+    let recent = trainset::recorded_recent(&mut conn, training_set, usize::MAX)
+        .await
+        .expect("the recorded share");
+    assert_eq!(recent.len() as i32, expected_recent);
 }
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]

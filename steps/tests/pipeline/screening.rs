@@ -56,7 +56,7 @@ async fn a_label_flipping_source_is_quarantined_by_screening_and_an_honest_one_t
 
     // The rows that trained: the rebuilt set (checked against its hash).
     let set_id: i64 = merge["training_set_id"].as_i64().unwrap();
-    let set = trainset::rebuild_recorded(&mut *pool.acquire().await.unwrap(), set_id)
+    let set = trainset::rebuild_recorded(&mut pool.acquire().await.unwrap(), set_id, trainset::Keep::Training)
         .await
         .unwrap();
     assert_eq!(poisoned.iter().filter(|e| set.examples.contains(e)).count(), 0);

@@ -103,7 +103,7 @@ async fn a_database_of_the_last_release_upgrades_in_place(pool: PgPool) {
         .unwrap();
     assert!(!sets.is_empty());
     for id in sets {
-        trainset::rebuild_recorded(&mut conn, id)
+        trainset::rebuild_recorded(&mut conn, id, trainset::Keep::Lineage)
             .await
             .unwrap_or_else(|e| panic!("training set {id}: {e}"));
     }

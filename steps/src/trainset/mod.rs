@@ -1,0 +1,705 @@
+//! The training set: a model's base examples plus all its feedback up to a
+//! watermark, where a later row for the same input overrides earlier ones
+//! (feedback beats the base data, the latest feedback beats older feedback).
+//! Unusable or quarantined feedback, feedback whose input is a golden
+//! row's (it would leak the golden set into training) and feedback that
+//! [`crate::screening`] left out, is dropped and counted by reason. The
+//! lineage says exactly what went in, and what screening decided.
+//!
+//! Built for ten million feedback rows: the feedback is streamed once into
+//! compact records ([`scan`]), the rows are chosen on those ([`choose`]),
+//! and only the chosen rows are read again, by id in chunks, to be hashed
+//! ([`content`]) and, if the caller trains on them, kept. Merge keeps none:
+//! it records the lineage; train keeps the training rows, validate the
+//! recent ones.
+
+mod choose;
+mod content;
+pub mod scan;
+
+pub(crate) use choose::{by_input, latest_rows};
+pub use scan::{FeedbackRow, Scan};
+
+use crate::data::{InputHash, input_hash};
+use crate::error::StepsError;
+use crate::ml::{Example, Split};
+use crate::screening::{self, Exclusions};
+use crate::store::datasets::{self, Dataset};
+use crate::store::feedback::{self, FeedbackExample};
+use choose::{Chosen, choose};
+use content::ContentHash;
+use serde::Serialize;
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use std::collections::{BTreeMap, HashSet};
+use uuid::Uuid;
+
+/// Feedback rows read back by id at a time: about 100 MB of wine rows.
+pub const READ_CHUNK: usize = 500_000;
+
+/// What a training set is made of.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lineage {
+    pub dataset_id: i32,
+    /// Feedback ids in `[feedback_from, feedback_to]` were considered.
+    pub feedback_from: i64,
+    pub feedback_to: i64,
+    pub base_rows: usize,
+    pub feedback_rows: usize,
+    pub total_rows: usize,
+    /// Rows left out, by reason.
+    pub dropped: BTreeMap<&'static str, usize>,
+    /// sha256 over the merged rows in order.
+    pub content_sha256: String,
+    /// The quarantine rules the feedback was screened by (rules are
+    /// append-only, so the same list always leaves out the same rows).
+    pub quarantine_rules: Vec<i64>,
+    /// Share of feedback inputs held out as the recent set ([`crate::recent`]).
+    pub recent_share: f64,
+    /// Feedback ids screening left out, by reason: with the rules, all a
+    /// rebuild needs to leave out the same rows without screening again.
+    pub screened_out: BTreeMap<&'static str, Vec<i64>>,
+    /// Screening's report (`None`: the set was not screened).
+    pub screening: Option<screening::Report>,
+}
+
+/// The merged rows and their lineage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingSet {
+    /// The rows, base first (empty if built for its lineage only).
+    pub examples: Vec<Example>,
+    pub lineage: Lineage,
+    /// Feedback held out as the recent set, latest label per input: made
+    /// by [`merge`] in memory; a recorded set's is read by [`recorded_recent`].
+    pub recent: Vec<Example>,
+}
+
+/// Whether a set built from the database holds its training rows; its
+/// lineage and hash are complete either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The lineage alone (merge records it).
+    Lineage,
+    /// The rows that train too (train, reproduce).
+    Training,
+}
+
+/// Feedback a training set leaves out by decision: the rows screening
+/// dropped, and the share of inputs held out as the recent set.
+#[derive(Debug, Clone, Copy)]
+pub struct LeftOut<'a> {
+    pub screened: &'a Exclusions,
+    pub recent_share: f64,
+}
+
+/// What every set of a data set starts from: its base rows (with their
+/// input hashes) and the golden inputs, which never train. Small: they
+/// are the imported file.
+#[derive(Debug, Clone)]
+pub struct BaseData {
+    pub base: Vec<Example>,
+    pub base_hashes: Vec<InputHash>,
+    pub golden: HashSet<InputHash>,
+}
+
+impl BaseData {
+    /// The base rows and golden inputs given.
+    pub fn new(base: Vec<Example>, golden: HashSet<InputHash>) -> Self {
+        let base_hashes = base.iter().map(|e| input_hash(&e.input)).collect();
+        Self {
+            base,
+            base_hashes,
+            golden,
+        }
+    }
+
+    /// Reads `dataset`'s base and golden splits.
+    pub async fn read(conn: &mut PgConnection, dataset: &Dataset) -> Result<Self, sqlx::Error> {
+        let base = datasets::examples(conn, dataset.id, Split::Base).await?;
+        let golden = datasets::examples(conn, dataset.id, Split::Golden)
+            .await?
+            .iter()
+            .map(|e| input_hash(&e.input))
+            .collect();
+        Ok(Self::new(base, golden))
+    }
+}
+
+/// The chosen rows being hashed and, if kept, gathered, in order.
+struct Assembly {
+    hash: ContentHash,
+    examples: Vec<Example>,
+    keep: bool,
+    rows: usize,
+}
+
+impl Assembly {
+    fn new(keep: bool, rows: usize) -> Self {
+        Self {
+            hash: ContentHash::default(),
+            examples: Vec::with_capacity(if keep { rows } else { 0 }),
+            keep,
+            rows: 0,
+        }
+    }
+
+    fn add(&mut self, example: Example) {
+        self.hash.add(&example);
+        self.rows += 1;
+        if self.keep {
+            self.examples.push(example);
+        }
+    }
+}
+
+/// The lineage of the rows `chosen` from `scan`, hashed to `content_sha256`.
+fn lineage_of(
+    dataset: &Dataset,
+    scan: &Scan,
+    chosen: Chosen,
+    (watermark, quarantine_rules): (i64, Vec<i64>),
+    left_out: LeftOut<'_>,
+    content_sha256: String,
+) -> Lineage {
+    let base_rows = chosen.keep_base.iter().filter(|k| **k).count();
+    let feedback_rows = chosen.feedback.len();
+    Lineage {
+        dataset_id: dataset.id,
+        feedback_from: scan.first_id.unwrap_or(watermark + 1),
+        feedback_to: watermark,
+        base_rows,
+        feedback_rows,
+        total_rows: base_rows + feedback_rows,
+        dropped: chosen.dropped,
+        content_sha256,
+        quarantine_rules,
+        recent_share: left_out.recent_share,
+        screened_out: left_out.screened.by_reason(),
+        screening: None,
+    }
+}
+
+/// The examples of `ids` (ascending) among feedback held in memory (oldest
+/// first): how a set or screening made from such rows reads them back.
+pub fn held_examples(feedback: &[FeedbackExample], ids: &[i64]) -> Vec<Example> {
+    ids.iter()
+        .map(|id| {
+            let at = feedback
+                .binary_search_by_key(id, |f| f.id)
+                .expect("a chosen id is one of the rows");
+            feedback[at].example.clone()
+        })
+        .collect()
+}
+
+/// Merges base rows and feedback held in memory (oldest first) into a
+/// training set with every row kept: the form benches and tests use.
+///
+/// A row stays unless a later usable feedback row has the same input: then
+/// it is dropped as `base_overridden_by_feedback` (a base row) or
+/// `feedback_superseded` (an earlier feedback row). Feedback whose input
+/// is in `golden` (hashes of the golden rows' normalized inputs) is dropped
+/// as `golden_input`. Feedback screening left out (`left_out.screened`) is
+/// dropped for the reason it gives; feedback whose input [`recent::held_out`]
+/// chooses at `left_out.recent_share` is held out as `recent_holdout`.
+/// Inputs are the same when their normalized forms are ([`input_hash`]).
+/// Rows keep their order, base first.
+///
+/// [`recent::held_out`]: crate::recent::held_out
+pub fn merge(
+    dataset: &Dataset,
+    base: Vec<Example>,
+    feedback: Vec<FeedbackExample>,
+    watermark: i64,
+    quarantine_rules: Vec<i64>,
+    golden: &HashSet<InputHash>,
+    left_out: LeftOut<'_>,
+) -> TrainingSet {
+    let base = BaseData::new(base, golden.clone());
+    let scan = Scan::of(dataset, golden, &feedback);
+    let chosen = choose(&scan, &base.base_hashes, left_out);
+    let mut assembly = Assembly::new(true, 0);
+    for (example, keep) in base.base.into_iter().zip(&chosen.keep_base) {
+        if *keep {
+            assembly.add(example);
+        }
+    }
+    held_examples(&feedback, &chosen.feedback)
+        .into_iter()
+        .for_each(|e| assembly.add(e));
+    let recent = held_examples(&feedback, &chosen.recent);
+    let lineage = lineage_of(
+        dataset,
+        &scan,
+        chosen,
+        (watermark, quarantine_rules),
+        left_out,
+        assembly.hash.finish(),
+    );
+    TrainingSet {
+        examples: assembly.examples,
+        lineage,
+        recent,
+    }
+}
+
+/// Builds the set `scan` and `base` make under `left_out`: chooses its rows,
+/// reads the chosen feedback again by id, hashes every row in order and
+/// holds them if `keep` asks for it.
+pub async fn build(
+    conn: &mut PgConnection,
+    dataset: &Dataset,
+    base: &BaseData,
+    scan: &Scan,
+    (watermark, quarantine_rules): (i64, Vec<i64>),
+    left_out: LeftOut<'_>,
+    keep: Keep,
+) -> Result<TrainingSet, StepsError> {
+    let chosen = choose(scan, &base.base_hashes, left_out);
+    let base_rows = chosen.keep_base.iter().filter(|k| **k).count();
+    let mut assembly = Assembly::new(keep == Keep::Training, base_rows + chosen.feedback.len());
+    for (example, keep) in base.base.iter().zip(&chosen.keep_base) {
+        if *keep {
+            assembly.add(example.clone());
+        }
+    }
+    for ids in chosen.feedback.chunks(READ_CHUNK) {
+        for example in read_back(conn, dataset, ids).await? {
+            assembly.add(example);
+        }
+    }
+    let lineage = lineage_of(
+        dataset,
+        scan,
+        chosen,
+        (watermark, quarantine_rules),
+        left_out,
+        assembly.hash.finish(),
+    );
+    Ok(TrainingSet {
+        examples: assembly.examples,
+        lineage,
+        recent: Vec::new(),
+    })
+}
+
+/// The examples of feedback rows `ids` of the set's model, read again.
+///
+/// # Errors
+/// `Inconsistent` if one of them is no longer stored; `Database`.
+pub async fn read_back(conn: &mut PgConnection, dataset: &Dataset, ids: &[i64]) -> Result<Vec<Example>, StepsError> {
+    feedback::examples_of(conn, dataset.model_id, ids)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::RowNotFound => StepsError::Inconsistent(format!(
+                "feedback rows {}..={} of model {} changed while a training set was built from them",
+                ids[0],
+                ids[ids.len() - 1],
+                dataset.model_id
+            )),
+            e => StepsError::Database(e),
+        })
+}
+
+/// Reads the base split and the model's feedback up to `watermark` and
+/// merges them under the model's quarantine rules in force now, without
+/// screening, holding out `recent_share` of the feedback inputs; the
+/// training rows are kept.
+pub async fn assemble(
+    conn: &mut PgConnection,
+    dataset: &Dataset,
+    watermark: i64,
+    recent_share: f64,
+) -> Result<TrainingSet, StepsError> {
+    let rules = feedback::quarantine_rules(conn, dataset.model_id).await?;
+    let base = BaseData::read(conn, dataset).await?;
+    let scan = Scan::read(conn, dataset, watermark, &rules, &base.golden).await?;
+    let left_out = LeftOut {
+        screened: &Exclusions::default(),
+        recent_share,
+    };
+    build(
+        conn,
+        dataset,
+        &base,
+        &scan,
+        (watermark, rules),
+        left_out,
+        Keep::Training,
+    )
+    .await
+}
+
+/// Stores a training set's lineage; for a run, once (a repeat returns the first).
+pub async fn record(conn: &mut PgConnection, run_id: Option<Uuid>, lineage: &Lineage) -> Result<i64, sqlx::Error> {
+    let dropped = serde_json::to_value(&lineage.dropped).unwrap_or_default();
+    // Serialized straight into the statement: millions of ids at ten
+    // million rows, never a JSON tree in memory.
+    let screened_out = lineage.screening.is_some().then_some(Json(&lineage.screened_out));
+    let screening = lineage
+        .screening
+        .as_ref()
+        .map(|r| serde_json::to_value(r).unwrap_or_default());
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO training_sets (run_id, dataset_id, feedback_from, feedback_to, base_rows, feedback_rows,
+                                    total_rows, dropped, content_sha256, quarantine_rules, recent_share, model_id,
+                                    screened_out, screening)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, model_id, $12, $13 FROM datasets WHERE id = $2
+         ON CONFLICT (run_id) DO NOTHING RETURNING id",
+    )
+    .bind(run_id)
+    .bind(lineage.dataset_id)
+    .bind(lineage.feedback_from)
+    .bind(lineage.feedback_to)
+    .bind(lineage.base_rows as i32)
+    .bind(lineage.feedback_rows as i32)
+    .bind(lineage.total_rows as i32)
+    .bind(dropped)
+    .bind(&lineage.content_sha256)
+    .bind(&lineage.quarantine_rules)
+    .bind(lineage.recent_share)
+    .bind(screened_out)
+    .bind(screening)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match inserted {
+        Some(id) => Ok(id),
+        None => {
+            sqlx::query_scalar("SELECT id FROM training_sets WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(conn)
+                .await
+        }
+    }
+}
+
+/// The training set a run recorded, if it recorded one.
+pub async fn of_run(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM training_sets WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A recorded training set's lineage as stored, as JSON (the field names of
+/// [`Lineage`] but the screened-out ids, which are counted in `dropped`):
+/// what merge reports, on its first attempt and on any retry.
+pub async fn recorded_lineage(conn: &mut PgConnection, id: i64) -> Result<serde_json::Value, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT to_jsonb(ts) - 'id' - 'run_id' - 'created_at' - 'screened_out' FROM training_sets ts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
+}
+
+/// What a training set was recorded with: all a rebuild needs.
+struct Recorded {
+    dataset: Dataset,
+    watermark: i64,
+    rules: Vec<i64>,
+    content_sha256: String,
+    screened: Exclusions,
+    recent_share: f64,
+}
+
+impl Recorded {
+    /// Training set `id`'s record: its quarantine rules (sets recorded
+    /// before rules were listed use every rule stored now), the feedback
+    /// screening left out and its recent share (none before it was
+    /// recorded).
+    async fn read(conn: &mut PgConnection, id: i64) -> Result<Self, StepsError> {
+        type Row = (
+            i32,
+            i64,
+            Vec<i64>,
+            String,
+            Option<Json<BTreeMap<String, Vec<i64>>>>,
+            f64,
+        );
+        let (dataset_id, watermark, rules, content_sha256, screened_out, recent_share): Row = sqlx::query_as(
+            "SELECT dataset_id, feedback_to,
+                    coalesce(quarantine_rules,
+                             ARRAY(SELECT q.id FROM feedback_quarantines q WHERE q.model_id = ts.model_id ORDER BY q.id)),
+                    content_sha256, screened_out, coalesce(recent_share, 0)
+             FROM training_sets ts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        let screened = Exclusions::from_recorded(screened_out.map(|j| j.0).unwrap_or_default()).map_err(|reason| {
+            StepsError::Inconsistent(format!(
+                "training set {id} left out feedback for an unknown reason {reason:?}"
+            ))
+        })?;
+        Ok(Self {
+            dataset: datasets::by_id(conn, dataset_id).await?,
+            watermark,
+            rules,
+            content_sha256,
+            screened,
+            recent_share,
+        })
+    }
+
+    fn left_out(&self) -> LeftOut<'_> {
+        LeftOut {
+            screened: &self.screened,
+            recent_share: self.recent_share,
+        }
+    }
+}
+
+/// Rebuilds a recorded training set row for row: the same base data, the
+/// feedback up to its watermark under the quarantine rules it was merged
+/// under, less the feedback screening left out (without screening again)
+/// and the recorded recent share, and checks the result against the
+/// recorded hash. Holds the rows if `keep` asks for them.
+///
+/// # Errors
+/// `Inconsistent` naming both hashes if the rows differ from the recorded
+/// set, or if its screened-out ids name an unknown reason; `Database`.
+pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64, keep: Keep) -> Result<TrainingSet, StepsError> {
+    let recorded = Recorded::read(conn, id).await?;
+    let dataset = &recorded.dataset;
+    let base = BaseData::read(conn, dataset).await?;
+    let scan = Scan::read(conn, dataset, recorded.watermark, &recorded.rules, &base.golden).await?;
+    let made_of = (recorded.watermark, recorded.rules.clone());
+    let set = build(conn, dataset, &base, &scan, made_of, recorded.left_out(), keep).await?;
+    if set.lineage.content_sha256 != recorded.content_sha256 {
+        return Err(StepsError::Inconsistent(format!(
+            "training set {id} was recorded with content sha256 {} but its rows now hash to {}",
+            recorded.content_sha256, set.lineage.content_sha256
+        )));
+    }
+    Ok(set)
+}
+
+/// The feedback recorded training set `id` held out as its recent set,
+/// latest label per input, oldest first, its newest `max_rows` rows only
+/// ([`recent::capped`]): chosen as the rebuild chooses, reading back those
+/// rows alone (train checked the set's hash).
+///
+/// [`recent::capped`]: crate::recent::capped
+///
+/// # Errors
+/// `Inconsistent` if its screened-out ids name an unknown reason or its
+/// rows are gone; `Database`.
+pub async fn recorded_recent(conn: &mut PgConnection, id: i64, max_rows: usize) -> Result<Vec<Example>, StepsError> {
+    let recorded = Recorded::read(conn, id).await?;
+    let dataset = &recorded.dataset;
+    let base = BaseData::read(conn, dataset).await?;
+    let scan = Scan::read(conn, dataset, recorded.watermark, &recorded.rules, &base.golden).await?;
+    let chosen = choose(&scan, &base.base_hashes, recorded.left_out());
+    let newest = crate::recent::capped(chosen.recent, max_rows);
+    let mut recent = Vec::with_capacity(newest.len());
+    for ids in newest.chunks(READ_CHUNK) {
+        recent.extend(read_back(conn, dataset, ids).await?);
+    }
+    Ok(recent)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A tabular data set of two features and the classes "0" and "1".
+    pub(crate) fn dataset() -> Dataset {
+        Dataset {
+            id: 1,
+            model_id: 1,
+            name: "d".into(),
+            version: 1,
+            n_features: 2,
+            feature_names: vec!["x".into(), "y".into()],
+            labels: vec!["0".into(), "1".into()],
+        }
+    }
+
+    fn ex(x: f64, label: i32) -> Example {
+        Example::tabular(vec![x, 0.5], label.to_string())
+    }
+
+    /// Nothing screened out, nothing held out.
+    fn nothing_left_out() -> LeftOut<'static> {
+        static NONE: std::sync::LazyLock<Exclusions> = std::sync::LazyLock::new(Exclusions::default);
+        LeftOut {
+            screened: &NONE,
+            recent_share: 0.0,
+        }
+    }
+
+    fn none() -> HashSet<InputHash> {
+        HashSet::new()
+    }
+
+    fn fb(id: i64, example: Example) -> FeedbackExample {
+        FeedbackExample {
+            id,
+            example,
+            source: None,
+            quarantined: false,
+        }
+    }
+
+    #[test]
+    fn the_latest_label_for_an_input_wins_and_drops_are_counted() {
+        let base = vec![ex(1.0, 0), ex(2.0, 0), ex(2.0, 0), ex(3.0, 1)];
+        let feedback = vec![
+            fb(10, ex(2.0, 1)),                       // overrides both base rows for 2.0
+            fb(11, ex(4.0, 0)),                       // new input
+            fb(12, ex(4.0, 1)),                       // supersedes feedback 11
+            fb(13, Example::tabular(vec![1.0], "0")), // wrong width
+            fb(14, ex(f64::NAN, 0)),                  // not finite
+            fb(15, ex(5.0, 7)),                       // unknown label
+            FeedbackExample {
+                quarantined: true,
+                ..fb(16, ex(1.0, 1))
+            }, // quarantined: no effect
+            fb(17, Example::text("a text", "0")),     // a text for a tabular model
+            fb(18, ex(9.0, 0)),                       // a golden row's input
+        ];
+        let golden: HashSet<InputHash> = [input_hash(&ex(9.0, 1).input)].into_iter().collect();
+        let set = merge(&dataset(), base, feedback, 18, vec![], &golden, nothing_left_out());
+        assert_eq!(set.examples, vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]);
+        let l = &set.lineage;
+        assert_eq!((l.base_rows, l.feedback_rows, l.total_rows), (2, 2, 4));
+        assert_eq!((l.feedback_from, l.feedback_to), (10, 18));
+        let expected: BTreeMap<&str, usize> = [
+            ("base_overridden_by_feedback", 2),
+            ("feedback_superseded", 1),
+            ("golden_input", 1),
+            ("non_finite_feature", 1),
+            ("quarantined", 1),
+            ("unknown_label", 1),
+            ("wrong_feature_count", 1),
+            ("wrong_input_kind", 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(l.dropped, expected);
+    }
+
+    #[test]
+    fn text_feedback_is_screened_on_its_normalized_input() {
+        let dataset = Dataset {
+            n_features: 0,
+            feature_names: vec![],
+            labels: vec!["neg".into(), "pos".into()],
+            ..dataset()
+        };
+        let base = vec![Example::text("a dull plot", "neg"), Example::text("fine acting", "pos")];
+        let golden: HashSet<InputHash> = [input_hash(&Example::text("Great movie", "pos").input)]
+            .into_iter()
+            .collect();
+        let feedback = vec![
+            fb(1, Example::text("  GREAT\tmovie ", "neg")), // a golden row's input, written differently
+            fb(2, Example::text("A  Dull Plot", "pos")),    // overrides the base row
+            fb(3, Example::text("   ", "pos")),             // empty
+            fb(4, Example::tabular(vec![1.0], "pos")),      // a tabular input for a text model
+            fb(5, Example::text("loved it", "meh")),        // unknown class
+            fb(6, Example::text("loved it", "pos")),
+        ];
+        let set = merge(&dataset, base, feedback, 6, vec![], &golden, nothing_left_out());
+        assert_eq!(
+            set.examples,
+            vec![
+                Example::text("fine acting", "pos"),
+                Example::text("A  Dull Plot", "pos"),
+                Example::text("loved it", "pos"),
+            ]
+        );
+        let expected: BTreeMap<&str, usize> = [
+            ("base_overridden_by_feedback", 1),
+            ("empty_text", 1),
+            ("golden_input", 1),
+            ("unknown_label", 1),
+            ("wrong_input_kind", 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(set.lineage.dropped, expected);
+        assert_eq!((set.lineage.base_rows, set.lineage.feedback_rows), (1, 2));
+    }
+
+    #[test]
+    fn the_same_rows_give_the_same_hash_and_different_rows_another() {
+        let a = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![fb(1, ex(2.0, 1))],
+            1,
+            vec![],
+            &none(),
+            nothing_left_out(),
+        );
+        let b = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![fb(1, ex(2.0, 1))],
+            1,
+            vec![],
+            &none(),
+            nothing_left_out(),
+        );
+        let c = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![fb(1, ex(2.0, 0))],
+            1,
+            vec![],
+            &none(),
+            nothing_left_out(),
+        );
+        assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
+        assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
+    }
+
+    #[test]
+    fn the_recent_set_keeps_the_latest_row_per_input_and_trains_none_of_it() {
+        let feedback = vec![fb(1, ex(1.0, 0)), fb(2, ex(2.0, 1)), fb(3, ex(1.0, 1))];
+        let all_held = LeftOut {
+            recent_share: 1.0,
+            ..nothing_left_out()
+        };
+        let set = merge(&dataset(), vec![ex(1.0, 0)], feedback, 3, vec![], &none(), all_held);
+        // Input 1.0's latest row is id 3; the base row of 1.0 stays, as
+        // held-out feedback overrides nothing.
+        assert_eq!(set.recent, vec![ex(2.0, 1), ex(1.0, 1)]);
+        assert_eq!(set.examples, vec![ex(1.0, 0)]);
+        assert_eq!(set.lineage.dropped, [("recent_holdout", 3)].into_iter().collect());
+    }
+
+    #[test]
+    fn feedback_screening_left_out_is_dropped_and_overrides_nothing() {
+        let screened = Exclusions::from_recorded([("screened_disagreement".to_owned(), vec![3])].into_iter().collect())
+            .expect("a known reason");
+        let left_out = LeftOut {
+            screened: &screened,
+            recent_share: 0.0,
+        };
+        let feedback = vec![fb(1, ex(1.0, 0)), fb(2, ex(2.0, 1)), fb(3, ex(1.0, 1))];
+        let set = merge(&dataset(), vec![ex(1.0, 1)], feedback, 3, vec![], &none(), left_out);
+        assert_eq!(set.examples, vec![ex(1.0, 0), ex(2.0, 1)]);
+        let expected: BTreeMap<&str, usize> = [("base_overridden_by_feedback", 1), ("screened_disagreement", 1)]
+            .into_iter()
+            .collect();
+        assert_eq!(set.lineage.dropped, expected);
+        assert_eq!(set.lineage.screened_out["screened_disagreement"], vec![3]);
+    }
+
+    #[test]
+    fn without_feedback_the_range_is_empty() {
+        let set = merge(
+            &dataset(),
+            vec![ex(1.0, 0)],
+            vec![],
+            0,
+            vec![],
+            &none(),
+            nothing_left_out(),
+        );
+        assert_eq!((set.lineage.feedback_from, set.lineage.feedback_to), (1, 0));
+        assert_eq!(set.lineage.total_rows, 1);
+    }
+}
