@@ -174,7 +174,10 @@ impl Browser {
         (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap())
     }
 
-    /// Saves the whole page as `docs/screenshots/<name>.png`.
+    /// Saves the whole page as `<name>.png` in `RETRAIN_SCREENSHOTS_DIR`,
+    /// else in the target directory's `screenshots/` (a test run leaves
+    /// the committed ones alone; `RETRAIN_SCREENSHOTS_DIR=docs/screenshots`
+    /// refreshes the README's).
     pub async fn screenshot(&self, name: &str) {
         let height = self
             .client
@@ -188,7 +191,10 @@ impl Browser {
             .await
             .unwrap();
         let png = self.client.screenshot().await.unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        let dir = std::env::var_os("RETRAIN_SCREENSHOTS_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots"),
+            |dir| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir),
+        );
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
         self.client.set_window_size(1280, 900).await.unwrap();

@@ -1,7 +1,7 @@
 //! The console's pages against real runs: one succeeded, one rejected by
 //! the gate, one failed at train and retried from the console, and one
 //! cancelled. Each page shows what a person opens it for, and is saved as
-//! a screenshot under `docs/screenshots/`.
+//! a screenshot (see `Browser::screenshot` for where).
 
 use super::browser::Browser;
 use crate::support::*;
