@@ -76,14 +76,14 @@ def wine(url, token, database_url):
         check=True, capture_output=True, text=True).stdout.splitlines()
     pool = [{"features": [float(x) for x in f.split(",")], "correct_label": label}
             for f, label in (r.split(";") for r in rows)]
-    call(f"{url}/models/wine-quality", token, "PATCH", {"threshold": 1})
-    accuracy = call(f"{url}/models/wine-quality", token).get("champion_golden_accuracy")
-    return "wine-quality", pool, accuracy
+    model = call(f"{url}/models/wine-quality", token, "PATCH", {"threshold": 1})
+    champion = call(f"{url}/models/wine-quality/versions/{model['champion_version']}", token)
+    return "wine-quality", pool, champion["golden_accuracy"]
 
 
 def main(binary, url, token, which, where, rounds=5):
     name, pool, served = reviews(binary, url, token, where) if which == "reviews" else wine(url, token, where)
-    print(f"round 0: base only, golden accuracy {served}")
+    print(f"round 0: base only, golden accuracy {served:.4f}")
     size = -(-len(pool) // rounds)
     sent = 0
     with ThreadPoolExecutor(16) as workers:
