@@ -28,8 +28,16 @@ async fn the_demo_plays_all_five_exercises(_: PgPoolOptions, connect: PgConnectO
     }
     assert!(out.contains("collect   pending -> running"), "{out}");
     assert!(out.contains(", 0 failed"), "no request failed during the swaps:\n{out}");
+    // The attack never reaches a champion: screening quarantines its source
+    // before training, or the gate rejects what it trained; the honest
+    // retrain after it is promoted.
     let poisoning = out.lines().find(|l| l.starts_with("4. poisoning")).unwrap();
-    assert!(poisoning.contains("rejected"), "{poisoning}");
+    let (attack, honest) = poisoning.split_once("honest retrain:").expect(poisoning);
+    assert!(
+        attack.contains("screening quarantined the source") || attack.contains("rejected"),
+        "{poisoning}"
+    );
+    assert!(honest.contains("promoted"), "{poisoning}");
     // The text model says its data is generated, and it learns its users' words.
     assert!(out.contains("the demo generates (not real data)"), "{out}");
     let text = out.lines().find(|l| l.starts_with("6. text model")).unwrap();
