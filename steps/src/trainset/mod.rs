@@ -455,33 +455,18 @@ pub(crate) mod tests {
 
     #[test]
     fn the_same_rows_give_the_same_hash_and_different_rows_another() {
-        let a = merge(
-            &dataset(),
-            vec![ex(1.0, 0)],
-            vec![fb(1, ex(2.0, 1))],
-            1,
-            vec![],
-            &none(),
-            nothing_left_out(),
-        );
-        let b = merge(
-            &dataset(),
-            vec![ex(1.0, 0)],
-            vec![fb(1, ex(2.0, 1))],
-            1,
-            vec![],
-            &none(),
-            nothing_left_out(),
-        );
-        let c = merge(
-            &dataset(),
-            vec![ex(1.0, 0)],
-            vec![fb(1, ex(2.0, 0))],
-            1,
-            vec![],
-            &none(),
-            nothing_left_out(),
-        );
+        let with_feedback_label = |label| {
+            merge(
+                &dataset(),
+                vec![ex(1.0, 0)],
+                vec![fb(1, ex(2.0, label))],
+                1,
+                vec![],
+                &none(),
+                nothing_left_out(),
+            )
+        };
+        let (a, b, c) = (with_feedback_label(1), with_feedback_label(1), with_feedback_label(0));
         assert_eq!(a.lineage.content_sha256, b.lineage.content_sha256);
         assert_ne!(a.lineage.content_sha256, c.lineage.content_sha256);
     }
