@@ -5,8 +5,8 @@
 //! prediction contradicts is flagged, and the probability that model gives
 //! the row's label, relative to its top class's, is kept for the
 //! per-source test ([`super::welch`]). Generic
-//! over learners: it asks only `Learner::fit_until`,
-//! `Classifier::predict` and `Classifier::probabilities`.
+//! over learners: it asks only `Learner::fit_until` and
+//! `Classifier::probabilities`; the fold models are fitted once per run.
 //!
 //! The reference is the model's base data, not the whole candidate set:
 //! fitted on a set where one source sent 30% of the rows, the fold models
@@ -16,7 +16,7 @@
 
 use super::ScreeningSettings;
 use crate::data::InputHash;
-use crate::ml::{Example, Learner, ModelError};
+use crate::ml::{Classifier, Example, Learner, ModelError};
 
 /// The fold of a row: its input hash's first 8 bytes modulo `folds`.
 fn fold_of(hash: &InputHash, folds: usize) -> usize {
@@ -38,61 +38,88 @@ pub struct Judged {
     pub label_probability: f64,
 }
 
-/// For every row of `judged` (with `judged_hashes`, one each), what a model
-/// fitted on the `reference` rows of the other folds says of its label.
-/// Each fold's model fits at most `max_fit_rows` rows (every n-th row of
-/// the others). A row of a fold with too few rows to fit is neither
-/// flagged nor doubted (probability 1).
-///
-/// # Errors
-/// The learner's errors, and [`ModelError::Stopped`] when `stop` fires.
-pub fn judge_out_of_fold(
-    learner: &Learner,
-    (reference, reference_hashes): (&[Example], &[InputHash]),
-    (judged, judged_hashes): (&[Example], &[InputHash]),
-    settings: &ScreeningSettings,
-    stop: &dyn Fn() -> bool,
-) -> Result<Vec<Judged>, ModelError> {
-    let folds = settings.folds.max(2);
-    let reference_fold: Vec<usize> = reference_hashes.iter().map(|h| fold_of(h, folds)).collect();
-    let fold: Vec<usize> = judged_hashes.iter().map(|h| fold_of(h, folds)).collect();
-    let mut out = vec![
-        Judged {
-            flagged: false,
-            label_probability: 1.0,
-        };
-        judged.len()
-    ];
-    for k in 0..folds {
-        let others: Vec<&Example> = reference
-            .iter()
-            .zip(&reference_fold)
-            .filter(|(_, f)| **f != k)
-            .map(|(e, _)| e)
-            .collect();
-        let stride = others.len().div_ceil(settings.max_fit_rows.max(1)).max(1);
-        let fit_rows: Vec<Example> = others.into_iter().step_by(stride).cloned().collect();
-        if fit_rows.len() < 2 {
-            continue;
-        }
-        let model = learner.fit_until(&fit_rows, stop)?;
-        for (i, example) in judged.iter().enumerate().filter(|(i, _)| fold[*i] == k) {
-            let prediction = model.predict(&example.input)?;
-            let label_probability = match model.classes().iter().position(|c| *c == example.label) {
-                Some(class) => {
-                    let probabilities = model.probabilities(&example.input)?;
-                    let top = probabilities.iter().copied().fold(0.0, f64::max);
-                    if top > 0.0 { probabilities[class] / top } else { 1.0 }
-                }
-                None => 0.0,
-            };
-            out[i] = Judged {
-                flagged: prediction.label != example.label && prediction.confidence >= settings.confidence,
-                label_probability,
-            };
-        }
+/// One model of the run's learner per fold, each fitted on the reference
+/// rows of the other folds: fitted once, then asked about any number of
+/// judged rows (merge judges the base rows, then the feedback in chunks).
+#[derive(Debug)]
+pub struct FoldModels {
+    /// `None` for a fold whose other folds had too few rows to fit.
+    models: Vec<Option<Classifier>>,
+    confidence: f64,
+}
+
+impl FoldModels {
+    /// Fits each fold's model on at most `max_fit_rows` of the `reference`
+    /// rows of the other folds (every n-th row).
+    ///
+    /// # Errors
+    /// The learner's errors, and [`ModelError::Stopped`] when `stop` fires.
+    pub fn fit(
+        learner: &Learner,
+        (reference, reference_hashes): (&[Example], &[InputHash]),
+        settings: &ScreeningSettings,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Self, ModelError> {
+        let folds = settings.folds.max(2);
+        let reference_fold: Vec<usize> = reference_hashes.iter().map(|h| fold_of(h, folds)).collect();
+        let models = (0..folds)
+            .map(|k| {
+                let others: Vec<&Example> = reference
+                    .iter()
+                    .zip(&reference_fold)
+                    .filter(|(_, f)| **f != k)
+                    .map(|(e, _)| e)
+                    .collect();
+                let stride = others.len().div_ceil(settings.max_fit_rows.max(1)).max(1);
+                let fit_rows: Vec<Example> = others.into_iter().step_by(stride).cloned().collect();
+                (fit_rows.len() >= 2)
+                    .then(|| learner.fit_until(&fit_rows, stop))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            models,
+            confidence: settings.confidence,
+        })
     }
-    Ok(out)
+
+    /// For every row of `judged` (with `hashes`, one each), what the model
+    /// of its fold says of its label. A row of a fold without a model is
+    /// neither flagged nor doubted (probability 1).
+    ///
+    /// # Errors
+    /// The model's errors for an input it cannot read.
+    pub fn judge(&self, judged: &[Example], hashes: &[InputHash]) -> Result<Vec<Judged>, ModelError> {
+        judged
+            .iter()
+            .zip(hashes)
+            .map(|(example, hash)| match &self.models[fold_of(hash, self.models.len())] {
+                Some(model) => self.judge_one(model, example),
+                None => Ok(Judged {
+                    flagged: false,
+                    label_probability: 1.0,
+                }),
+            })
+            .collect()
+    }
+
+    /// One row: the model's distribution gives both its answer (the top
+    /// class, ties to the lowest index, as `predict` answers) and the
+    /// label's share of the top class's probability.
+    fn judge_one(&self, model: &Classifier, example: &Example) -> Result<Judged, ModelError> {
+        let probabilities = model.probabilities(&example.input)?;
+        let top = (0..probabilities.len()).fold(0, |b, c| if probabilities[c] > probabilities[b] { c } else { b });
+        let top_probability = probabilities.get(top).copied().unwrap_or(0.0);
+        let label = model.classes().iter().position(|c| *c == example.label);
+        Ok(Judged {
+            flagged: label != Some(top) && top_probability >= self.confidence,
+            label_probability: match label {
+                Some(class) if top_probability > 0.0 => probabilities[class] / top_probability,
+                Some(_) => 1.0,
+                None => 0.0,
+            },
+        })
+    }
 }
 
 #[cfg(test)]
@@ -117,7 +144,9 @@ mod tests {
         let hashes: Vec<InputHash> = examples.iter().map(|e| input_hash(&e.input)).collect();
         let learner = Learner::DecisionTree(TreeParams::default());
         let rows = (examples.as_slice(), hashes.as_slice());
-        let judged = judge_out_of_fold(&learner, rows, rows, &ScreeningSettings::default(), &|| false).unwrap();
+        let judged = FoldModels::fit(&learner, rows, &ScreeningSettings::default(), &|| false)
+            .and_then(|models| models.judge(&examples, &hashes))
+            .unwrap();
         let flagged_rows: Vec<usize> = (0..400).filter(|i| judged[*i].flagged).collect();
         assert_eq!(flagged_rows, vec![10]);
         // The liar's label gets little probability, the rest most of it.
@@ -147,13 +176,10 @@ mod tests {
         ];
         let judged_hashes: Vec<InputHash> = judged.iter().map(|e| input_hash(&e.input)).collect();
         let learner = Learner::NaiveBayes(TextSettings::default());
-        let found = judge_out_of_fold(
-            &learner,
-            (&reference, &hashes),
-            (&judged, &judged_hashes),
-            &ScreeningSettings::default(),
-            &|| false,
-        )
+        let found = FoldModels::fit(&learner, (&reference, &hashes), &ScreeningSettings::default(), &|| {
+            false
+        })
+        .and_then(|models| models.judge(&judged, &judged_hashes))
         .unwrap();
         // Words never seen: the classes are as probable as each other.
         assert!(found[0].label_probability > 0.95, "{:?}", found[0]);

@@ -206,8 +206,8 @@ pub fn screen(
         .filter_map(|(row, keep)| keep.then_some(*row))
         .collect();
     let reference = (base.base.as_slice(), base.base_hashes.as_slice());
-    let base_judged =
-        disagreement::judge_out_of_fold(learner, reference, (&kept_base, &kept_base_hashes), settings, stop)?;
+    let fold_models = disagreement::FoldModels::fit(learner, reference, settings, stop)?;
+    let base_judged = fold_models.judge(&kept_base, &kept_base_hashes)?;
     let reference_flagged = base_judged.iter().filter(|j| j.flagged).count();
     let reference_share = reference_flagged as f64 / kept_base.len().max(1) as f64;
     let mut reference_by_class: BTreeMap<String, LabelProbability> = BTreeMap::new();
@@ -224,7 +224,7 @@ pub fn screen(
         let ids: Vec<i64> = chunk.iter().map(|row| row.id).collect();
         let examples = read(&ids)?;
         let hashes: Vec<InputHash> = chunk.iter().map(|row| row.hash).collect();
-        let judged = disagreement::judge_out_of_fold(learner, reference, (&examples, &hashes), settings, stop)?;
+        let judged = fold_models.judge(&examples, &hashes)?;
         for (row, judged) in chunk.iter().zip(judged) {
             let tally = tallies
                 .entry(scan.source(row).unwrap_or(NO_SOURCE).to_owned())

@@ -25,13 +25,6 @@ pub struct LabelProbability {
 }
 
 impl LabelProbability {
-    /// The summary of `values`, each in [0, 1].
-    pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
-        let mut summary = Self::default();
-        values.into_iter().for_each(|value| summary.push(value));
-        summary
-    }
-
     /// Adds one value (Welford's update: no sums of squares to lose
     /// precision in, nothing kept per row).
     pub fn push(&mut self, value: f64) {
@@ -264,10 +257,10 @@ mod tests {
 
     #[test]
     fn label_probabilities_are_summarized() {
-        let summary = LabelProbability::of([0.2, 0.4, 0.6]);
+        let mut summary = LabelProbability::default();
+        [0.2, 0.4, 0.6].into_iter().for_each(|p| summary.push(p));
         assert_eq!(summary.rows, 3);
         assert!((summary.mean - 0.4).abs() < 1e-12);
         assert!((summary.variance - 0.08 / 3.0).abs() < 1e-12);
-        assert_eq!(LabelProbability::of([]), LabelProbability::default());
     }
 }
