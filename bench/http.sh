@@ -12,7 +12,11 @@
 # Knobs (environment): DATABASE_URL (a server URL; a scratch database is
 # created next to its database and dropped at the end), BENCH_DURATION
 # (seconds per run, 15), BENCH_THREADS (wrk threads, 2), BENCH_CONNECTIONS
-# ("16 64"), BENCH_ENDPOINTS ("predict feedback"), BENCH_KEEP_LOG=1.
+# ("16 64"), BENCH_ENDPOINTS ("predict feedback"), BENCH_KEEP_LOG=1,
+# BENCH_LEARNER (a learner as `PATCH /models/{name}` takes it, e.g.
+# '{"name": "random_forest", "settings": {"trees": 300}}': before measuring,
+# a worker process trains the served model with it and the version is
+# promoted by hand, whatever the gate says, so that model is what is served).
 #
 # The machine has 2 cores: wrk and the server (and PostgreSQL, for the
 # prediction log and the feedback commits) share them, so the figures are a
@@ -80,6 +84,39 @@ curl -fs "http://$address/ready" >/dev/null 2>&1 || { cat "$log" >&2; die "the s
 echo "   ready at http://$address ($(curl -fs "http://$address/ready"))"
 
 feedback_rows() { psql "$scratch_url" -qAtc 'SELECT count(*) FROM feedback'; }
+
+json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
+
+if [ -n "${BENCH_LEARNER:-}" ]; then
+    echo "== training the served model with the learner $BENCH_LEARNER"
+    admin=(-H "authorization: Bearer $token" -H 'content-type: application/json')
+    model=$(curl -fs "http://$address/model/info" | json_field "['model']")
+    DATABASE_URL=$scratch_url RETRAIN_ADMIN_TOKEN=$token NO_COLOR=1 \
+        "$root/target/release/retrain" serve --role worker --bind 127.0.0.1:0 >"$log.worker" 2>&1 &
+    worker_pid=$!
+    curl -fs -X PATCH "http://$address/models/$model" "${admin[@]}" -d "{\"learner\": $BENCH_LEARNER}" >/dev/null \
+        || die "PATCH /models/$model refused the learner"
+    run=$(curl -fs -X POST "http://$address/models/$model/runs" "${admin[@]}" -d '{"reason": "bench/http.sh BENCH_LEARNER"}' \
+        | json_field "['id']")
+    status=running
+    for _ in $(seq 1 1800); do
+        status=$(curl -fs "http://$address/runs/$run" | json_field "['status']")
+        case $status in queued|running) sleep 1 ;; *) break ;; esac
+    done
+    kill -TERM "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
+    rm -f "$log.worker"
+    version=$(curl -fs "http://$address/models/$model/versions?limit=1" | json_field "[0]['version']")
+    echo "   run $run: $status; promoting version $version by hand"
+    curl -fs -X POST "http://$address/models/$model/versions/$version/promote" "${admin[@]}" \
+        -d '{"reason": "bench/http.sh serves the learner under test"}' >/dev/null || true
+    for _ in $(seq 1 100); do
+        [ "$(curl -fs "http://$address/model/info" | json_field "['version']")" = "$version" ] && break
+        sleep 0.1
+    done
+    served=$(curl -fs "http://$address/model/info")
+    [ "$(echo "$served" | json_field "['version']")" = "$version" ] || die "version $version is not served: $served"
+    echo "   serving $(curl -fs "http://$address/models/$model/versions/$version" | json_field "['selection']['chosen']")"
+fi
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(psql "$base_url" -qAtc 'SHOW server_version'), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "   wrk and the server share the $(nproc) cores (and PostgreSQL with them)"

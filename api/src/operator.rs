@@ -97,10 +97,8 @@ pub enum ModelsCommand {
         kind: String,
         #[command(flatten)]
         data: DataArgs,
-        /// `auto` (the default: chosen by cross-validation), `decision_tree`, `random_forest`,
-        /// `logistic_regression` (tabular), `naive_bayes` or `text_logistic` (text).
-        #[arg(long)]
-        learner: Option<String>,
+        #[command(flatten)]
+        learner: LearnerArgs,
         /// New feedback rows that start a run (the service's setting if absent).
         #[arg(long)]
         threshold: Option<i32>,
@@ -108,9 +106,11 @@ pub enum ModelsCommand {
         #[arg(long)]
         cron: Option<String>,
     },
-    /// Change a model's threshold, schedule or gate settings (the ones given).
+    /// Change a model's threshold, schedule, gate settings or learner (the ones given).
     Set {
         name: String,
+        #[command(flatten)]
+        learner: LearnerArgs,
         /// New feedback rows that start a run.
         #[arg(long)]
         threshold: Option<i32>,
@@ -153,6 +153,18 @@ pub enum QuarantineCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// A model's learner and its settings.
+#[derive(Debug, clap::Args)]
+pub struct LearnerArgs {
+    /// `auto` (chosen by cross-validation; the default of a new model), `decision_tree`,
+    /// `random_forest`, `logistic_regression` (tabular), `naive_bayes` or `text_linear` (text).
+    #[arg(long)]
+    learner: Option<String>,
+    /// The learner's settings as a JSON object, over its defaults, e.g. '{"trees": 300}'.
+    #[arg(long, requires = "learner")]
+    learner_settings: Option<String>,
 }
 
 /// A data file and how to read it.
@@ -512,7 +524,8 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
         } => {
             let (mut query, content_type) = data.query();
             query.extend([("name", name.clone()), ("kind", kind)]);
-            query.extend(learner.map(|l| ("learner", l)));
+            query.extend(learner.learner.map(|l| ("learner", l)));
+            query.extend(learner.learner_settings.map(|l| ("learner_settings", l)));
             query.extend(threshold.map(|t| ("threshold", t.to_string())));
             query.extend(cron.map(|c| ("cron", c)));
             let path = format!("/models?{}", query_string(&query));
@@ -521,6 +534,7 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
         }
         ModelsCommand::Set {
             name,
+            learner,
             threshold,
             cron,
             gate_floor,
@@ -529,6 +543,14 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             gate_alpha,
         } => {
             let mut change = serde_json::Map::new();
+            if let Some(learner_name) = learner.learner {
+                let mut chosen = serde_json::json!({ "name": learner_name });
+                if let Some(settings) = learner.learner_settings {
+                    chosen["settings"] = serde_json::from_str(&settings)
+                        .map_err(|e| anyhow::anyhow!("--learner-settings is not JSON: {e}"))?;
+                }
+                change.insert("learner".into(), chosen);
+            }
             if let Some(threshold) = threshold {
                 change.insert("threshold".into(), threshold.into());
             }
@@ -557,11 +579,12 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
             let model = client.change_model(&name, &Value::Object(change)).await?;
             print(target.json, &model, |m| {
                 format!(
-                    "{}: threshold {}, cron {}, gate {}",
+                    "{}: threshold {}, cron {}, gate {}, learner {}",
                     text(&m["name"]),
                     text(&m["threshold"]),
                     text(&m["cron"]),
-                    m["gate"]
+                    m["gate"],
+                    m["learner"]
                 )
             });
         }

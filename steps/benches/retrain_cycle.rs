@@ -47,8 +47,9 @@ struct Options {
     /// 100k 1M]
     #[arg(value_parser = parse_size)]
     sizes: Vec<Size>,
-    /// The wine model's learner for the run (`Learner::named`: auto,
-    /// decision_tree, random_forest, logistic_regression).
+    /// The wine model's learner for the run, with its default settings
+    /// (`Learner::parse`: auto, decision_tree, random_forest,
+    /// logistic_regression).
     #[arg(long, default_value = "decision_tree", value_parser = parse_learner)]
     learner: Learner,
     /// Give up on a run after this many seconds.
@@ -57,7 +58,7 @@ struct Options {
 }
 
 fn parse_learner(name: &str) -> Result<Learner, String> {
-    Learner::named(name).ok_or_else(|| format!("no learner named {name:?}"))
+    Learner::parse(name, None).map_err(|e| e.to_string())
 }
 
 fn parse_size(arg: &str) -> Result<Size, String> {

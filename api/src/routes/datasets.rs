@@ -38,8 +38,11 @@ pub struct ImportQuery {
     pub name: Option<String>,
     /// Creating: `tabular` (named numeric columns) or `text` (one text column).
     pub kind: Option<InputKind>,
-    /// Creating: `decision_tree` (tabular) or `naive_bayes` (text); the kind's default if absent.
+    /// Creating: `auto` (the default: chosen by cross-validation), `decision_tree`, `random_forest`,
+    /// `logistic_regression` (tabular), `naive_bayes` or `text_linear` (text).
     pub learner: Option<String>,
+    /// Creating: the learner's settings as a JSON object, over its defaults (e.g. `{"trees":300}`).
+    pub learner_settings: Option<String>,
     /// Creating: new feedback rows that start a run (the service's setting if absent).
     pub threshold: Option<i32>,
     /// Creating: a 6-field cron expression (seconds first, UTC) on which the model's runs start.
@@ -106,14 +109,17 @@ pub async fn create(
     if let Some(problem) = models::name_problem(&name) {
         return Err(invalid(problem));
     }
-    let learner = match &query.learner {
-        None => None,
-        Some(learner) => Some(Learner::named(learner).ok_or_else(|| {
-            invalid(format!(
-                "unknown learner {learner:?}: auto, decision_tree, random_forest, logistic_regression (tabular), \
-                 naive_bayes or text_logistic (text)"
-            ))
-        })?),
+    let learner = match (&query.learner, &query.learner_settings) {
+        (None, None) => None,
+        (None, Some(_)) => return Err(invalid("learner_settings needs a learner: ?learner=...")),
+        (Some(learner), settings) => {
+            let settings = settings
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| invalid(format!("learner_settings is not JSON: {e}")))?;
+            Some(Learner::parse(learner, settings).map_err(|e| invalid(e.to_string()))?)
+        }
     };
     if query.threshold.is_some_and(|t| t < 1) {
         return Err(invalid("threshold must be at least 1"));
@@ -210,6 +216,7 @@ pub async fn import(
     if query.name.is_some()
         || query.kind.is_some()
         || query.learner.is_some()
+        || query.learner_settings.is_some()
         || query.threshold.is_some()
         || query.cron.is_some()
     {

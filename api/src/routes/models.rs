@@ -161,6 +161,23 @@ pub struct ModelChange {
     pub cron: Option<Option<String>>,
     /// The model's own gate settings, replacing the ones it has (`{}`: the service's).
     pub gate: Option<GateSettings>,
+    /// The learner that trains the model's next versions, with its settings
+    /// over the learner's defaults, e.g. `{"name": "random_forest",
+    /// "settings": {"trees": 300}}`.
+    pub learner: Option<LearnerChoice>,
+}
+
+/// A learner by name, with the settings that differ from its defaults.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerChoice {
+    /// `auto`, `decision_tree`, `random_forest`, `logistic_regression`
+    /// (tabular), `naive_bayes` or `text_linear` (text).
+    pub name: String,
+    /// The settings to change, e.g. `{"trees": 300}` (the learner's
+    /// defaults if absent).
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Value>,
 }
 
 /// A field that is present, `null` or not.
@@ -172,13 +189,13 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// Change a model's threshold, cron or gate settings.
+/// Change a model's threshold, cron, gate settings or learner.
 #[utoipa::path(patch, path = "/models/{name}", tag = "models", request_body = ModelChange,
     params(("name" = String, Path, description = "The model's name")),
     security(("admin_token" = [])),
     responses((status = 200, body = ModelDetail), (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
               (status = 404, description = "No such model", body = ErrorBody),
-              (status = 422, description = "A setting out of range, or not a cron expression", body = ErrorBody)))]
+              (status = 422, description = "A setting out of range, not a cron expression, or a learner that does not read the model's input", body = ErrorBody)))]
 pub async fn change(
     State(state): State<AppState>,
     admin: Admin,
@@ -203,10 +220,22 @@ pub async fn change(
     if let Some(problem) = gate.problem() {
         return Err(invalid(problem.into()));
     }
+    let learner = match change.learner {
+        Some(choice) => Learner::parse(&choice.name, choice.settings).map_err(|e| invalid(e.to_string()))?,
+        None => spec.learner.0.clone(),
+    };
+    if !learner.reads(spec.kind) {
+        return Err(invalid(format!(
+            "the learner {} does not read {} input",
+            learner.name(),
+            spec.kind
+        )));
+    }
     let settings = Settings {
         threshold,
         cron: cron.as_deref(),
         gate: &gate,
+        learner: &learner,
     };
     let spec = models::set_settings(&mut conn, spec.id, settings).await?;
     tracing::info!(model = %name, actor = %admin.actor, "model settings changed");

@@ -503,6 +503,15 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
         (json!({"cron": "whenever"}), "cron"),
         (json!({"gate": {"alpha": 0.5}}), "alpha"),
         (json!({"gate": {"recent_share": 0.9}}), "recent_share"),
+        (json!({"learner": {"name": "random_forest"}}), "does not read text"),
+        (
+            json!({"learner": {"name": "text_linear", "settings": {"ngrams": 2}}}),
+            "ngrams",
+        ),
+        (
+            json!({"learner": {"name": "naive_bayes", "settings": {"ngram_max": 9}}}),
+            "ngram_max",
+        ),
     ] {
         let response = app
             .client
@@ -520,7 +529,8 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
         .client
         .patch(app.url("/models/tickets"))
         .bearer_auth(TOKEN)
-        .json(&json!({"threshold": 5, "gate": {"margin": -0.5}}))
+        .json(&json!({"threshold": 5, "gate": {"margin": -0.5},
+                      "learner": {"name": "text_linear", "settings": {"ngram_max": 1}}}))
         .send()
         .await
         .unwrap()
@@ -532,6 +542,13 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
         (json!(5), json!({"margin": -0.5})),
         "{changed}"
     );
+    let learner = &changed["learner"];
+    assert_eq!(
+        (learner["name"].clone(), learner["settings"]["ngram_max"].clone()),
+        (json!("text_linear"), json!(1)),
+        "the settings given, the rest the linear learner's defaults: {changed}"
+    );
+    assert_eq!(learner["settings"]["weighting"], "TfIdf", "{changed}");
     let mut tickets = Tickets::new(9);
     for _ in 0..5 {
         let Ticket { text, category } = tickets.ticket(Vocabulary::Known);
@@ -561,11 +578,43 @@ async fn a_model_registered_empty_gets_its_data_later_and_its_settings_change(
             .contains("margin -50 points: fail"),
         "{detail}"
     );
+    let versions = app.json("/models/tickets/versions").await;
+    let candidate = versions
+        .as_array()
+        .and_then(|versions| versions.iter().find(|v| v["run_id"] == run["id"]))
+        .unwrap_or_else(|| panic!("the run's candidate is listed: {versions}"));
+    let candidate = app
+        .json(&format!("/models/tickets/versions/{}", candidate["version"]))
+        .await;
+    assert_eq!(
+        candidate["selection"]["chosen"]["name"], "text_linear",
+        "the changed learner trains the next run: {candidate}"
+    );
 
     // The CLI changes them too, keeping the ones it is not given.
     let (ok, out, err) = retrain_against(&app, &["models", "set", "tickets", "--gate-margin", "-0.1"]).await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("tickets: threshold 5"), "{out}");
     assert_eq!(app.json("/models/tickets").await["gate"], json!({"margin": -0.1}));
+    let (ok, out, err) = retrain_against(
+        &app,
+        &[
+            "models",
+            "set",
+            "tickets",
+            "--learner",
+            "naive_bayes",
+            "--learner-settings",
+            r#"{"ngram_max": 2}"#,
+        ],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    let learner = app.json("/models/tickets").await["learner"].clone();
+    assert_eq!(
+        (learner["name"].clone(), learner["settings"]["ngram_max"].clone()),
+        (json!("naive_bayes"), json!(2)),
+        "{learner}"
+    );
     app.stop().await;
 }

@@ -227,7 +227,7 @@ mod tests {
             "naive_bayes",
             "text_linear",
         ] {
-            let learner = Learner::named(name).unwrap();
+            let learner = Learner::parse(name, None).unwrap();
             let examples = if learner.reads(InputKind::Text) {
                 &text
             } else {

@@ -27,7 +27,7 @@ const LEAF: u32 = u32::MAX;
 
 /// Hyper-parameters of a random forest (scikit-learn's meanings).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ForestParams {
     /// Number of trees (>= 1).
     pub trees: usize,
@@ -57,7 +57,7 @@ impl Default for ForestParams {
 }
 
 impl ForestParams {
-    fn check(&self) -> Result<(), ModelError> {
+    pub(super) fn check(&self) -> Result<(), ModelError> {
         if self.trees == 0 || self.min_leaf == 0 || self.max_features == Some(0) {
             return Err(ModelError::InvalidParams(
                 "trees, min_leaf and max_features must be at least 1".into(),

@@ -14,7 +14,7 @@ const FORMAT: u32 = 1;
 
 /// Hyper-parameters of the logistic regression.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogisticParams {
     /// The L2 penalty on the mean loss (> 0); scikit-learn's `C` is
     /// `1 / (l2 * rows)`.
@@ -25,6 +25,17 @@ impl Default for LogisticParams {
     /// 0.001: scikit-learn's default `C = 1` at about a thousand rows.
     fn default() -> Self {
         Self { l2: 0.001 }
+    }
+}
+
+impl LogisticParams {
+    /// Errors: [`ModelError::InvalidParams`] for a penalty that is not a
+    /// positive number.
+    pub(super) fn check(&self) -> Result<(), ModelError> {
+        if !(self.l2.is_finite() && self.l2 > 0.0) {
+            return Err(ModelError::InvalidParams("l2 must be a positive number".into()));
+        }
+        Ok(())
     }
 }
 
@@ -45,9 +56,7 @@ impl Logistic {
     ///
     /// Errors: as [`super::Model::train`].
     pub fn train(examples: &[Example], params: &LogisticParams) -> Result<Logistic, ModelError> {
-        if !(params.l2.is_finite() && params.l2 > 0.0) {
-            return Err(ModelError::InvalidParams("l2 must be a positive number".into()));
-        }
+        params.check()?;
         let (rows, n_features) = check_examples(examples)?;
         let (classes, targets) = classes_and_targets(examples);
         let pairs: Vec<(&[f64], usize)> = canonical_order(&rows, &targets)

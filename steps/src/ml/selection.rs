@@ -33,9 +33,9 @@ use super::{Classifier, Example, Input, InputKind, Learner, ModelError, evaluate
 
 /// How `auto` cross-validates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SelectionSettings {
-    /// Number of folds (>= 2).
+    /// Number of folds (2 to 20).
     pub folds: usize,
     /// Seeds the assignment of rows to folds.
     pub seed: u64,
@@ -90,9 +90,7 @@ pub fn select_and_fit(
         Learner::Auto(settings) => settings.clone(),
         _ => SelectionSettings::default(),
     };
-    if settings.folds < 2 {
-        return Err(ModelError::InvalidParams("folds must be at least 2".into()));
-    }
+    learner.check()?;
     let folds = assign_folds(examples, settings.folds, settings.seed);
     let mut grid = grid(learner, first.input.kind());
     let incumbent = incumbent.filter(|i| i.reads(first.input.kind()) && !matches!(i, Learner::Auto(_)));

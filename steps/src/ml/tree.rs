@@ -10,7 +10,7 @@ use super::ModelError;
 /// Hyper-parameters of a Gini decision tree, with linfa-trees' meanings.
 /// Every row weighs 1, so weights are row counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TreeParams {
     /// A node at this depth (the root is at depth 0) becomes a leaf, so
     /// `Some(1)` allows one split; `None` grows until no split qualifies.

@@ -227,23 +227,27 @@ impl GateSettings {
     }
 }
 
-/// A model's settings after a change: its threshold, cron and gate.
+/// A model's settings after a change: its threshold, cron, gate and learner.
 #[derive(Debug, Clone)]
 pub struct Settings<'a> {
     pub threshold: Option<i32>,
     pub cron: Option<&'a str>,
     pub gate: &'a GateSettings,
+    pub learner: &'a Learner,
 }
 
-/// Replaces a model's threshold, cron and gate settings; returns the model
-/// as it is now.
+/// Replaces a model's threshold, cron, gate settings and learner (its next
+/// versions train with it); returns the model as it is now.
 pub async fn set_settings(conn: &mut PgConnection, id: i32, settings: Settings<'_>) -> Result<ModelSpec, sqlx::Error> {
-    let sql = format!("UPDATE models SET threshold = $2, cron = $3, gate = $4 WHERE id = $1 RETURNING {COLUMNS}");
+    let sql = format!(
+        "UPDATE models SET threshold = $2, cron = $3, gate = $4, learner = $5 WHERE id = $1 RETURNING {COLUMNS}"
+    );
     sqlx::query_as(&sql)
         .bind(id)
         .bind(settings.threshold)
         .bind(settings.cron)
         .bind(Json(settings.gate))
+        .bind(Json(settings.learner))
         .fetch_one(conn)
         .await
 }

@@ -33,7 +33,7 @@ pub enum TextLearner {
 /// How text becomes terms and terms become a model. Recorded in the
 /// artifact, so a version says how it was made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TextSettings {
     /// Word n-grams from 1 to this (>= 1).
     pub ngram_max: usize,
@@ -85,7 +85,7 @@ impl TextSettings {
     }
 
     /// Errors: [`ModelError::InvalidParams`] for a setting out of range.
-    fn check(&self) -> Result<(), ModelError> {
+    pub(crate) fn check(&self) -> Result<(), ModelError> {
         let (TextLearner::MultinomialNb { alpha } | TextLearner::LinearSvm { c: alpha }) = self.learner;
         let problem = if self.ngram_max == 0 {
             "ngram_max must be at least 1"
