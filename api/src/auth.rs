@@ -33,7 +33,11 @@ impl FromRequestParts<AppState> for Admin {
             .authorize(&state.pool, &parts.headers, Scope::Admin, None)
             .await?
         else {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "this endpoint needs an admin key"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this endpoint needs an admin key",
+            ));
         };
         Ok(Self {
             actor: actor_of(&caller, header_actor(&parts.headers)?.as_deref()),
@@ -81,8 +85,18 @@ fn header_actor(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiEr
 
 /// Tokens anyone would try first; the service refuses to start with one.
 const PLACEHOLDERS: [&str; 12] = [
-    "change-me", "changeme", "change_me", "admin", "secret", "password", "token", "test", "example",
-    "default", "retrain", "letmein",
+    "change-me",
+    "changeme",
+    "change_me",
+    "admin",
+    "secret",
+    "password",
+    "token",
+    "test",
+    "example",
+    "default",
+    "retrain",
+    "letmein",
 ];
 
 /// Shortest admin token the service starts with.
@@ -104,7 +118,9 @@ pub fn check_token(token: &str) -> Result<(), String> {
         !letters.is_empty() && letters.len() % p.len() == 0 && letters == p.repeat(letters.len() / p.len())
     };
     if PLACEHOLDERS.iter().any(|p| repeats(p)) {
-        return Err("the admin token is a well-known placeholder; set a random one (or unset it to have one generated)".into());
+        return Err(
+            "the admin token is a well-known placeholder; set a random one (or unset it to have one generated)".into(),
+        );
     }
     if token.chars().count() < MIN_TOKEN_LEN {
         return Err(format!(
@@ -206,7 +222,12 @@ mod tests {
 
     #[test]
     fn short_and_placeholder_tokens_are_refused() {
-        for token in ["s3cret", "change-me", "CHANGE-ME-change-me-change-me", "password-password-password"] {
+        for token in [
+            "s3cret",
+            "change-me",
+            "CHANGE-ME-change-me-change-me",
+            "password-password-password",
+        ] {
             assert!(check_token(token).is_err(), "{token}");
         }
         assert_eq!(check_token("faults-admin-token-long-enough"), Ok(()));

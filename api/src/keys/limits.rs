@@ -126,7 +126,11 @@ impl Limiter {
                 if state.hour != hour {
                     (state.hour, state.rows) = (hour, 0);
                 }
-                let cap = if caller.flagged { s.flagged_hourly_cap } else { s.hourly_cap };
+                let cap = if caller.flagged {
+                    s.flagged_hourly_cap
+                } else {
+                    s.hourly_cap
+                };
                 if cap > 0 && state.rows >= cap {
                     let message = format!("this key sent its {cap} feedback rows for this hour");
                     return Err(too_many("hourly_cap", message, (3600 - into_hour) as u32));
@@ -206,7 +210,11 @@ mod tests {
             flagged: true,
             ..Caller::bootstrap_admin()
         };
-        let sent = |caller: &Caller| (0..10).take_while(|_| limiter.spend(caller, Spend::Feedback).is_ok()).count();
+        let sent = |caller: &Caller| {
+            (0..10)
+                .take_while(|_| limiter.spend(caller, Spend::Feedback).is_ok())
+                .count()
+        };
         assert_eq!((sent(&honest), sent(&flagged)), (5, 2));
         let refused = limiter.spend(&flagged, Spend::Feedback).unwrap_err();
         assert_eq!((refused.status.as_u16(), refused.code), (429, "hourly_cap"));

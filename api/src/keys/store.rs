@@ -23,7 +23,8 @@ pub struct KeyRecord {
     pub revoked_by: Option<String>,
 }
 
-const RECORD: &str = "SELECT name, prefix, scopes, model, created_at, created_by, revoked_at, revoked_by FROM client_keys";
+const RECORD: &str =
+    "SELECT name, prefix, scopes, model, created_at, created_by, revoked_at, revoked_by FROM client_keys";
 
 /// A key to create.
 #[derive(Debug, Clone)]

@@ -109,9 +109,10 @@ impl Modify for CommonRefusals {
                 if query_params {
                     refuse("400", "Invalid query parameter");
                 }
-                let admin = operation.security.iter().flatten().any(|requirement| {
-                    serde_json::to_value(requirement).is_ok_and(|v| v.get("admin_token").is_some())
-                });
+                let admin =
+                    operation.security.iter().flatten().any(|requirement| {
+                        serde_json::to_value(requirement).is_ok_and(|v| v.get("admin_token").is_some())
+                    });
                 if admin {
                     refuse("401", "Missing, unknown or revoked key");
                     refuse("403", "The key lacks the admin scope");

@@ -60,7 +60,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     check_name(&request.name)?;
     if request.scopes.is_empty() {
-        return Err(ApiError::bad_request("invalid_scopes", "give the key one or more scopes"));
+        return Err(ApiError::bad_request(
+            "invalid_scopes",
+            "give the key one or more scopes",
+        ));
     }
     if let Some(model) = &request.model {
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM models WHERE name = $1)")
@@ -81,7 +84,10 @@ pub async fn create(
     let record = store::create(&state.pool, &key, &secret).await?.ok_or_else(|| {
         ApiError::conflict(
             "key_exists",
-            format!("a key named {:?} exists or existed; names are never reused", request.name),
+            format!(
+                "a key named {:?} exists or existed; names are never reused",
+                request.name
+            ),
         )
     })?;
     Ok((

@@ -9,9 +9,9 @@
 
 use super::form::FormBody;
 use super::layout;
+use crate::error::ApiError;
 use crate::keys::secret::constant_time_eq;
 use crate::keys::{Scope, Secret};
-use crate::error::ApiError;
 use crate::routes::input::check_text;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, State};
@@ -150,9 +150,16 @@ pub struct Login {
 /// Signs in: the token and name go into cookies only the server reads.
 pub async fn login(State(state): State<AppState>, FormBody(login): FormBody<Login>) -> Response {
     let key = Secret::new(login.token.expose().trim());
-    let admits = state.access.resolve(&state.pool, &key).await.is_ok_and(|c| c.has(Scope::Admin));
+    let admits = state
+        .access
+        .resolve(&state.pool, &key)
+        .await
+        .is_ok_and(|c| c.has(Scope::Admin));
     if !admits {
-        return login_form(StatusCode::UNAUTHORIZED, Some("The key is not valid or has no admin scope."));
+        return login_form(
+            StatusCode::UNAUTHORIZED,
+            Some("The key is not valid or has no admin scope."),
+        );
     }
     let name = login.name.trim();
     if let Err(problem) = check_text(name, "name", 200, "invalid_actor") {

@@ -282,7 +282,12 @@ async fn feedback_is_quarantined_by_source_by_an_admin(_: PgPoolOptions, connect
         assert_eq!(app.post_as(key, "/feedback", body).await.status(), 201);
     }
     let rule = json!({"source": "spammer", "reason": "bot traffic"});
-    assert_eq!(app.post_without_key("/feedback/quarantine", rule.clone()).await.status(), 401);
+    assert_eq!(
+        app.post_without_key("/feedback/quarantine", rule.clone())
+            .await
+            .status(),
+        401
+    );
     let created = app.admin_post("/feedback/quarantine", rule).await;
     assert_eq!(created.status(), 201);
     let body: Value = created.json().await.unwrap();

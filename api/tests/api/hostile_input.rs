@@ -240,7 +240,7 @@ async fn hostile_text_is_stored_verbatim_or_refused(_: PgPoolOptions, connect: P
             let response = app
                 .client
                 .post(app.url("/feedback"))
-            .bearer_auth(&app.key)
+                .bearer_auth(&app.key)
                 .header("idempotency-key", value)
                 .json(&body)
                 .send()
@@ -415,7 +415,7 @@ async fn escapes_that_cannot_be_stored_are_refused(_: PgPoolOptions, connect: Pg
     let response = app
         .client
         .post(app.url("/feedback"))
-            .bearer_auth(&app.key)
+        .bearer_auth(&app.key)
         .header("content-type", "application/json")
         .body(pair)
         .send()

@@ -76,14 +76,18 @@ async fn predictions_with_a_key_are_limited_and_open_ones_are_not(_: PgPoolOptio
     let app = spawn(&connect, "api", &["--predict-rate", "0.5", "--predict-burst", "2"]).await;
     let example = rows(&app.pool, Split::Pool).await.remove(0);
     let input = json!({"features": features(&example)});
-    let codes = |responses: Vec<reqwest::Response>| -> Vec<u16> { responses.iter().map(|r| r.status().as_u16()).collect() };
+    let codes =
+        |responses: Vec<reqwest::Response>| -> Vec<u16> { responses.iter().map(|r| r.status().as_u16()).collect() };
     let mut keyed = Vec::new();
     for _ in 0..3 {
         keyed.push(app.post("/predict", input.clone()).await);
     }
     assert_eq!(codes(keyed), [200, 200, 429]);
     let batch = app
-        .post("/predict/batch", json!({"instances": [features(&example), features(&example)]}))
+        .post(
+            "/predict/batch",
+            json!({"instances": [features(&example), features(&example)]}),
+        )
         .await;
     assert_eq!(batch.status(), 429);
     let mut open = Vec::new();

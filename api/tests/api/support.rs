@@ -140,7 +140,10 @@ impl TestApp {
     pub async fn make_key(&self, name: &str, scopes: &[&str]) -> String {
         let created = self.admin_post("/keys", json!({"name": name, "scopes": scopes})).await;
         assert_eq!(created.status(), 201, "key {name} made");
-        created.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned()
+        created.json::<Value>().await.unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
