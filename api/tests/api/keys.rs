@@ -329,3 +329,26 @@ fn the_compose_file_has_no_default_secret() {
     }
     assert!(!compose.contains("change-me"));
 }
+
+#[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
+async fn the_console_takes_any_key_with_the_admin_scope(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = spawn(&connect, "api", &[]).await;
+    let admin = app.make_key("console-admin", &["admin"]).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |key: String| {
+        no_redirects
+            .post(app.url("/ui/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={key}&name=alice"))
+            .send()
+    };
+    let signed_in = login(admin).await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert!(signed_in.headers().get_all("set-cookie").iter().count() == 2);
+    assert_eq!(login(KEY.to_owned()).await.unwrap().status(), 401, "a feedback key");
+    assert_eq!(login("rtk_unknown".to_owned()).await.unwrap().status(), 401);
+    app.stop().await;
+}
