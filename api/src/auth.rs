@@ -115,7 +115,7 @@ pub fn check_token(token: &str) -> Result<(), String> {
         .collect();
     let repeats = |p: &str| {
         let p: String = p.chars().filter(char::is_ascii_alphanumeric).collect();
-        !letters.is_empty() && letters.len() % p.len() == 0 && letters == p.repeat(letters.len() / p.len())
+        !letters.is_empty() && letters.len().is_multiple_of(p.len()) && letters == p.repeat(letters.len() / p.len())
     };
     if PLACEHOLDERS.iter().any(|p| repeats(p)) {
         return Err(
