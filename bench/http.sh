@@ -16,7 +16,11 @@
 # BENCH_LEARNER (a learner as `PATCH /models/{name}` takes it, e.g.
 # '{"name": "random_forest", "settings": {"trees": 300}}': before measuring,
 # a worker process trains the served model with it and the version is
-# promoted by hand, whatever the gate says, so that model is what is served).
+# promoted by hand, whatever the gate says, so that model is what is served),
+# BENCH_PREDICT_KEY=1 (predictions carry a client key too; feedback always
+# does, as it needs one), BENCH_LIMITS=1 (per-key rate limits on, set too
+# high to refuse anything: their cost, not their effect; off by default,
+# so one key may send the 10,000 rows a second the target asks for).
 #
 # The machine has 2 cores: wrk and the server (and PostgreSQL, for the
 # prediction log and the feedback commits) share them, so the figures are a
@@ -30,7 +34,7 @@ duration=${BENCH_DURATION:-15}
 threads=${BENCH_THREADS:-2}
 connections=${BENCH_CONNECTIONS:-16 64}
 endpoints=${BENCH_ENDPOINTS:-predict feedback}
-token=bench-admin-token
+token=bench-admin-token-0123456789abcdef
 scratch=retrain_bench_http_$$
 
 die() { echo "bench/http.sh: $*" >&2; exit 1; }
@@ -69,8 +73,13 @@ echo "== building the release binary"
 
 psql "$base_url" -qc "CREATE DATABASE $scratch" >/dev/null
 echo "== starting retrain serve --role api on a scratch database ($scratch)"
+if [ "${BENCH_LIMITS:-0}" = 1 ]; then
+    limits=(--predict-rate 1e9 --predict-burst 1e9 --feedback-rate 1e9 --feedback-burst 1e9 --feedback-hourly-cap 1000000000)
+else
+    limits=(--feedback-rate 0 --feedback-hourly-cap 0 --feedback-flagged-hourly-cap 0)
+fi
 DATABASE_URL=$scratch_url RETRAIN_ADMIN_TOKEN=$token RUST_LOG=${RUST_LOG:-info} NO_COLOR=1 \
-    "$root/target/release/retrain" serve --role api --bind 127.0.0.1:0 >"$log" 2>&1 &
+    "$root/target/release/retrain" serve --role api --bind 127.0.0.1:0 "${limits[@]}" >"$log" 2>&1 &
 server_pid=$!
 
 address=""
@@ -82,6 +91,10 @@ for _ in $(seq 1 600); do
 done
 curl -fs "http://$address/ready" >/dev/null 2>&1 || { cat "$log" >&2; die "the server did not get ready in 60 s"; }
 echo "   ready at http://$address ($(curl -fs "http://$address/ready"))"
+key=$(curl -fs "http://$address/keys" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    -d '{"name": "bench", "scopes": ["predict", "feedback"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])') \
+    || die "cannot make the bench's client key"
+echo "   client key made; limits: $([ "${BENCH_LIMITS:-0}" = 1 ] && echo on || echo off); predictions with a key: $([ "${BENCH_PREDICT_KEY:-0}" = 1 ] && echo yes || echo no)"
 
 feedback_rows() { psql "$scratch_url" -qAtc 'SELECT count(*) FROM feedback'; }
 
@@ -122,7 +135,9 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(p
 echo "   wrk and the server share the $(nproc) cores (and PostgreSQL with them)"
 
 # Warm up: first connections, allocator, prediction log table.
-BENCH_ENDPOINT=predict wrk -t"$threads" -c64 -d3s -s "$here/wrk.lua" "http://$address" >/dev/null
+predict_key=""
+[ "${BENCH_PREDICT_KEY:-0}" = 1 ] && predict_key=$key
+BENCH_KEY=$predict_key BENCH_ENDPOINT=predict wrk -t"$threads" -c64 -d3s -s "$here/wrk.lua" "http://$address" >/dev/null
 
 failed=0
 summary=()
@@ -130,7 +145,9 @@ for endpoint in $endpoints; do
     for c in $connections; do
         before=$(feedback_rows)
         echo "== POST /$endpoint, $c connections, $threads wrk threads, ${duration}s"
-        out=$(BENCH_ENDPOINT=$endpoint wrk -t"$threads" -c"$c" -d"${duration}s" --latency -s "$here/wrk.lua" "http://$address")
+        send_key=$key
+        [ "$endpoint" = predict ] && send_key=$predict_key
+        out=$(BENCH_KEY=$send_key BENCH_ENDPOINT=$endpoint wrk -t"$threads" -c"$c" -d"${duration}s" --latency -s "$here/wrk.lua" "http://$address")
         echo "$out" | sed -n '/Latency Distribution/,/^RESULT/p' | grep -v '^RESULT' | sed 's/^/   /'
         result=$(echo "$out" | grep '^RESULT' || true)
         [ -n "$result" ] || { echo "$out"; die "wrk printed no RESULT line"; }

@@ -89,7 +89,7 @@ def main(binary, url, token, which, where, rounds=5):
     with ThreadPoolExecutor(16) as workers:
         for r in range(1, rounds + 1):
             chunk = pool[(r - 1) * size: r * size]
-            list(workers.map(lambda body: call(f"{url}/models/{name}/feedback", None, "POST", body), chunk))
+            list(workers.map(lambda body: call(f"{url}/models/{name}/feedback", token, "POST", body), chunk))
             sent += len(chunk)
             started = time.time()
             run = call(f"{url}/models/{name}/runs", token, "POST", {"reason": f"round {r}"})

@@ -4,7 +4,8 @@
 -- six classes), or (BENCH_ENDPOINT=text) a text model's /predict with
 -- generated-style tickets (BENCH_MODEL, default support-tickets), counts
 -- non-2xx answers and 201s in every thread, and prints one RESULT line that
--- http.sh parses. Rows come from the default data set's pool split.
+-- http.sh parses. Rows come from the default data set's pool split. With
+-- BENCH_KEY set, every request carries it as `Authorization: Bearer`.
 
 local rows = {
   {{7.8, 0.88, 0, 2.6, 0.098, 25, 67, 0.9968, 3.2, 0.68, 9.8}, 5},
@@ -87,6 +88,10 @@ end
 
 function init(args)
   local headers = { ["Content-Type"] = "application/json" }
+  local key = os.getenv("BENCH_KEY")
+  if key and key ~= "" then
+    headers["Authorization"] = "Bearer " .. key
+  end
   requests = {}
   for i, row in ipairs(rows) do
     local features = table.concat(row[1], ",")

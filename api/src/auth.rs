@@ -1,17 +1,20 @@
-//! Admin access: mutating admin endpoints need `Authorization: Bearer
-//! <token>`. The token comes from the environment, or is generated into a
-//! file only its owner can read; it is never logged.
+//! Admin access: admin endpoints need `Authorization: Bearer <key>` with a
+//! key that has the `admin` scope (see [`crate::keys`]); the bootstrap admin
+//! token is such a key, named `admin`. The token comes from the environment,
+//! or is generated into a file only its owner can read; it is never logged,
+//! and the service refuses to start with a short or well-known one.
 
 use crate::error::ApiError;
+use crate::keys::{Caller, Scope};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use rand::Rng;
 use std::path::{Path, PathBuf};
 
-/// Proof that the request carried the admin token; names the caller for the
-/// audit trail (`X-Retrain-Actor`, else `admin`; an invalid one is refused).
+/// Proof that the request carried a key with the `admin` scope; names the
+/// actor for the audit trail (see [`actor_of`]).
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub actor: String,
@@ -24,32 +27,48 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("this endpoint needs an admin token: Authorization: Bearer <token>"))?;
-        if !constant_time_eq(presented.trim().as_bytes(), state.admin_token.as_bytes()) {
-            return Err(unauthorized("the admin token is not valid"));
-        }
+        // Admin routes are never open: no caller is a 401 already.
+        let Some(caller) = state
+            .access
+            .authorize(&state.pool, &parts.headers, Scope::Admin, None)
+            .await?
+        else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this endpoint needs an admin key",
+            ));
+        };
         Ok(Self {
-            actor: actor(&parts.headers)?,
+            actor: actor_of(&caller, header_actor(&parts.headers)?.as_deref()),
         })
     }
 }
 
+/// Who the audit trail records for an admin action by `caller`, with the
+/// person it names (`X-Retrain-Actor`, the console's sign-in name), if any.
+/// A named key is the actor, the person a note on it: `ci-bot (alice)`. The
+/// bootstrap admin token is shared, so the person it names is the actor, as
+/// before keys existed; without one it is `admin`.
+pub fn actor_of(caller: &Caller, person: Option<&str>) -> String {
+    match person {
+        None => caller.name.to_string(),
+        Some(person) if caller.is_bootstrap() => person.to_owned(),
+        Some(person) => format!("{} ({person})", caller.name),
+    }
+}
+
 /// The caller named in `X-Retrain-Actor` (UTF-8, 1 to 200 characters, no
-/// control characters), or `admin` without the header. A header that is
-/// present but unusable is refused rather than replaced, so the audit trail
-/// never records someone other than who the caller said they were.
+/// control characters), if sent. A header that is present but unusable is
+/// refused rather than dropped, so the audit trail never records someone
+/// other than who the caller said they were.
 ///
 /// # Errors
 /// 422 `invalid_actor`.
-fn actor(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+fn header_actor(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
     let mut values = headers.get_all(ACTOR_HEADER).iter();
     let Some(value) = values.next() else {
-        return Ok("admin".to_owned());
+        return Ok(None);
     };
     if values.next().is_some() {
         return Err(ApiError::bad_request(
@@ -61,15 +80,54 @@ fn actor(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_actor", "X-Retrain-Actor must be UTF-8 text"))?
         .trim();
     crate::routes::input::check_text(text, "X-Retrain-Actor", 200, "invalid_actor")?;
-    Ok(text.to_owned())
+    Ok(Some(text.to_owned()))
 }
 
-fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-}
+/// Tokens anyone would try first; the service refuses to start with one.
+const PLACEHOLDERS: [&str; 12] = [
+    "change-me",
+    "changeme",
+    "change_me",
+    "admin",
+    "secret",
+    "password",
+    "token",
+    "test",
+    "example",
+    "default",
+    "retrain",
+    "letmein",
+];
 
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Shortest admin token the service starts with.
+pub const MIN_TOKEN_LEN: usize = 24;
+
+/// Checks an admin token before the service starts with it.
+///
+/// # Errors
+/// Why it is refused (never the token itself).
+pub fn check_token(token: &str) -> Result<(), String> {
+    // Letters and digits only: `change-me`, `CHANGEME` and `changeme-changeme-changeme` are one placeholder.
+    let letters: String = token
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let repeats = |p: &str| {
+        let p: String = p.chars().filter(char::is_ascii_alphanumeric).collect();
+        !letters.is_empty() && letters.len().is_multiple_of(p.len()) && letters == p.repeat(letters.len() / p.len())
+    };
+    if PLACEHOLDERS.iter().any(|p| repeats(p)) {
+        return Err(
+            "the admin token is a well-known placeholder; set a random one (or unset it to have one generated)".into(),
+        );
+    }
+    if token.chars().count() < MIN_TOKEN_LEN {
+        return Err(format!(
+            "the admin token has fewer than {MIN_TOKEN_LEN} characters; set a longer random one (or unset it to have one generated)"
+        ));
+    }
+    Ok(())
 }
 
 /// Where a generated token goes when no file is configured.
@@ -158,6 +216,33 @@ mod tests {
         );
         let (configured, source) = resolve_token(Some("s3cret"), &file).unwrap();
         assert_eq!((configured.as_str(), source), ("s3cret", TokenSource::Environment));
+        assert_eq!(check_token(&token), Ok(()));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn short_and_placeholder_tokens_are_refused() {
+        for token in [
+            "s3cret",
+            "change-me",
+            "CHANGE-ME-change-me-change-me",
+            "password-password-password",
+        ] {
+            assert!(check_token(token).is_err(), "{token}");
+        }
+        assert_eq!(check_token("faults-admin-token-long-enough"), Ok(()));
+    }
+
+    #[test]
+    fn a_named_key_is_the_actor_and_the_shared_token_names_the_person() {
+        let admin = Caller::bootstrap_admin();
+        let bot = Caller {
+            name: "ci-bot".into(),
+            ..Caller::bootstrap_admin()
+        };
+        assert_eq!(actor_of(&admin, None), "admin");
+        assert_eq!(actor_of(&admin, Some("alice")), "alice");
+        assert_eq!(actor_of(&bot, None), "ci-bot");
+        assert_eq!(actor_of(&bot, Some("alice")), "ci-bot (alice)");
     }
 }

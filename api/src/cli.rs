@@ -47,6 +47,13 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::operator::QuarantineCommand,
     },
+    /// Make, list and revoke client keys (audited).
+    Keys {
+        #[command(flatten)]
+        target: crate::operator::Target,
+        #[command(subcommand)]
+        command: crate::operator::KeysCommand,
+    },
 }
 
 impl Cli {
@@ -60,6 +67,7 @@ impl Cli {
             Command::Runs { target, command } => crate::operator::runs(&target, command).await,
             Command::Models { target, command } => crate::operator::models(&target, command).await,
             Command::Quarantine { target, command } => crate::operator::quarantine(&target, command).await,
+            Command::Keys { target, command } => crate::operator::keys(&target, command).await,
             Command::Serve(settings) => {
                 let pool = startup::connect(&settings.database).await?;
                 let listener = tokio::net::TcpListener::bind(settings.bind)

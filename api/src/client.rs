@@ -1,6 +1,7 @@
 //! A small client of Retrain's REST API, shared by the demo and the operator
 //! commands (`retrain runs ...`, `retrain models ...`).
 
+use crate::keys::Secret;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -18,12 +19,14 @@ pub enum ClientError {
     File(std::io::Error),
 }
 
-/// A client bound to one service address, with the admin token if known.
+/// A client bound to one service address, with the admin token if known,
+/// and the client key its predictions and feedback carry, if any.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    token: Option<Secret>,
+    key: Option<Secret>,
 }
 
 impl Client {
@@ -38,7 +41,17 @@ impl Client {
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
-            token,
+            token: token.map(Secret::new),
+            key: None,
+        }
+    }
+
+    /// The same client, sending `key` with its predictions and feedback.
+    #[must_use]
+    pub fn with_key(&self, key: &str) -> Self {
+        Self {
+            key: Some(Secret::new(key)),
+            ..self.clone()
         }
     }
 
@@ -68,6 +81,8 @@ impl Client {
         let mut request = self.http.post(self.url(path)).json(body);
         if admin {
             request = self.as_admin(request);
+        } else if let Some(key) = &self.key {
+            request = request.bearer_auth(key.expose());
         }
         Self::answer(request.send().await?).await
     }
@@ -154,7 +169,9 @@ impl Client {
     /// `request` with the admin token and the acting person, if a token is known.
     fn as_admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
-            Some(token) => request.bearer_auth(token).header(crate::auth::ACTOR_HEADER, actor()),
+            Some(token) => request
+                .bearer_auth(token.expose())
+                .header(crate::auth::ACTOR_HEADER, actor()),
             None => request,
         }
     }
@@ -205,6 +222,32 @@ impl Client {
             .post(&format!("/feedback/quarantine/{id}/release"), &body, true)
             .await?
             .1)
+    }
+
+    /// `POST /keys`: a new key (the only time it is shown) and its record.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn create_key(&self, name: &str, scopes: &[String], model: Option<&str>) -> Result<Value, ClientError> {
+        let body = json!({"name": name, "scopes": scopes, "model": model});
+        Ok(self.post("/keys", &body, true).await?.1)
+    }
+
+    /// `GET /keys`.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn keys(&self) -> Result<Value, ClientError> {
+        let request = self.as_admin(self.http.get(self.url("/keys")));
+        Ok(Self::answer(request.send().await?).await?.1)
+    }
+
+    /// `POST /keys/{name}/revoke`; the key's record.
+    ///
+    /// # Errors
+    /// As the service answers.
+    pub async fn revoke_key(&self, name: &str) -> Result<Value, ClientError> {
+        Ok(self.post(&format!("/keys/{name}/revoke"), &json!({}), true).await?.1)
     }
 
     /// `POST /runs`; the run and whether it is new.

@@ -5,7 +5,8 @@
 //!   [`operator`] commands, which talk to the API through [`client`].
 //! - [`startup`] assembles the service for a role; [`settings`] holds its knobs.
 //! - [`routes`] are the endpoints; [`error`] their one error shape; [`auth`]
-//!   the admin token; [`idempotency`] replays answers to retried requests;
+//!   the admin token; [`keys`] the client keys, their scopes and limits;
+//!   [`idempotency`] replays answers to retried requests;
 //!   [`server`] is the HTTP server with its timeouts and limits.
 //! - [`serving`] keeps the champion behind an atomic pointer and follows
 //!   promotions; [`predlog`] and [`feedback_writer`] batch database writes off
@@ -24,6 +25,7 @@ pub mod facts;
 pub mod feedback_writer;
 pub mod held_connection;
 pub mod idempotency;
+pub mod keys;
 pub mod metrics;
 pub mod operator;
 pub mod predlog;

@@ -1,6 +1,7 @@
 //! The operator commands over the REST API: `retrain runs list|show|trigger|
 //! cancel|retry`, `retrain models list|show|promote|rollback|create|import`
-//! and `retrain quarantine list|release`, as tables or `--json`.
+//! `retrain quarantine list|release` and `retrain keys create|list|revoke`,
+//! as tables or `--json`.
 
 use crate::auth;
 use crate::client::Client;
@@ -17,7 +18,7 @@ pub struct Target {
     pub url: String,
     /// Admin token; defaults to the token file `retrain serve` wrote.
     #[arg(long, env = "RETRAIN_ADMIN_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    pub token: Option<crate::keys::Secret>,
     /// The token file to read when no token is given.
     #[arg(long, env = "RETRAIN_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
@@ -28,7 +29,7 @@ pub struct Target {
 
 impl Target {
     fn client(&self) -> Client {
-        let token = self.token.clone().or_else(|| {
+        let token = self.token.as_ref().map(|t| t.expose().to_owned()).or_else(|| {
             let file = self.token_file.clone().unwrap_or_else(auth::default_token_file);
             std::fs::read_to_string(file).ok().map(|t| t.trim().to_owned())
         });
@@ -697,4 +698,69 @@ pub async fn quarantine(target: &Target, command: QuarantineCommand) -> anyhow::
     };
     print(target.json, &answer, quarantines_table);
     Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a client key; it is printed once and never again.
+    Create {
+        /// The client's name: its feedback's source and its admin actions' actor.
+        name: String,
+        /// What the key may do (repeat, or comma-separate): predict, feedback, admin.
+        #[arg(long = "scope", required = true, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// The one model the key may predict for and send feedback to (any if absent).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Every key, without the keys themselves: prefix, scopes, who made and revoked it.
+    List,
+    /// Revoke a key (audited); it is refused from then on.
+    Revoke { name: String },
+}
+
+/// Runs a `retrain keys` command.
+///
+/// # Errors
+/// The service's refusal or an unreachable service.
+pub async fn keys(target: &Target, command: KeysCommand) -> anyhow::Result<()> {
+    let client = target.client();
+    let answer = match command {
+        KeysCommand::Create { name, scopes, model } => {
+            let created = client.create_key(&name, &scopes, model.as_deref()).await?;
+            if !target.json {
+                println!("key {name}: {}", text(&created["key"]));
+                println!("(shown once: store it now; only its hash is kept)");
+                return Ok(());
+            }
+            created
+        }
+        KeysCommand::List => client.keys().await?["keys"].take(),
+        KeysCommand::Revoke { name } => Value::Array(vec![client.revoke_key(&name).await?]),
+    };
+    print(target.json, &answer, keys_table);
+    Ok(())
+}
+
+fn keys_table(keys: &Value) -> String {
+    let rows: Vec<Vec<String>> = keys
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            let scopes: Vec<String> = k["scopes"].as_array().into_iter().flatten().map(text).collect();
+            vec![
+                text(&k["name"]),
+                format!("{}...", text(&k["prefix"])),
+                scopes.join(","),
+                text(&k["model"]),
+                format!("{} by {}", short_time(&k["created_at"]), text(&k["created_by"])),
+                match k["revoked_by"].as_str() {
+                    Some(by) => format!("revoked by {by} {}", short_time(&k["revoked_at"])),
+                    None => "live".into(),
+                },
+            ]
+        })
+        .collect();
+    table::render(&["name", "key", "scopes", "model", "created (UTC)", "status"], &rows)
 }

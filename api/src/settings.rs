@@ -75,9 +75,38 @@ pub struct ServeSettings {
     /// Address the HTTP API listens on.
     #[arg(long, env = "RETRAIN_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
-    /// Bearer token for the admin endpoints; generated into the token file if unset.
+    /// Bearer token for the admin endpoints (the bootstrap key `admin`, with
+    /// every scope): at least 24 characters, not a placeholder; generated
+    /// into the token file if unset.
     #[arg(long, env = "RETRAIN_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<crate::keys::Secret>,
+    /// Whether `POST /predict` (and batches) may be called without a key:
+    /// `true` (the default) or `false` (a key with the `predict` scope).
+    #[arg(long, env = "RETRAIN_PREDICT_OPEN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub predict_open: bool,
+    /// Whether `POST /feedback` may be called without a key: `false` (the
+    /// default: a key with the `feedback` scope) or `true` (rows without a
+    /// key get the source `anonymous`).
+    #[arg(long, env = "RETRAIN_FEEDBACK_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub feedback_open: bool,
+    /// Predictions a key may ask for per second, per API process (0: no limit).
+    #[arg(long, env = "RETRAIN_PREDICT_RATE", default_value_t = 0.0)]
+    pub predict_rate: f64,
+    /// Predictions a key may ask for at once after a pause.
+    #[arg(long, env = "RETRAIN_PREDICT_BURST", default_value_t = 1_000.0)]
+    pub predict_burst: f64,
+    /// Feedback rows a key may send per second, per API process (0: no limit).
+    #[arg(long, env = "RETRAIN_FEEDBACK_RATE", default_value_t = 200.0)]
+    pub feedback_rate: f64,
+    /// Feedback rows a key may send at once after a pause.
+    #[arg(long, env = "RETRAIN_FEEDBACK_BURST", default_value_t = 2_000.0)]
+    pub feedback_burst: f64,
+    /// Feedback rows a key may send per clock hour, per API process (0: no cap).
+    #[arg(long, env = "RETRAIN_FEEDBACK_HOURLY_CAP", default_value_t = 200_000)]
+    pub feedback_hourly_cap: u64,
+    /// The hourly cap of a key named by a quarantine rule in force (screening's or an operator's).
+    #[arg(long, env = "RETRAIN_FEEDBACK_FLAGGED_HOURLY_CAP", default_value_t = 1_000)]
+    pub feedback_flagged_hourly_cap: u64,
     /// Where a generated admin token is written (readable by the owner only).
     #[arg(long, env = "RETRAIN_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -155,6 +184,31 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
+    /// Which routes need no key.
+    pub fn open_routes(&self) -> crate::keys::access::OpenRoutes {
+        crate::keys::access::OpenRoutes {
+            predict: self.predict_open,
+            feedback: self.feedback_open,
+        }
+    }
+
+    /// Every key's limits.
+    pub fn key_limits(&self) -> crate::keys::limits::LimitSettings {
+        use crate::keys::limits::{LimitSettings, Rate};
+        LimitSettings {
+            predict: Rate {
+                per_second: self.predict_rate,
+                burst: self.predict_burst,
+            },
+            feedback: Rate {
+                per_second: self.feedback_rate,
+                burst: self.feedback_burst,
+            },
+            hourly_cap: self.feedback_hourly_cap,
+            flagged_hourly_cap: self.feedback_flagged_hourly_cap,
+        }
+    }
+
     /// The pipeline's settings.
     pub fn pipeline(&self) -> PipelineConfig {
         let defaults = PipelineConfig::default();

@@ -147,7 +147,11 @@ pub fn api_state(
         metrics,
         predictions,
         feedback,
-        admin_token: admin_token.into(),
+        access: Arc::new(crate::keys::Access::new(
+            crate::keys::Secret::new(admin_token),
+            settings.open_routes(),
+            settings.key_limits(),
+        )),
         ui_requires_token: settings.ui_requires_token,
         limits: Limits {
             batch_max: settings.batch_max,
@@ -226,6 +230,25 @@ pub struct Running {
     background: Vec<JoinHandle<()>>,
 }
 
+/// The admin token (configured, else from or generated into the token
+/// file), checked; where it came from is logged, never the token.
+///
+/// # Errors
+/// The token file cannot be read or written; the token is short or a placeholder.
+fn admin_token(settings: &ServeSettings) -> anyhow::Result<String> {
+    let file = settings.token_file.clone().unwrap_or_else(auth::default_token_file);
+    let configured = settings.admin_token.as_ref().map(crate::keys::Secret::expose);
+    let (token, source) = auth::resolve_token(configured, &file)
+        .with_context(|| format!("cannot read or write the admin token file {}", file.display()))?;
+    auth::check_token(&token).map_err(|refused| anyhow::anyhow!("refusing to start: {refused}"))?;
+    match source {
+        TokenSource::Environment => tracing::info!("admin token from RETRAIN_ADMIN_TOKEN"),
+        TokenSource::File(path) => tracing::info!(file = %path.display(), "admin token read from file"),
+        TokenSource::Generated(path) => tracing::info!(file = %path.display(), "admin token generated into file"),
+    }
+    Ok(token)
+}
+
 /// Like [`serve`], but returns once the parts are started, so a caller in
 /// the same process (the demo) can wait for [`Running::loaded`] instead of
 /// polling its own endpoints before they can answer.
@@ -238,6 +261,11 @@ pub async fn start(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
+    // Before anything is stored: a weak token stops the start.
+    let admin_token = match settings.role {
+        Role::All | Role::Api => Some(admin_token(&settings)?),
+        Role::Worker => None,
+    };
     migrate(&pool).await?;
     retrain_steps::bootstrap::bootstrap(&pool, &settings.pipeline())
         .await
@@ -277,15 +305,7 @@ pub async fn start(
             let _ = scheduler.shutdown().await;
         }));
     }
-    let (app, serving, writers) = if matches!(settings.role, Role::All | Role::Api) {
-        let file = settings.token_file.clone().unwrap_or_else(auth::default_token_file);
-        let (token, source) = auth::resolve_token(settings.admin_token.as_deref(), &file)
-            .with_context(|| format!("cannot read or write the admin token file {}", file.display()))?;
-        match source {
-            TokenSource::Environment => tracing::info!("admin token from RETRAIN_ADMIN_TOKEN"),
-            TokenSource::File(path) => tracing::info!(file = %path.display(), "admin token read from file"),
-            TokenSource::Generated(path) => tracing::info!(file = %path.display(), "admin token generated into file"),
-        }
+    let (app, serving, writers) = if let Some(token) = admin_token {
         let (state, writers) = api_state(&pool, engine.clone(), metrics.clone(), token, &settings, &shutdown);
         // A replica that does not serve the default model waits for none.
         let serving = state

@@ -23,8 +23,9 @@ pub struct AppState {
     pub metrics: Metrics,
     pub predictions: PredictionLog,
     pub feedback: FeedbackWriter,
-    pub admin_token: Arc<str>,
-    /// Whether the console's pages need the admin token for reading too.
+    /// Client keys (the admin token among them), what they may do, their limits.
+    pub access: Arc<crate::keys::Access>,
+    /// Whether the console's pages need an admin key for reading too.
     pub ui_requires_token: bool,
     pub limits: Limits,
 }

@@ -240,6 +240,7 @@ impl Process {
             let response = self
                 .client
                 .post(self.url("/feedback"))
+                .bearer_auth(self.token)
                 .json(&json!({"features": row.input.features(), "correct_label": row.label, "source": source}))
                 .send()
                 .await

@@ -2,7 +2,9 @@
 //! service: on the wine model, traffic and feedback, a retrain run, a hot
 //! swap under load, a poisoning attempt, and the metrics a dashboard would
 //! show; then a text model of generated tickets that learns its users'
-//! new words from their feedback.
+//! new words from their feedback. Every client that sends feedback is a
+//! key of its own (made with the admin token), as in a real deployment: the
+//! rows' source is the key's name, whatever the bodies say.
 
 use super::load::Load;
 use super::tickets::{Ticket, Tickets, Vocabulary};
@@ -117,11 +119,9 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
     let corrections: Vec<Value> = answers
         .iter()
         .take(300)
-        .map(|(e, a)| {
-            json!({"features": features(e), "correct_label": e.label,
-                              "prediction_id": a["prediction_id"], "source": "demo-users"})
-        })
+        .map(|(e, a)| json!({"features": features(e), "correct_label": e.label, "prediction_id": a["prediction_id"]}))
         .collect();
+    let users = as_key(client, &unique("demo-users")).await?;
     say(
         started,
         &format!(
@@ -130,7 +130,7 @@ async fn traffic_and_feedback(client: &Client, pool: &PgPool, started: Instant) 
         ),
     );
     let stored = concurrently(corrections, |body| {
-        let client = client.clone();
+        let client = users.clone();
         async move { client.feedback(&body).await }
     })
     .await;
@@ -306,15 +306,18 @@ async fn hot_swap(client: &Client, pool: &PgPool, started: Instant) -> anyhow::R
 }
 
 async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::Result<String> {
-    let attacker = format!("demo-attacker-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let attacker = unique("demo-attacker");
+    // The body's source changes on every row: it is a sub-label, so the
+    // rows are still the attacker key's.
     let flipped: Vec<Value> = split(pool, Split::Base)
         .await?
         .into_iter()
         .filter(|e| e.label == "5" || e.label == "6")
         .take(400)
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             json!({"features": features(&e), "correct_label": if e.label == "5" { "6" } else { "5" },
-                         "source": attacker})
+                         "source": format!("innocent-{i}")})
         })
         .collect();
     say(
@@ -324,7 +327,7 @@ async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::
             flipped.len()
         ),
     );
-    let sent = send_all(client, flipped).await;
+    let sent = send_all(&as_key(client, &attacker).await?, flipped).await;
     let attacked = retrain(client, FIRST_MODEL, started, "demo: after a poisoning attempt").await?;
     let rules = client.quarantines(Some(FIRST_MODEL)).await?;
     let caught = rules
@@ -358,14 +361,29 @@ async fn poisoning(client: &Client, pool: &PgPool, started: Instant) -> anyhow::
         .await?
         .into_iter()
         .take(100)
-        .map(|e| json!({"features": features(&e), "correct_label": e.label, "source": users}))
+        .map(|e| json!({"features": features(&e), "correct_label": e.label}))
         .collect();
     say(started, &format!("{users} sends {} true rows", honest.len()));
-    send_all(client, honest).await;
+    send_all(&as_key(client, &users).await?, honest).await;
     let honest_run = retrain(client, FIRST_MODEL, started, "demo: honest feedback after the attack").await?;
     Ok(format!(
         "{sent} poisoned rows; {rule} ({attacked}); honest retrain: {honest_run}"
     ))
+}
+
+/// `name` with a suffix of its own: key names are never reused, and the
+/// demo may play again on the same database.
+fn unique(name: &str) -> String {
+    format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
+}
+
+/// A client that predicts and sends feedback as a new key named `name`.
+async fn as_key(client: &Client, name: &str) -> anyhow::Result<Client> {
+    let created = client
+        .create_key(name, &["predict".into(), "feedback".into()], None)
+        .await?;
+    let key = created["key"].as_str().context("no key in the answer")?;
+    Ok(client.with_key(key))
 }
 
 /// Sends feedback bodies concurrently; how many were stored.
@@ -467,13 +485,14 @@ async fn text_model(client: &Client, started: Instant) -> anyhow::Result<String>
         ),
     );
     let traffic: Vec<Ticket> = (0..150).map(|_| tickets.ticket(Vocabulary::New)).collect();
+    let agents = as_key(client, &unique("demo-agents")).await?;
     for ticket in &traffic {
-        let answer = client.predict_with(TEXT_MODEL, &json!({"text": ticket.text})).await?;
-        client
+        let answer = agents.predict_with(TEXT_MODEL, &json!({"text": ticket.text})).await?;
+        agents
             .feedback_to(
                 TEXT_MODEL,
                 &json!({"text": ticket.text, "correct_label": ticket.category,
-                        "prediction_id": answer["prediction_id"], "source": "demo-agents"}),
+                        "prediction_id": answer["prediction_id"]}),
             )
             .await?;
     }

@@ -117,6 +117,9 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             "                 -d '{{\"features\": [7.4, 0.7, 0.0, 1.9, 0.076, 11.0, 34.0, 0.9978, 3.51, 0.56, 9.4]}}'"
         );
         println!("  admin token: {token}   (curl -H 'Authorization: Bearer {token}' ...)");
+        println!(
+            "  feedback:    needs a client key: retrain keys create NAME --scope feedback --url {base} --token {token}"
+        );
         tokio::signal::ctrl_c().await.ok();
     }
     shutdown.cancel();

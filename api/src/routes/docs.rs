@@ -21,25 +21,49 @@ use utoipa_swagger_ui::SwaggerUi;
         super::runs::trigger, super::runs::trigger_named, super::runs::list, super::runs::show, super::runs::cancel, super::runs::retry,
         super::runs::list_named,
         super::health::health, super::health::ready, super::health::metrics,
+        super::keys::create, super::keys::list, super::keys::revoke,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
-    modifiers(&AdminToken, &CommonRefusals),
+    modifiers(&KeySchemes, &CommonRefusals),
     tags(
         (name = "serving", description = "Predictions from the champion"),
         (name = "feedback", description = "Correct labels from users"),
         (name = "models", description = "The model registry, promotion and rollback"),
         (name = "runs", description = "Retrain runs"),
+        (name = "keys", description = "Client keys: who may predict, send feedback or administer"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;
 
-struct AdminToken;
+/// The bearer key schemes, one per scope (`admin_token` keeps its name from
+/// before keys had scopes).
+struct KeySchemes;
 
-impl Modify for AdminToken {
+impl Modify for KeySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        for (name, description) in [
+            (
+                "admin_token",
+                "A key with the admin scope: the bootstrap admin token (the key named `admin`), or one made \
+                 with `POST /keys`. Admin actions record the key's name as their actor.",
+            ),
+            (
+                "feedback_key",
+                "A key with the feedback scope. The feedback's source is the key's name; the body's `source` \
+                 is only a sub-label. Needed unless RETRAIN_FEEDBACK_OPEN=true.",
+            ),
+            (
+                "predict_key",
+                "A key with the predict scope: optional unless RETRAIN_PREDICT_OPEN=false; a key that is sent \
+                 is checked and charged against its rate limit.",
+            ),
+        ] {
+            let mut scheme = Http::new(HttpAuthScheme::Bearer);
+            scheme.description = Some(description.to_owned());
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
     }
 }
 
@@ -85,9 +109,13 @@ impl Modify for CommonRefusals {
                 if query_params {
                     refuse("400", "Invalid query parameter");
                 }
-                let admin = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let admin =
+                    operation.security.iter().flatten().any(|requirement| {
+                        serde_json::to_value(requirement).is_ok_and(|v| v.get("admin_token").is_some())
+                    });
                 if admin {
-                    refuse("401", "Missing or wrong admin token");
+                    refuse("401", "Missing, unknown or revoked key");
+                    refuse("403", "The key lacks the admin scope");
                     refuse("422", "Invalid X-Retrain-Actor header");
                 }
                 if !matches!(path.as_str(), "/health" | "/metrics") {
@@ -149,8 +177,10 @@ pub struct IdempotencyKeyParam(
 #[allow(dead_code, reason = "documents a header; never built")]
 #[into_params(names("X-Retrain-Actor"), parameter_in = Header)]
 pub struct ActorParam(
-    /// Who is calling, for the audit trail (default `admin`): 1 to 200 characters of UTF-8
-    /// text without control characters, else 422 `invalid_actor`.
+    /// Who is calling, for the audit trail: with a named key, recorded as a note on the key's
+    /// name (`ci-bot (alice)`); with the shared bootstrap admin token, recorded as the actor
+    /// (default `admin`). 1 to 200 characters of UTF-8 text without control characters, else
+    /// 422 `invalid_actor`.
     #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub Option<String>,
 );

@@ -5,14 +5,19 @@
 //! retention dropped its day) is no reason to refuse: a pruned id and one
 //! never logged read the same, and the row is stored with the prediction id and
 //! links to the prediction by that id once it lands (`feedback_links`).
+//!
+//! The row's `source`, which quarantine and screening go by, is the sending
+//! key's name, set here; the body's `source` is kept as the row's
+//! `sub_label`, the client's own bookkeeping, and never identifies anyone.
 
 use super::input::{Body, FeaturesValue, LabelValue, PathParam, check_label, check_text, model_input, served};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::{self, Claim, KeyHeader, Scope, Stored};
+use crate::keys::limits::Spend;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use retrain_steps::ml::Input;
 use retrain_steps::store::datasets::stored_input;
@@ -38,8 +43,9 @@ pub struct FeedbackRequest {
     pub prediction_id: Option<Uuid>,
     /// The class that was predicted, if known.
     pub predicted_label: Option<LabelValue>,
-    /// Who or what sent it (an app, a team), for audit and quarantine: 1 to 200
-    /// characters, no control characters but newline and tab; stored verbatim.
+    /// A label of the client's own (an app, a team), stored verbatim as the
+    /// row's `sub_label`: 1 to 200 characters, no control characters but
+    /// newline and tab. Not the row's source: that is the key's name.
     #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub source: Option<String>,
 }
@@ -63,8 +69,12 @@ struct LoggedPrediction {
 /// body, header `Idempotent-Replayed: true`) and stores nothing new.
 #[utoipa::path(post, path = "/feedback", tag = "feedback", request_body = FeedbackRequest,
     params(super::docs::IdempotencyKeyParam),
+    security(("feedback_key" = [])),
     responses(
         (status = 201, body = FeedbackResponse, description = "Committed (or, for a retried Idempotency-Key, the first answer)"),
+        (status = 401, description = "No key, or an unknown or revoked one", body = ErrorBody),
+        (status = 403, description = "The key lacks the feedback scope or is for another model", body = ErrorBody),
+        (status = 429, description = "The key's rate or hourly cap is spent; retry after the Retry-After delay", body = ErrorBody),
         (status = 404, description = "This replica does not serve the default model (RETRAIN_MODELS)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 408, description = "The body stalled", body = ErrorBody),
@@ -76,11 +86,12 @@ struct LoggedPrediction {
     ))]
 pub async fn feedback(
     State(state): State<AppState>,
+    headers: HeaderMap,
     key: KeyHeader,
     Body(request): Body<FeedbackRequest>,
 ) -> Result<Response, ApiError> {
     let model = state.default_model.clone();
-    feedback_for(&state, &model, key, request).await
+    feedback_for(&state, &model, &headers, key, request).await
 }
 
 /// Store one piece of feedback for the named model.
@@ -89,8 +100,12 @@ pub async fn feedback(
 /// body, header `Idempotent-Replayed: true`) and stores nothing new.
 #[utoipa::path(post, path = "/models/{name}/feedback", tag = "feedback", request_body = FeedbackRequest,
     params(("name" = String, Path, description = "The model's name"), super::docs::IdempotencyKeyParam),
+    security(("feedback_key" = [])),
     responses(
         (status = 201, body = FeedbackResponse, description = "Committed (or, for a retried Idempotency-Key, the first answer)"),
+        (status = 401, description = "No key, or an unknown or revoked one", body = ErrorBody),
+        (status = 403, description = "The key lacks the feedback scope or is for another model", body = ErrorBody),
+        (status = 429, description = "The key's rate or hourly cap is spent; retry after the Retry-After delay", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such model, or this replica does not serve it", body = ErrorBody),
         (status = 408, description = "The body stalled", body = ErrorBody),
@@ -103,20 +118,28 @@ pub async fn feedback(
 pub async fn feedback_named(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
+    headers: HeaderMap,
     key: KeyHeader,
     Body(request): Body<FeedbackRequest>,
 ) -> Result<Response, ApiError> {
-    feedback_for(&state, &name, key, request).await
+    feedback_for(&state, &name, &headers, key, request).await
 }
 
 async fn feedback_for(
     state: &AppState,
     model: &str,
+    headers: &HeaderMap,
     KeyHeader(key): KeyHeader,
     request: FeedbackRequest,
 ) -> Result<Response, ApiError> {
-    // The key covers the model too: the same body for two models is two requests.
-    let claim = key.map(|key| Claim::new(key, &(model, &request)));
+    let caller = state
+        .access
+        .authorize(&state.pool, headers, crate::keys::Scope::Feedback, Some(model))
+        .await?;
+    let source = caller.as_ref().map_or(crate::keys::ANONYMOUS, |c| &*c.name);
+    // The key covers the model and the sender too: the same body for two
+    // models, or from two clients, is two requests.
+    let claim = key.map(|key| Claim::new(key, &(model, source, &request)));
     if let Some(claim) = &claim {
         // A retry answers from the key even if the request would not pass now.
         let mut conn = state.pool.acquire().await?;
@@ -176,8 +199,10 @@ async fn feedback_for(
         prediction_id: request.prediction_id,
         predicted_label,
         model_version,
-        source: request.source,
+        source: Some(source.to_owned()),
+        sub_label: request.source,
     };
+    state.access.spend(caller.as_deref(), Spend::Feedback)?;
     let id = match claim {
         None => state.feedback.store(row).await?,
         Some(claim) => match state.feedback.store_keyed(row, claim).await? {

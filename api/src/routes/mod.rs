@@ -5,6 +5,7 @@ mod docs;
 pub mod feedback;
 pub mod health;
 pub(crate) mod input;
+pub mod keys;
 pub mod models;
 pub mod page;
 pub mod predict;
@@ -42,6 +43,8 @@ pub fn router(state: AppState) -> Router {
             post(quarantine::quarantine).get(quarantine::list),
         )
         .route("/feedback/quarantine/{id}/release", post(quarantine::release))
+        .route("/keys", post(keys::create).get(keys::list))
+        .route("/keys/{name}/revoke", post(keys::revoke))
         .route("/model/info", get(models::info))
         .route("/models", get(models::list))
         .route("/models/{name}", get(models::show).patch(models::change))

@@ -1,6 +1,8 @@
 //! `POST /predict` and `POST /predict/batch` (the default model), and the
 //! same under `/models/{name}/`: answer from the served model without
-//! touching the database; log each prediction in the background.
+//! touching the database; log each prediction in the background. A key is
+//! needed only if `RETRAIN_PREDICT_OPEN` is off; a key that is presented is
+//! checked either way and charged for each prediction.
 
 use super::input::{Body, FeaturesValue, PathParam, model_input, served};
 use crate::error::{ApiError, ErrorBody};
@@ -9,6 +11,7 @@ use crate::serving::ServedModel;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -107,8 +110,27 @@ fn predict_one(
     })
 }
 
+/// Checks the caller's key, if any (and if the route needs one), and charges
+/// it for `n` predictions.
+async fn admit(state: &AppState, headers: &HeaderMap, model: &str, n: usize) -> Result<(), ApiError> {
+    let caller = state
+        .access
+        .authorize(&state.pool, headers, crate::keys::Scope::Predict, Some(model))
+        .await?;
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    state
+        .access
+        .spend(caller.as_deref(), crate::keys::limits::Spend::Predict(n))
+}
+
 /// Classifies one input with `model`'s champion.
-async fn predict_with(state: &AppState, model: &str, request: PredictRequest) -> Result<PredictResponse, ApiError> {
+async fn predict_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    model: &str,
+    request: PredictRequest,
+) -> Result<PredictResponse, ApiError> {
+    admit(state, headers, model, 1).await?;
     let started = Instant::now();
     let served = served(state, model).await?;
     let input = model_input(&served, request.features, request.text)?;
@@ -122,7 +144,13 @@ async fn predict_with(state: &AppState, model: &str, request: PredictRequest) ->
 
 /// Classifies a batch with one version of `model`'s champion; a refused
 /// instance refuses the batch and logs nothing.
-async fn predict_batch_with(state: &AppState, model: &str, request: BatchRequest) -> Result<BatchResponse, ApiError> {
+async fn predict_batch_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    model: &str,
+    request: BatchRequest,
+) -> Result<BatchResponse, ApiError> {
+    admit(state, headers, model, request.instances.len()).await?;
     let started = Instant::now();
     let max = state.limits.batch_max;
     if request.instances.is_empty() || request.instances.len() > max {
@@ -155,8 +183,12 @@ async fn predict_batch_with(state: &AppState, model: &str, request: BatchRequest
 
 /// Classify one input with the default model.
 #[utoipa::path(post, path = "/predict", tag = "serving", request_body = PredictRequest,
+    security((), ("predict_key" = [])),
     responses(
         (status = 200, body = PredictResponse),
+        (status = 401, description = "An unknown or revoked key, or none where predictions need one", body = ErrorBody),
+        (status = 403, description = "The key lacks the predict scope or is for another model", body = ErrorBody),
+        (status = 429, description = "The key's prediction rate is spent; retry after the Retry-After delay", body = ErrorBody),
         (status = 404, description = "This replica does not serve the default model (RETRAIN_MODELS)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -166,17 +198,22 @@ async fn predict_batch_with(state: &AppState, model: &str, request: BatchRequest
     ))]
 pub async fn predict(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Body(request): Body<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
     let model = state.default_model.clone();
-    Ok(Json(predict_with(&state, &model, request).await?))
+    Ok(Json(predict_with(&state, &headers, &model, request).await?))
 }
 
 /// Classify one input with the named model.
 #[utoipa::path(post, path = "/models/{name}/predict", tag = "serving", request_body = PredictRequest,
     params(("name" = String, Path, description = "The model's name")),
+    security((), ("predict_key" = [])),
     responses(
         (status = 200, body = PredictResponse),
+        (status = 401, description = "An unknown or revoked key, or none where predictions need one", body = ErrorBody),
+        (status = 403, description = "The key lacks the predict scope or is for another model", body = ErrorBody),
+        (status = 429, description = "The key's prediction rate is spent; retry after the Retry-After delay", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such model, or this replica does not serve it", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -187,16 +224,21 @@ pub async fn predict(
 pub async fn predict_named(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
+    headers: HeaderMap,
     Body(request): Body<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
-    Ok(Json(predict_with(&state, &name, request).await?))
+    Ok(Json(predict_with(&state, &headers, &name, request).await?))
 }
 
 /// Classify up to `RETRAIN_BATCH_MAX` inputs with one version of the
 /// default model.
 #[utoipa::path(post, path = "/predict/batch", tag = "serving", request_body = BatchRequest,
+    security((), ("predict_key" = [])),
     responses(
         (status = 200, body = BatchResponse),
+        (status = 401, description = "An unknown or revoked key, or none where predictions need one", body = ErrorBody),
+        (status = 403, description = "The key lacks the predict scope or is for another model", body = ErrorBody),
+        (status = 429, description = "The key's prediction rate is spent; retry after the Retry-After delay", body = ErrorBody),
         (status = 404, description = "This replica does not serve the default model (RETRAIN_MODELS)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -206,18 +248,23 @@ pub async fn predict_named(
     ))]
 pub async fn predict_batch(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Body(request): Body<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let model = state.default_model.clone();
-    Ok(Json(predict_batch_with(&state, &model, request).await?))
+    Ok(Json(predict_batch_with(&state, &headers, &model, request).await?))
 }
 
 /// Classify up to `RETRAIN_BATCH_MAX` inputs with one version of the named
 /// model.
 #[utoipa::path(post, path = "/models/{name}/predict/batch", tag = "serving", request_body = BatchRequest,
     params(("name" = String, Path, description = "The model's name")),
+    security((), ("predict_key" = [])),
     responses(
         (status = 200, body = BatchResponse),
+        (status = 401, description = "An unknown or revoked key, or none where predictions need one", body = ErrorBody),
+        (status = 403, description = "The key lacks the predict scope or is for another model", body = ErrorBody),
+        (status = 429, description = "The key's prediction rate is spent; retry after the Retry-After delay", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such model, or this replica does not serve it", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -228,7 +275,8 @@ pub async fn predict_batch(
 pub async fn predict_batch_named(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
+    headers: HeaderMap,
     Body(request): Body<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    Ok(Json(predict_batch_with(&state, &name, request).await?))
+    Ok(Json(predict_batch_with(&state, &headers, &name, request).await?))
 }

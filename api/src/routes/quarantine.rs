@@ -23,8 +23,9 @@ use utoipa::{IntoParams, ToSchema};
 pub struct QuarantineRequest {
     /// The model whose feedback to quarantine (the default model if absent).
     pub model: Option<String>,
-    /// Feedback sent with this `source` (1 to 200 characters, no control characters but
-    /// newline and tab).
+    /// Feedback from this source: the name of the key that sent it (1 to 200 characters,
+    /// no control characters but newline and tab). What a body said as its `source` is a
+    /// sub-label and never matches.
     #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     pub source: Option<String>,
     /// Feedback received at or after this time (RFC 3339).

@@ -1,15 +1,17 @@
-//! Who is at the console. An operator signs in with the admin token, which
-//! the browser then keeps in an HttpOnly, SameSite=Strict cookie (scripts
-//! cannot read it, other sites' pages cannot send it), with the name the
-//! audit trail records. Every form carries a CSRF token derived from the
-//! admin token, which a page on another origin cannot know. Without the
+//! Who is at the console. An operator signs in with a key that has the
+//! `admin` scope (the admin token is one), which the browser then keeps in an
+//! HttpOnly, SameSite=Strict cookie (scripts cannot read it, other sites'
+//! pages cannot send it), with the name the audit trail records (as
+//! `auth::actor_of` says). Every form carries a CSRF token derived from the
+//! key, which a page on another origin cannot know. Without the
 //! cookie the pages are read-only, or refused if `--ui-requires-token` says
 //! reading needs the token too.
 
 use super::form::FormBody;
 use super::layout;
-use crate::auth::constant_time_eq;
 use crate::error::ApiError;
+use crate::keys::secret::constant_time_eq;
+use crate::keys::{Scope, Secret};
 use crate::routes::input::check_text;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, State};
@@ -52,10 +54,10 @@ impl Operator {
     }
 }
 
-/// The CSRF token of forms: a hash of the admin token, so it is the same in
-/// every replica and changes with the token.
-fn csrf_of(admin_token: &str) -> String {
-    let digest = Sha256::digest(format!("retrain-ui-csrf:{admin_token}").as_bytes());
+/// The CSRF token of forms: a hash of the operator's key, so it is the same
+/// in every replica and changes with the key.
+fn csrf_of(key: &Secret) -> String {
+    let digest = Sha256::digest(format!("retrain-ui-csrf:{}", key.expose()).as_bytes());
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -70,19 +72,20 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|(key, value)| (key == name).then_some(value))
 }
 
-/// The operator whose cookie carries the admin token, if any.
-fn operator(headers: &HeaderMap, state: &AppState) -> Option<Operator> {
-    let token = cookie(headers, TOKEN_COOKIE).and_then(decode)?;
-    if !constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+/// The operator whose cookie carries a live key with the `admin` scope, if any.
+async fn operator(headers: &HeaderMap, state: &AppState) -> Option<Operator> {
+    let key = Secret::new(cookie(headers, TOKEN_COOKIE).and_then(decode)?);
+    let caller = state.access.resolve(&state.pool, &key).await.ok()?;
+    if !caller.has(Scope::Admin) {
         return None;
     }
-    let actor = cookie(headers, ACTOR_COOKIE)
+    let name = cookie(headers, ACTOR_COOKIE)
         .and_then(decode)
         .filter(|name| check_text(name, "name", 200, "invalid_actor").is_ok())
         .unwrap_or_else(|| "console".to_owned());
     Some(Operator {
-        actor,
-        csrf: csrf_of(&state.admin_token),
+        actor: crate::auth::actor_of(&caller, Some(&name)),
+        csrf: csrf_of(&key),
     })
 }
 
@@ -91,11 +94,11 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        operator(&parts.headers, state).ok_or_else(|| {
+        operator(&parts.headers, state).await.ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "this action needs the admin token: sign in at /ui/login",
+                "this action needs a key with the admin scope: sign in at /ui/login",
             )
         })
     }
@@ -110,7 +113,7 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let operator = operator(&parts.headers, state);
+        let operator = operator(&parts.headers, state).await;
         if operator.is_none() && state.ui_requires_token {
             return Err(Redirect::to("/ui/login").into_response());
         }
@@ -127,9 +130,9 @@ fn login_form(status: StatusCode, problem: Option<&str>) -> Response {
     let body = html! {
         h1 { "Sign in" }
         @if let Some(problem) = problem { p.problem role="alert" { (problem) } }
-        p { "The admin token unlocks the actions. The name is recorded with every action you take." }
+        p { "A key with the admin scope (the admin token is one) unlocks the actions. The name is recorded with every action you take." }
         form.stack method="post" action="/ui/login" {
-            label { "Admin token" input type="password" name="token" required autocomplete="current-password"; }
+            label { "Admin key" input type="password" name="token" required autocomplete="current-password"; }
             label { "Your name" input type="text" name="name" required maxlength="200" placeholder="ops@example.com"; }
             button type="submit" { "Sign in" }
         }
@@ -140,14 +143,23 @@ fn login_form(status: StatusCode, problem: Option<&str>) -> Response {
 /// What the sign-in form sends.
 #[derive(Debug, Deserialize)]
 pub struct Login {
-    token: String,
+    token: Secret,
     name: String,
 }
 
 /// Signs in: the token and name go into cookies only the server reads.
 pub async fn login(State(state): State<AppState>, FormBody(login): FormBody<Login>) -> Response {
-    if !constant_time_eq(login.token.trim().as_bytes(), state.admin_token.as_bytes()) {
-        return login_form(StatusCode::UNAUTHORIZED, Some("The admin token is not valid."));
+    let key = Secret::new(login.token.expose().trim());
+    let admits = state
+        .access
+        .resolve(&state.pool, &key)
+        .await
+        .is_ok_and(|c| c.has(Scope::Admin));
+    if !admits {
+        return login_form(
+            StatusCode::UNAUTHORIZED,
+            Some("The key is not valid or has no admin scope."),
+        );
     }
     let name = login.name.trim();
     if let Err(problem) = check_text(name, "name", 200, "invalid_actor") {
@@ -155,7 +167,7 @@ pub async fn login(State(state): State<AppState>, FormBody(login): FormBody<Logi
     }
     let mut response = Redirect::to("/ui/runs").into_response();
     for cookie in [
-        set_cookie(TOKEN_COOKIE, &encode(login.token.trim()), None),
+        set_cookie(TOKEN_COOKIE, &encode(key.expose()), None),
         set_cookie(ACTOR_COOKIE, &encode(name), None),
     ] {
         response.headers_mut().append(header::SET_COOKIE, cookie);

@@ -21,21 +21,23 @@ async fn feedback_is_committed_before_it_is_acknowledged(_: PgPoolOptions, conne
     assert_eq!(response.status(), 201);
     let id = response.json::<Value>().await.unwrap()["feedback_id"].as_i64().unwrap();
     // No waiting: acknowledged means stored.
-    let (label, source, predicted): (String, Option<String>, Option<String>) =
-        sqlx::query_as("SELECT correct_label, source, predicted_label FROM feedback WHERE id = $1")
+    // The source is the key's name; the body's `source` a sub-label.
+    let (label, source, sub_label, predicted): (String, String, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT correct_label, source, sub_label, predicted_label FROM feedback WHERE id = $1")
             .bind(id)
             .fetch_one(&app.pool)
             .await
             .unwrap();
     assert_eq!(
-        (label, source.as_deref(), predicted),
-        (example.label.clone(), Some("app-1"), None)
+        (label, source.as_str(), sub_label.as_deref(), predicted),
+        (example.label.clone(), "tests", Some("app-1"), None)
     );
 
     // Many at once: every acknowledged row is there (group commit).
     let sends = pool_rows[1..41].iter().map(|e| {
         app.client
             .post(app.url("/feedback"))
+            .bearer_auth(&app.key)
             .json(&json!({"features": features(e), "correct_label": e.label}))
             .send()
     });
@@ -258,11 +260,11 @@ async fn invalid_feedback_is_refused_and_not_stored(_: PgPoolOptions, connect: P
         .await;
     assert_eq!(response.status(), 201);
     assert_eq!(count(&app.pool, "SELECT count(*) FROM feedback").await, 1);
-    let source: String = sqlx::query_scalar("SELECT source FROM feedback")
+    let sub_label: String = sqlx::query_scalar("SELECT sub_label FROM feedback")
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(source, sneaky);
+    assert_eq!(sub_label, sneaky);
     app.stop().await;
 }
 
@@ -270,12 +272,22 @@ async fn invalid_feedback_is_refused_and_not_stored(_: PgPoolOptions, connect: P
 async fn feedback_is_quarantined_by_source_by_an_admin(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = spawn(&connect, "api", &[]).await;
     let example = rows(&app.pool, Split::Pool).await.remove(0);
-    for source in ["spammer", "spammer", "users"] {
-        let body = json!({"features": features(&example), "correct_label": example.label, "source": source});
-        assert_eq!(app.post("/feedback", body).await.status(), 201);
+    let (spammer, users) = (
+        app.make_key("spammer", &["feedback"]).await,
+        app.make_key("users", &["feedback"]).await,
+    );
+    // The body's source is a sub-label: the spammer cannot pass as users.
+    for key in [&spammer, &spammer, &users] {
+        let body = json!({"features": features(&example), "correct_label": example.label, "source": "users"});
+        assert_eq!(app.post_as(key, "/feedback", body).await.status(), 201);
     }
     let rule = json!({"source": "spammer", "reason": "bot traffic"});
-    assert_eq!(app.post("/feedback/quarantine", rule.clone()).await.status(), 401);
+    assert_eq!(
+        app.post_without_key("/feedback/quarantine", rule.clone())
+            .await
+            .status(),
+        401
+    );
     let created = app.admin_post("/feedback/quarantine", rule).await;
     assert_eq!(created.status(), 201);
     let body: Value = created.json().await.unwrap();

@@ -98,7 +98,7 @@ async fn hostile_text_is_stored_verbatim_or_refused(_: PgPoolOptions, connect: P
         .await;
         if let Some(id) = answer["feedback_id"].as_i64() {
             stored_feedback += 1;
-            let source: String = sqlx::query_scalar("SELECT source FROM feedback WHERE id = $1")
+            let source: String = sqlx::query_scalar("SELECT sub_label FROM feedback WHERE id = $1")
                 .bind(id)
                 .fetch_one(&app.pool)
                 .await
@@ -240,6 +240,7 @@ async fn hostile_text_is_stored_verbatim_or_refused(_: PgPoolOptions, connect: P
             let response = app
                 .client
                 .post(app.url("/feedback"))
+                .bearer_auth(&app.key)
                 .header("idempotency-key", value)
                 .json(&body)
                 .send()
@@ -414,6 +415,7 @@ async fn escapes_that_cannot_be_stored_are_refused(_: PgPoolOptions, connect: Pg
     let response = app
         .client
         .post(app.url("/feedback"))
+        .bearer_auth(&app.key)
         .header("content-type", "application/json")
         .body(pair)
         .send()
@@ -421,7 +423,7 @@ async fn escapes_that_cannot_be_stored_are_refused(_: PgPoolOptions, connect: Pg
         .unwrap();
     assert_eq!(response.status(), 201);
     let id = response.json::<Value>().await.unwrap()["feedback_id"].as_i64().unwrap();
-    let source: String = sqlx::query_scalar("SELECT source FROM feedback WHERE id = $1")
+    let source: String = sqlx::query_scalar("SELECT sub_label FROM feedback WHERE id = $1")
         .bind(id)
         .fetch_one(&app.pool)
         .await

@@ -11,6 +11,7 @@ async fn send_feedback(app: &TestApp, key: &str, body: &Value) -> (u16, Value, b
     let response = app
         .client
         .post(app.url("/feedback"))
+        .bearer_auth(&app.key)
         .header("idempotency-key", key)
         .json(body)
         .send()
@@ -43,6 +44,7 @@ async fn a_retried_feedback_gets_the_first_answer_and_stores_nothing(_: PgPoolOp
     let retry = app
         .client
         .post(app.url("/feedback"))
+        .bearer_auth(&app.key)
         .header("idempotency-key", "key-1")
         .header("content-type", "application/json")
         .body(reordered)
@@ -103,6 +105,7 @@ async fn invalid_keys_are_refused(_: PgPoolOptions, connect: PgConnectOptions) {
         let response = app
             .client
             .post(app.url("/feedback"))
+            .bearer_auth(&app.key)
             .header(
                 "idempotency-key",
                 reqwest::header::HeaderValue::from_bytes(key).unwrap(),

@@ -24,7 +24,8 @@ async fn a_released_source_is_audited_and_trains_again_in_the_next_run(_: PgPool
             .map(|e| json!({"features": features(e), "correct_label": e.label, "source": source}))
             .collect()
     };
-    send_all(&app, from(&pool_rows[..40], "partner")).await;
+    let partner = app.make_key("partner", &["feedback"]).await;
+    send_all_as(&app, &partner, from(&pool_rows[..40], "whatever-the-partner-says")).await;
     let quarantined = app
         .admin_post(
             "/feedback/quarantine",
@@ -44,7 +45,7 @@ async fn a_released_source_is_audited_and_trains_again_in_the_next_run(_: PgPool
 
     // Refusals: no token, an empty reason, an unknown rule.
     let path = format!("/feedback/quarantine/{rule}/release");
-    assert_eq!(app.post(&path, json!({"reason": "x"})).await.status(), 401);
+    assert_eq!(app.post_without_key(&path, json!({"reason": "x"})).await.status(), 401);
     let empty = app.admin_post(&path, json!({"reason": ""})).await;
     assert_eq!(empty.status(), 422);
     assert_eq!(error_code(empty).await, "invalid_reason");

@@ -27,7 +27,9 @@ async fn a_promoted_version_reproduces_byte_for_byte(_: PgPoolOptions, connect: 
         "the tree loses to a stronger learner on wine"
     );
 
-    let refused = app.post("/models/wine-quality/versions/1/reproduce", json!({})).await;
+    let refused = app
+        .post_without_key("/models/wine-quality/versions/1/reproduce", json!({}))
+        .await;
     assert_eq!(refused.status(), 401, "an admin operation");
     let missing = app
         .admin_post("/models/wine-quality/versions/9/reproduce", json!({}))

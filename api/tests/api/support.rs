@@ -2,6 +2,8 @@
 //! the defaults and the flags a test gives, never the `RETRAIN_*` variables
 //! of the shell the tests run from.
 
+use retrain_api::keys::store::NewKey;
+use retrain_api::keys::{self, Scope, Secret};
 use retrain_api::settings::{self, DatabaseSettings, ServeSettings};
 use retrain_steps::ml::{Example, Split};
 use retrain_testkit::fixtures::{another_model, split_rows};
@@ -13,12 +15,18 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const TOKEN: &str = "test-admin-token";
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
+/// The key of [`TestApp::post`]: a client named `tests` with the predict and feedback scopes.
+pub const KEY: &str = "rtk_tests-feedback-key-0123456789abcdef";
 
 /// A running service.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// A client without a key.
     pub client: reqwest::Client,
+    /// A key named `tests` with the predict and feedback scopes, which
+    /// [`TestApp::post`] sends.
+    pub key: String,
     pub pool: PgPool,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -72,9 +80,10 @@ pub async fn spawn_on(pool: PgPool, role: &str, extra: &[&str]) -> TestApp {
         listener,
         shutdown.clone(),
     ));
-    let app = TestApp {
+    let mut app = TestApp {
         address,
         client: reqwest::Client::new(),
+        key: String::new(),
         pool,
         shutdown,
         handle: Some(handle),
@@ -84,6 +93,16 @@ pub async fn spawn_on(pool: PgPool, role: &str, extra: &[&str]) -> TestApp {
         assert!(Instant::now() < deadline, "the service did not get ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Stored directly, as the same key for every app on the database, so
+    // two replicas of a test see one client.
+    let tests = NewKey {
+        name: "tests",
+        scopes: &[Scope::Predict, Scope::Feedback],
+        model: None,
+        actor: "tests",
+    };
+    keys::store::create(&app.pool, &tests, &Secret::new(KEY)).await.unwrap();
+    app.key = KEY.to_owned();
     app
 }
 
@@ -96,8 +115,35 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// POST with the app's `tests` key, as a client with a feedback key would.
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.post_as(&self.key, path, body).await
+    }
+
+    /// POST with `key`.
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST without a key.
+    pub async fn post_without_key(&self, path: &str, body: Value) -> reqwest::Response {
         self.client.post(self.url(path)).json(&body).send().await.unwrap()
+    }
+
+    /// Makes a key with `scopes` over the admin API; returns the key.
+    pub async fn make_key(&self, name: &str, scopes: &[&str]) -> String {
+        let created = self.admin_post("/keys", json!({"name": name, "scopes": scopes})).await;
+        assert_eq!(created.status(), 201, "key {name} made");
+        created.json::<Value>().await.unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
@@ -270,12 +316,17 @@ pub fn retrain(args: &[&str], database_url: Option<&str>) -> (bool, String, Stri
     )
 }
 
-/// Sends feedback bodies, 50 at a time; each must be stored.
+/// Sends feedback bodies with the app's key, 50 at a time; each must be stored.
 pub async fn send_all(app: &TestApp, bodies: Vec<Value>) {
+    send_all_as(app, &app.key, bodies).await;
+}
+
+/// Sends feedback bodies with `key`, 50 at a time; each must be stored.
+pub async fn send_all_as(app: &TestApp, key: &str, bodies: Vec<Value>) {
     for chunk in bodies.chunks(50) {
         let sends = chunk
             .iter()
-            .map(|body| app.client.post(app.url("/feedback")).json(body).send());
+            .map(|body| app.client.post(app.url("/feedback")).bearer_auth(key).json(body).send());
         for response in futures_util::future::join_all(sends).await {
             assert_eq!(response.unwrap().status(), 201);
         }

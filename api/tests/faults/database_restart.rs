@@ -95,7 +95,12 @@ fn feedback_load(
             i += 1;
             let sent = Instant::now();
             let body = json!({"features": row.input.features(), "correct_label": row.label, "source": source});
-            record(&out, sent, client.post(&url).json(&body).send().await).await;
+            record(
+                &out,
+                sent,
+                client.post(&url).bearer_auth(TOKEN).json(&body).send().await,
+            )
+            .await;
         }
     });
     (samples, task)

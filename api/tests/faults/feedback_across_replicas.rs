@@ -43,6 +43,7 @@ async fn feedback_citing_another_replicas_prediction_is_stored_and_linked_when_i
     let response = receiving
         .client
         .post(receiving.url("/feedback"))
+        .bearer_auth(TOKEN)
         .json(&json!({"features": row.input.features(), "correct_label": row.label, "prediction_id": prediction_id}))
         .send()
         .await

@@ -44,6 +44,7 @@ async fn three_workers_run_200_runs_executing_each_step_attempt_once(_: PgPoolOp
             predicted_label: None,
             model_version: None,
             source: Some("many-workers".into()),
+            sub_label: None,
         })
         .collect();
 

@@ -70,7 +70,7 @@ async fn requests_in_flight_at_shutdown_get_their_answers_and_their_rows_are_sto
         .iter()
         .zip(&cited_ids)
         .map(|(row, id)| {
-            let request = api.client.post(api.url("/feedback")).json(&json!({
+            let request = api.client.post(api.url("/feedback")).bearer_auth(TOKEN).json(&json!({
                 "features": row.input.features(), "correct_label": row.label, "prediction_id": id
             }));
             tokio::spawn(request.send())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 
-pub const TOKEN: &str = "faults-admin-token";
+pub const TOKEN: &str = "faults-admin-token-0123456789abcdef";
 
 /// The tests of this binary share the machine, except the database restart,
 /// whose latency checks want it to themselves. (Each test has a runtime of

@@ -156,7 +156,13 @@ pub async fn user(n: u64, base: String, traffic: Arc<Traffic>, per_sec: f64, unt
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16, Value), String> {
-    let response = client.post(url).json(body).send().await.map_err(|e| e.to_string())?;
+    let response = client
+        .post(url)
+        .bearer_auth(TOKEN)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let text = response.text().await.map_err(|e| e.to_string())?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))

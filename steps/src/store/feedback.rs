@@ -266,7 +266,11 @@ pub struct NewFeedback {
     pub prediction_id: Option<uuid::Uuid>,
     pub predicted_label: Option<String>,
     pub model_version: Option<i32>,
+    /// Who sent it: the sending key's name, set by the server (quarantine
+    /// and screening go by it).
     pub source: Option<String>,
+    /// The client's own label for it (the body's `source`); identifies nobody.
+    pub sub_label: Option<String>,
 }
 
 /// Stores feedback rows, of any models and input kinds, in one statement
@@ -275,12 +279,12 @@ pub async fn insert_many(conn: &mut PgConnection, rows: &[NewFeedback]) -> Resul
     let inputs = InputColumns::of(rows.iter().map(|r| &r.input));
     sqlx::query_scalar(
         "INSERT INTO feedback (model_id, features, text, correct_label, prediction_id, predicted_label,
-                              model_version, source)
+                              model_version, source, sub_label)
          SELECT model, CASE WHEN flen IS NULL THEN NULL ELSE $1[fstart : fstart + flen - 1] END, txt,
-                label, pid, plabel, mversion, src
+                label, pid, plabel, mversion, src, sub
          FROM unnest($2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::uuid[], $8::text[],
-                     $9::int[], $10::text[])
-              WITH ORDINALITY AS t(model, fstart, flen, txt, label, pid, plabel, mversion, src, i)
+                     $9::int[], $10::text[], $11::text[])
+              WITH ORDINALITY AS t(model, fstart, flen, txt, label, pid, plabel, mversion, src, sub, i)
          ORDER BY i
          RETURNING id",
     )
@@ -294,6 +298,7 @@ pub async fn insert_many(conn: &mut PgConnection, rows: &[NewFeedback]) -> Resul
     .bind(rows.iter().map(|r| r.predicted_label.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.model_version).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.source.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.sub_label.as_deref()).collect::<Vec<_>>())
     .fetch_all(conn)
     .await
 }

@@ -55,6 +55,7 @@ async fn the_documented_audit_queries_answer_correctly(pool: PgPool) {
         predicted_label: None,
         model_version: None,
         source: Some("users".to_owned()),
+        sub_label: None,
     };
     feedback::insert_many(&mut *pool.acquire().await.unwrap(), &[unlinked])
         .await

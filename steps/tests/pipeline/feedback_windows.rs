@@ -79,6 +79,7 @@ fn as_feedback(model_id: i32, rows: &[Example]) -> Vec<NewFeedback> {
             predicted_label: None,
             model_version: None,
             source: Some("users".into()),
+            sub_label: None,
         })
         .collect()
 }

@@ -97,6 +97,7 @@ pub async fn send_feedback_to(pool: &PgPool, model_id: i32, rows: &[Example], so
             predicted_label: None,
             model_version: None,
             source: Some(source.to_owned()),
+            sub_label: None,
         })
         .collect();
     let mut conn = pool.acquire().await.unwrap();
