@@ -33,7 +33,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use retrain_steps::ml::selection::select_and_fit;
 use retrain_steps::ml::winequality::part;
-use retrain_steps::ml::{Answers, Example, GateConfig, InputKind, Learner, Split, evaluate, judge};
+use retrain_steps::ml::{Answers, Example, GateConfig, InputKind, Learner, Split, Table, evaluate, judge};
 use retrain_testkit::fixtures::text_csv;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -87,7 +87,13 @@ fn answers(
     seed: u64,
     incumbent: Option<&Learner>,
 ) -> (Vec<bool>, Learner) {
-    let (model, selection) = select_and_fit(learner, &resample(train, seed), incumbent, &|| false).expect("a model");
+    let (model, selection) = select_and_fit(
+        learner,
+        Table::from_examples(&resample(train, seed)).expect("rows").all(),
+        incumbent,
+        &|| false,
+    )
+    .expect("a model");
     (evaluate(&model, golden).expect("golden rows").1, selection.chosen)
 }
 

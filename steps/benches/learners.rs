@@ -14,7 +14,7 @@
 use retrain_steps::ml::selection::{SelectionSettings, select_and_fit};
 use retrain_steps::ml::text::TextSettings;
 use retrain_steps::ml::winequality::{self, Split};
-use retrain_steps::ml::{Example, ForestParams, Learner, LogisticParams, TreeParams, evaluate};
+use retrain_steps::ml::{Example, ForestParams, Learner, LogisticParams, Table, TreeParams, evaluate};
 use retrain_testkit::fixtures::text_csv;
 use std::path::Path;
 use std::time::Instant;
@@ -29,7 +29,11 @@ fn measure(name: &str, learner: &Learner, train: &[Example], golden: &[Example])
     let mut last = None;
     for _ in 0..RUNS {
         let started = Instant::now();
-        let (model, selection) = select_and_fit(learner, train, None, &|| false).expect("fits");
+        let (model, selection) =
+            select_and_fit(learner, Table::from_examples(train).expect("rows").all(), None, &|| {
+                false
+            })
+            .expect("fits");
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         accuracy = evaluate(&model, golden).expect("evaluates").0.accuracy;
         chosen = format!("{} {}", selection.chosen.name(), selection.chosen.settings());
@@ -60,7 +64,9 @@ fn predict_latency(base: &[Example], golden: &[Example]) {
         trees: 300,
         ..ForestParams::default()
     };
-    let forest = Learner::RandomForest(params).fit_until(base, &|| false).expect("fits");
+    let forest = Learner::RandomForest(params)
+        .fit_until(Table::from_examples(base).expect("rows").all(), &|| false)
+        .expect("fits");
     let mut times = Vec::new();
     for _ in 0..200 {
         for e in golden {

@@ -27,7 +27,7 @@ use rand::seq::SliceRandom;
 use retrain_steps::PipelineConfig;
 use retrain_steps::data::{InputHash, input_hash};
 use retrain_steps::ml::selection::select_and_fit;
-use retrain_steps::ml::{Answers, Example, InputKind, Learner, Split, evaluate, judge, winequality};
+use retrain_steps::ml::{Answers, Example, InputKind, Learner, Split, Table, evaluate, judge, winequality};
 use retrain_steps::screening;
 use retrain_steps::store::datasets::Dataset;
 use retrain_steps::store::feedback::FeedbackExample;
@@ -90,7 +90,13 @@ impl Data {
             labels,
         };
         let learner = Learner::default_for(kind);
-        let (champion, selection) = select_and_fit(&learner, &base, None, &|| false).expect("the champion fits");
+        let (champion, selection) = select_and_fit(
+            &learner,
+            Table::from_examples(&base).expect("rows").all(),
+            None,
+            &|| false,
+        )
+        .expect("the champion fits");
         let (_, champion_right) = evaluate(&champion, &golden).expect("the champion scores");
         let golden_labels = golden.iter().map(|e| e.label.clone()).collect();
         let golden_hashes = golden.iter().map(|e| input_hash(&e.input)).collect();
@@ -191,7 +197,7 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
         },
     );
     let (candidate, _) =
-        select_and_fit(&data.learner, &set.examples, Some(&data.incumbent), &|| false).expect("the candidate fits");
+        select_and_fit(&data.learner, set.table.all(), Some(&data.incumbent), &|| false).expect("the candidate fits");
     let (_, candidate_right) = evaluate(&candidate, &data.golden).expect("the candidate scores");
     let golden = Answers {
         labels: &data.golden_labels,

@@ -1,12 +1,13 @@
 //! Fitting a model's learner on a training set and storing the result as
 //! the model's next version: the one path for every model's first version
-//! and every run's candidate. The learner's candidates are cross-validated
-//! on the training set first; the winner's settings are the version's
+//! and every run's candidate. `auto`'s candidates are cross-validated
+//! on the training set first (an explicit learner is fitted as asked); the
+//! winner's settings are the version's
 //! hyperparams and the whole choice its selection record.
 
 use crate::error::StepsError;
 use crate::ml::selection::select_and_fit;
-use crate::ml::{Learner, evaluate};
+use crate::ml::{Learner, evaluate_rows};
 use crate::store::versions::{self, NewVersion, VersionRecord};
 use crate::trainset::TrainingSet;
 use serde_json::json;
@@ -40,13 +41,13 @@ pub async fn fit_and_store(
     cancel: CancellationToken,
 ) -> Result<VersionRecord, StepsError> {
     let (learner, incumbent) = (request.learner.clone(), request.incumbent.clone());
-    let rows = set.examples.len();
+    let rows = set.table.len();
     let (classifier, selection, training_ms, train_metrics) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let (classifier, selection) =
-            select_and_fit(&learner, &set.examples, incumbent.as_ref(), &|| cancel.is_cancelled())?;
+            select_and_fit(&learner, set.table.all(), incumbent.as_ref(), &|| cancel.is_cancelled())?;
         let training_ms = started.elapsed().as_millis() as i32;
-        let (metrics, _) = evaluate(&classifier, &set.examples)?;
+        let metrics = evaluate_rows(&classifier, set.table.all())?;
         Ok::<_, StepsError>((classifier, selection, training_ms, metrics))
     })
     .await

@@ -72,11 +72,11 @@ pub async fn reproduce(
     let learner = learner_of(record)?;
     let set = trainset::rebuild_recorded(conn, record.training_set_id, Keep::Training).await?;
     let stored = versions::artifact(conn, record.id).await?;
-    let rows = set.examples.len();
+    let rows = set.table.len();
     let refit = learner.clone();
     let reproduced = tokio::task::spawn_blocking(move || {
         refit
-            .fit_until(&set.examples, &|| cancel.is_cancelled())
+            .fit_until(set.table.all(), &|| cancel.is_cancelled())
             .map(|classifier| classifier.to_bytes())
     })
     .await
@@ -99,7 +99,7 @@ pub async fn reproduce(
 mod tests {
     use super::*;
     use crate::ml::winequality::{self, Split};
-    use crate::ml::{ForestParams, TreeParams};
+    use crate::ml::{ForestParams, Table, TreeParams};
 
     #[test]
     fn the_first_differing_byte_is_found() {
@@ -111,23 +111,23 @@ mod tests {
 
     #[test]
     fn a_forest_refitted_with_another_seed_is_reported_as_a_mismatch() {
-        let base = winequality::part(Split::Base);
+        let base = Table::from_examples(&winequality::part(Split::Base)).unwrap();
         let params = ForestParams {
             trees: 4,
             ..ForestParams::default()
         };
         let stored = Learner::RandomForest(params.clone())
-            .fit_until(&base, &|| false)
+            .fit_until(base.all(), &|| false)
             .unwrap()
             .to_bytes();
         let same = Learner::RandomForest(params.clone())
-            .fit_until(&base, &|| false)
+            .fit_until(base.all(), &|| false)
             .unwrap()
             .to_bytes();
         assert_eq!(first_difference(&stored, &same), None);
         let reseeded = ForestParams { seed: 99, ..params };
         let other = Learner::RandomForest(reseeded)
-            .fit_until(&base, &|| false)
+            .fit_until(base.all(), &|| false)
             .unwrap()
             .to_bytes();
         let offset = first_difference(&stored, &other).expect("another seed, other trees");

@@ -10,7 +10,8 @@
 //! [`TreeParams`] meanings, every row weighing 1) made exact:
 //! - Class counts are dense vectors indexed by class; impurities are `f64`
 //!   computed from integer counts. No hashing anywhere.
-//! - Every feature's (value, row) pairs are sorted once (ties by row). Each
+//! - Every feature's rows (4-byte indices into the training matrix) are
+//!   sorted by value once (ties by row). Each
 //!   node owns the same range of every feature's sorted list, and a split
 //!   stably partitions those ranges, so a tree level costs
 //!   O(rows x features) and no node sorts anything.
@@ -31,29 +32,30 @@
 
 use super::ModelError;
 use super::rng::Rng;
+use super::table::Matrix;
 use super::tree::{FlatTree, Node, TreeParams};
 
 /// Consecutive values of a node closer than this count as equal: no
 /// threshold goes between them (linfa-trees' tolerance).
 const MIN_GAP: f64 = 1e-5;
 
-/// Grows a Gini tree on the feature rows `examples` with class indices
-/// `targets` (each below `n_classes`, one per row). `stop` is asked between features while
-/// sorting and between nodes while growing: the fit runs on a blocking
-/// thread that nothing else can interrupt, so a cancelled run stops here.
+/// Grows a Gini tree on the rows `sample` of `data` (table rows, a row
+/// may repeat), each row's class `data.targets[row]` (below `n_classes`).
+/// `stop` is asked between features while sorting and between nodes while
+/// growing: the fit runs on a blocking thread that nothing else can
+/// interrupt, so a cancelled run stops here.
 ///
-/// The caller guarantees the examples are non-empty, all with the same
-/// non-zero number of finite features.
+/// The caller guarantees the sample is non-empty.
 ///
 /// Errors: [`ModelError::InvalidParams`], [`ModelError::Stopped`].
 pub(super) fn train(
-    examples: &[&[f64]],
-    targets: &[usize],
+    data: &Matrix<'_>,
+    sample: &[u32],
     n_classes: usize,
     params: &TreeParams,
     stop: &dyn Fn() -> bool,
 ) -> Result<FlatTree, ModelError> {
-    train_sampled(examples, targets, n_classes, params, None, stop)
+    train_sampled(data, sample, n_classes, params, None, stop)
 }
 
 /// Draws the features each node may split on: `per_split` of them, without
@@ -84,16 +86,15 @@ impl FeatureSampler {
 ///
 /// Errors: as [`train`].
 pub(super) fn train_sampled(
-    examples: &[&[f64]],
-    targets: &[usize],
+    data: &Matrix<'_>,
+    sample: &[u32],
     n_classes: usize,
     params: &TreeParams,
     sampler: Option<FeatureSampler>,
     stop: &dyn Fn() -> bool,
 ) -> Result<FlatTree, ModelError> {
     params.validate()?;
-    debug_assert_eq!(examples.len(), targets.len());
-    Grower::new(examples, targets, n_classes, params, stop)?.grow(sampler, stop)
+    Grower::new(data, sample, n_classes, params, stop)?.grow(sampler, stop)
 }
 
 /// A node waiting to be grown: where it sits in the tree and which rows
@@ -101,7 +102,7 @@ pub(super) fn train_sampled(
 struct Task {
     /// Its index in the node vector.
     node: usize,
-    /// Its rows are at `start..end` of every feature's sorted entries.
+    /// Its rows are at `start..end` of every feature's sorted rows.
     start: usize,
     end: usize,
     depth: usize,
@@ -112,8 +113,8 @@ struct Task {
 /// The best split found so far in a node.
 struct Candidate {
     feature: usize,
-    /// The position of the last entry going left in the node's range of
-    /// the feature's sorted entries.
+    /// The position of the last row going left in the node's range of
+    /// the feature's sorted rows.
     last_left: usize,
     /// `sum(left counts^2) / left rows + sum(right counts^2) / right rows`:
     /// the weighted Gini impurity of the children is `1 - score / rows`, so
@@ -121,71 +122,82 @@ struct Candidate {
     score: f64,
 }
 
-/// One row's value of one feature.
-#[derive(Clone, Copy)]
-struct Entry {
-    value: f64,
-    row: usize,
-}
-
-/// The training state; every buffer is allocated once.
+/// The training state; every buffer is allocated once. Rows are 4-byte
+/// table row indices, read against the matrix: 44 bytes a row at 11
+/// features, where (value, row) pairs took 176.
 struct Grower<'a> {
     params: &'a TreeParams,
-    targets: &'a [usize],
+    data: &'a Matrix<'a>,
     n_classes: usize,
     n_features: usize,
     rows: usize,
-    /// Per feature, `rows` entries: `sorted[feature * rows + i]`. Within each
-    /// node's range they are ordered by value, then row.
-    sorted: Vec<Entry>,
-    /// During a split, whether each of the node's rows goes left.
+    /// Per feature, the sample's `rows` table rows: `sorted[feature * rows
+    /// + i]`. Within each node's range they are ordered by value, then row.
+    sorted: Vec<u32>,
+    /// During a split, whether each table row of the node goes left (a
+    /// repeated row goes the same way as its copies).
     goes_left: Vec<bool>,
-    /// The entries going right while a range is partitioned.
-    scratch: Vec<Entry>,
+    /// The rows going right while a range is partitioned.
+    scratch: Vec<u32>,
     nodes: Vec<Node>,
 }
 
 impl<'a> Grower<'a> {
     fn new(
-        examples: &[&[f64]],
-        targets: &'a [usize],
+        data: &'a Matrix<'a>,
+        sample: &[u32],
         n_classes: usize,
         params: &'a TreeParams,
         stop: &dyn Fn() -> bool,
     ) -> Result<Self, ModelError> {
-        let rows = examples.len();
-        let n_features = examples[0].len();
+        let rows = sample.len();
+        let n_features = data.width;
         let mut sorted = Vec::with_capacity(n_features * rows);
+        // One feature's (value, row) pairs at a time: sorting the pairs
+        // reads the values in order, sorting bare rows would fetch a
+        // value from the matrix at every comparison.
+        let mut pairs: Vec<(f64, u32)> = Vec::with_capacity(rows);
         for feature in 0..n_features {
             if stop() {
                 return Err(ModelError::Stopped);
             }
-            let start = sorted.len();
-            sorted.extend(
-                examples
+            pairs.clear();
+            pairs.extend(
+                sample
                     .iter()
-                    .enumerate()
-                    .map(|(row, e)| Entry { value: e[feature], row }),
+                    .map(|&row| (data.values[row as usize * n_features + feature], row)),
             );
-            // A total order (rows are unique), so the result is a function
-            // of the data alone.
-            sorted[start..].sort_unstable_by(|a, b| a.value.total_cmp(&b.value).then(a.row.cmp(&b.row)));
+            // A total order (equal pairs are copies of one row), so the
+            // result is a function of the data alone.
+            pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            sorted.extend(pairs.iter().map(|&(_, row)| row));
         }
+        let table_rows = data.values.len() / n_features;
         Ok(Grower {
             params,
-            targets,
+            data,
             n_classes,
             n_features,
             rows,
             sorted,
-            goes_left: vec![false; rows],
+            goes_left: vec![false; table_rows],
             scratch: Vec::with_capacity(rows),
             nodes: Vec::new(),
         })
     }
 
-    /// The node's entries of `feature`, in order.
-    fn range(&self, feature: usize, task: &Task) -> &[Entry] {
+    /// Table row `row`'s value of `feature`.
+    fn value(&self, row: u32, feature: usize) -> f64 {
+        self.data.values[row as usize * self.n_features + feature]
+    }
+
+    /// Table row `row`'s class.
+    fn class(&self, row: u32) -> usize {
+        self.data.targets[row as usize] as usize
+    }
+
+    /// The node's rows sorted by `feature`, in order.
+    fn range(&self, feature: usize, task: &Task) -> &[u32] {
         &self.sorted[feature * self.rows..][task.start..task.end]
     }
 
@@ -193,8 +205,8 @@ impl<'a> Grower<'a> {
     fn grow(mut self, mut sampler: Option<FeatureSampler>, stop: &dyn Fn() -> bool) -> Result<FlatTree, ModelError> {
         let all: Vec<usize> = (0..self.n_features).collect();
         let mut counts = vec![0; self.n_classes];
-        for &class in self.targets {
-            counts[class] += 1;
+        for &row in &self.sorted[..self.rows] {
+            counts[self.class(row)] += 1;
         }
         self.nodes.push(placeholder());
         let mut tasks = vec![Task {
@@ -270,15 +282,19 @@ impl<'a> Grower<'a> {
             left.fill(0);
             right.copy_from_slice(&task.counts);
             let (mut left_squares, mut right_squares) = (0u64, parent_squares);
-            // Move entries left one by one; a threshold may follow entry i.
+            let mut value = self.value(range[0], feature);
+            // Move rows left one by one; a threshold may follow row i.
             for (i, pair) in range.windows(2).enumerate() {
-                let class = self.targets[pair[0].row];
+                let class = self.class(pair[0]);
                 // (c + 1)^2 - c^2 = 2c + 1 and c^2 - (c - 1)^2 = 2c - 1.
                 left_squares += 2 * left[class] + 1;
                 left[class] += 1;
                 right_squares -= 2 * right[class] - 1;
                 right[class] -= 1;
-                if pair[1].value - pair[0].value < MIN_GAP {
+                let next = self.value(pair[1], feature);
+                let gap = next - value;
+                value = next;
+                if gap < MIN_GAP {
                     continue;
                 }
                 let (left_rows, right_rows) = ((i + 1) as f64, (rows - i - 1) as f64);
@@ -304,37 +320,41 @@ impl<'a> Grower<'a> {
         (parent_impurity - split_impurity >= params.min_impurity_decrease).then_some(best)
     }
 
-    /// Splits the node's range of every feature into its left entries, then
-    /// its right entries, each in their order. Returns the threshold and the
+    /// Splits the node's range of every feature into its left rows, then
+    /// its right rows, each in their order. Returns the threshold and the
     /// class counts on the left.
     fn partition(&mut self, task: &Task, best: &Candidate) -> (f64, Vec<u64>) {
-        let range = &self.sorted[best.feature * self.rows..][task.start..task.end];
-        let threshold = midpoint(range[best.last_left].value, range[best.last_left + 1].value);
+        let range = self.range(best.feature, task);
+        let threshold = midpoint(
+            self.value(range[best.last_left], best.feature),
+            self.value(range[best.last_left + 1], best.feature),
+        );
         let mut left_counts = vec![0u64; self.n_classes];
         // Serving's test decides, so training and serving route alike.
-        for entry in range {
-            let left = entry.value < threshold;
-            self.goes_left[entry.row] = left;
+        for i in task.start..task.end {
+            let row = self.sorted[best.feature * self.rows + i];
+            let left = self.value(row, best.feature) < threshold;
+            self.goes_left[row as usize] = left;
             if left {
-                left_counts[self.targets[entry.row]] += 1;
+                left_counts[self.class(row)] += 1;
             }
         }
         debug_assert_eq!(
             left_counts.iter().sum::<u64>(),
             best.last_left as u64 + 1,
-            "the threshold separates exactly the entries up to the candidate"
+            "the threshold separates exactly the rows up to the candidate"
         );
         for feature in 0..self.n_features {
             let range = &mut self.sorted[feature * self.rows..][task.start..task.end];
             self.scratch.clear();
             let mut kept = 0;
             for i in 0..range.len() {
-                let entry = range[i];
-                if self.goes_left[entry.row] {
-                    range[kept] = entry;
+                let row = range[i];
+                if self.goes_left[row as usize] {
+                    range[kept] = row;
                     kept += 1;
                 } else {
-                    self.scratch.push(entry);
+                    self.scratch.push(row);
                 }
             }
             range[kept..].copy_from_slice(&self.scratch);
@@ -755,7 +775,7 @@ mod tests {
     #[test]
     fn a_stop_signal_ends_the_fit_between_nodes() {
         use std::cell::Cell;
-        let base = winequality::part(Split::Base);
+        let base = crate::ml::Table::from_examples(&winequality::part(Split::Base)).unwrap();
         // The fit asks once per feature while sorting (11) and once per node
         // grown: count the questions a complete fit asks, then answer "stop"
         // halfway through the growing phase.
@@ -764,7 +784,7 @@ mod tests {
             asked.set(asked.get() + 1);
             false
         };
-        Model::train_until(&base, &grow_all(), &count).unwrap();
+        Model::train_until(base.all(), &grow_all(), &count).unwrap();
         let questions = asked.get();
         assert!(questions > winequality::FEATURES + 2, "the tree has inner nodes");
         let halfway = winequality::FEATURES + (questions - winequality::FEATURES) / 2;
@@ -773,14 +793,14 @@ mod tests {
             asked.set(asked.get() + 1);
             asked.get() > halfway
         };
-        let stopped = Model::train_until(&base, &grow_all(), &stop_halfway);
+        let stopped = Model::train_until(base.all(), &grow_all(), &stop_halfway);
         assert!(matches!(stopped, Err(ModelError::Stopped)), "{stopped:?}");
         // It stopped at the first question after the signal, not at the end.
         assert_eq!(asked.get(), halfway + 1);
         // And a signal already given stops it before any work.
         let always = || true;
         assert!(matches!(
-            Model::train_until(&base, &grow_all(), &always),
+            Model::train_until(base.all(), &grow_all(), &always),
             Err(ModelError::Stopped)
         ));
     }

@@ -5,8 +5,9 @@
 use super::forest::Forest;
 use super::logistic::Logistic;
 use super::model::{Model, ModelKind, Prediction};
+use super::table::InputRef;
 use super::text::{TextLearner, TextModel};
-use super::{Input, InputKind, ModelError};
+use super::{InputKind, ModelError};
 
 /// A trained classifier, ready to serve.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,19 +58,19 @@ impl Classifier {
     ///
     /// Errors: [`ModelError::WrongInput`] for an input of the other kind, and
     /// the tree's [`ModelError::FeatureCount`] and [`ModelError::NonFinite`].
-    pub fn predict(&self, input: &Input) -> Result<Prediction, ModelError> {
-        match (self, input) {
-            (Classifier::Tree(model), Input::Tabular(features)) => model.predict(features),
-            (Classifier::Forest(model), Input::Tabular(features)) => model.predict(features),
-            (Classifier::Logistic(model), Input::Tabular(features)) => model.predict(features),
-            (Classifier::Text(model), Input::Text(text)) => {
+    pub fn predict<'a>(&self, input: impl Into<InputRef<'a>>) -> Result<Prediction, ModelError> {
+        match (self, input.into()) {
+            (Classifier::Tree(model), InputRef::Tabular(features)) => model.predict(features),
+            (Classifier::Forest(model), InputRef::Tabular(features)) => model.predict(features),
+            (Classifier::Logistic(model), InputRef::Tabular(features)) => model.predict(features),
+            (Classifier::Text(model), InputRef::Text(text)) => {
                 let answer = model.predict(text);
                 Ok(Prediction {
                     label: model.classes()[answer.class].clone(),
                     confidence: answer.confidence,
                 })
             }
-            _ => Err(ModelError::WrongInput {
+            (_, input) => Err(ModelError::WrongInput {
                 expected: self.input_kind(),
                 found: input.kind(),
             }),
@@ -82,13 +83,13 @@ impl Classifier {
     /// scores (monotone, not calibrated).
     ///
     /// Errors: as [`Classifier::predict`].
-    pub fn probabilities(&self, input: &Input) -> Result<Vec<f64>, ModelError> {
-        match (self, input) {
-            (Classifier::Tree(model), Input::Tabular(features)) => model.probabilities(features),
-            (Classifier::Forest(model), Input::Tabular(features)) => model.probabilities(features),
-            (Classifier::Logistic(model), Input::Tabular(features)) => model.probabilities(features),
-            (Classifier::Text(model), Input::Text(text)) => Ok(model.probabilities(text)),
-            _ => Err(ModelError::WrongInput {
+    pub fn probabilities<'a>(&self, input: impl Into<InputRef<'a>>) -> Result<Vec<f64>, ModelError> {
+        match (self, input.into()) {
+            (Classifier::Tree(model), InputRef::Tabular(features)) => model.probabilities(features),
+            (Classifier::Forest(model), InputRef::Tabular(features)) => model.probabilities(features),
+            (Classifier::Logistic(model), InputRef::Tabular(features)) => model.probabilities(features),
+            (Classifier::Text(model), InputRef::Text(text)) => Ok(model.probabilities(text)),
+            (_, input) => Err(ModelError::WrongInput {
                 expected: self.input_kind(),
                 found: input.kind(),
             }),
@@ -131,7 +132,7 @@ impl Classifier {
 mod tests {
     use super::*;
     use crate::ml::text::TextSettings;
-    use crate::ml::{Example, Learner, TreeParams, evaluate};
+    use crate::ml::{Example, Input, Learner, Table, TreeParams, evaluate};
 
     /// Labelled sentences made by this project (no third-party text): each
     /// class has its own words among words both classes use.
@@ -160,14 +161,18 @@ mod tests {
             min_weight_leaf: 1.0,
             ..TreeParams::default()
         };
-        Learner::DecisionTree(params).fit_until(&examples, &|| false).unwrap()
+        Learner::DecisionTree(params)
+            .fit_until(Table::from_examples(&examples).unwrap().all(), &|| false)
+            .unwrap()
     }
 
     #[test]
     fn a_naive_bayes_text_model_round_trips_through_its_artifact() {
         let examples = sentences(80);
         let learner = Learner::NaiveBayes(TextSettings::default());
-        let model = learner.fit_until(&examples, &|| false).unwrap();
+        let model = learner
+            .fit_until(Table::from_examples(&examples).unwrap().all(), &|| false)
+            .unwrap();
         assert!(matches!(model, Classifier::Text(_)));
         assert_eq!(model.kind(), ModelKind::NaiveBayes);
         assert_eq!(model.input_kind(), InputKind::Text);
@@ -179,7 +184,13 @@ mod tests {
         assert_eq!(decoded.to_bytes(), bytes, "byte-reproducible");
         // The same training set in another order gives the same bytes.
         let reversed: Vec<Example> = examples.iter().rev().cloned().collect();
-        assert_eq!(learner.fit_until(&reversed, &|| false).unwrap().to_bytes(), bytes);
+        assert_eq!(
+            learner
+                .fit_until(Table::from_examples(&reversed).unwrap().all(), &|| false)
+                .unwrap()
+                .to_bytes(),
+            bytes
+        );
 
         for e in &examples {
             assert_eq!(decoded.predict(&e.input).unwrap(), model.predict(&e.input).unwrap());
@@ -233,7 +244,9 @@ mod tests {
             } else {
                 &tabular
             };
-            let model = learner.fit_until(examples, &|| false).unwrap();
+            let model = learner
+                .fit_until(Table::from_examples(examples).unwrap().all(), &|| false)
+                .unwrap();
             for example in examples.iter().step_by(7) {
                 let shares = model.probabilities(&example.input).unwrap();
                 assert_eq!(shares.len(), model.classes().len(), "{name}");
@@ -262,7 +275,7 @@ mod tests {
     #[test]
     fn each_model_refuses_the_other_input_kind() {
         let text = Learner::NaiveBayes(TextSettings::default())
-            .fit_until(&sentences(20), &|| false)
+            .fit_until(Table::from_examples(&sentences(20)).unwrap().all(), &|| false)
             .unwrap();
         assert!(matches!(
             text.predict(&Input::Tabular(vec![1.0, 2.0])),
@@ -280,14 +293,20 @@ mod tests {
         ));
         // Nor does a learner fit on the other kind of example.
         assert!(matches!(
-            Learner::NaiveBayes(TextSettings::default()).fit_until(&[Example::tabular(vec![1.0], "a")], &|| false),
+            Learner::NaiveBayes(TextSettings::default()).fit_until(
+                Table::from_examples(&[Example::tabular(vec![1.0], "a")]).unwrap().all(),
+                &|| false
+            ),
             Err(ModelError::WrongInput {
                 expected: InputKind::Text,
                 found: InputKind::Tabular
             })
         ));
         assert!(matches!(
-            Learner::DecisionTree(TreeParams::default()).fit_until(&[Example::text("a b", "a")], &|| false),
+            Learner::DecisionTree(TreeParams::default()).fit_until(
+                Table::from_examples(&[Example::text("a b", "a")]).unwrap().all(),
+                &|| false
+            ),
             Err(ModelError::WrongInput {
                 expected: InputKind::Tabular,
                 found: InputKind::Text

@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::cart::{self, FeatureSampler};
-use super::model::{canonical_order, check_classes, check_examples, check_input, classes_and_targets};
+use super::model::{canonical_order, check_classes, check_input};
 use super::rng::Rng;
+use super::table::{Matrix, Rows};
 use super::tree::{FlatTree, Node, TreeParams};
-use super::{Example, ModelError, Prediction, artifact};
+use super::{ModelError, Prediction, artifact};
 
 /// The artifact format this build writes and reads.
 const FORMAT: u32 = 1;
@@ -102,18 +103,12 @@ impl Forest {
     /// Trains a forest, on two threads, asking `stop` between trees.
     ///
     /// Errors: as [`super::Model::train`], and [`ModelError::Stopped`].
-    pub fn train_until(
-        examples: &[Example],
-        params: &ForestParams,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<Forest, ModelError> {
+    pub fn train_until(rows: Rows<'_>, params: &ForestParams, stop: &dyn Fn() -> bool) -> Result<Forest, ModelError> {
         params.check()?;
-        let (rows, n_features) = check_examples(examples)?;
-        let (classes, targets) = classes_and_targets(examples);
-        let order = canonical_order(&rows, &targets);
-        let rows: Vec<&[f64]> = order.iter().map(|&i| rows[i]).collect();
-        let targets: Vec<usize> = order.iter().map(|&i| targets[i]).collect();
-        let grow = |tree: usize| grow_tree(&rows, &targets, classes.len(), n_features, params, tree);
+        let data = rows.matrix()?;
+        let (classes, n_features) = (data.classes.clone(), data.width);
+        let order = canonical_order(&data);
+        let grow = |tree: usize| grow_tree(&data, &order, classes.len(), params, tree);
         let stopped = AtomicBool::new(false);
         let (even, odd) = std::thread::scope(|scope| {
             let odd = scope.spawn(|| {
@@ -281,23 +276,18 @@ impl Forest {
     }
 }
 
-/// Grows tree `tree`: a bootstrap sample of the (canonically ordered) rows
-/// and per-split features, both from the stream of `(seed, tree)`.
+/// Grows tree `tree`: a bootstrap sample of the (canonically ordered)
+/// table rows `order` and per-split features, both from the stream of
+/// `(seed, tree)`. The sample is a list of row indices, not a copy.
 fn grow_tree(
-    rows: &[&[f64]],
-    targets: &[usize],
+    data: &Matrix<'_>,
+    order: &[u32],
     n_classes: usize,
-    n_features: usize,
     params: &ForestParams,
     tree: usize,
 ) -> Result<FlatTree, ModelError> {
     let mut rng = Rng::new(params.seed, tree as u64);
-    let (sample, sample_targets): (Vec<&[f64]>, Vec<usize>) = (0..rows.len())
-        .map(|_| {
-            let i = rng.below(rows.len());
-            (rows[i], targets[i])
-        })
-        .unzip();
+    let sample: Vec<u32> = (0..order.len()).map(|_| order[rng.below(order.len())]).collect();
     let tree_params = TreeParams {
         max_depth: params.max_depth,
         min_weight_split: 2.0 * params.min_leaf as f32,
@@ -305,22 +295,17 @@ fn grow_tree(
         min_impurity_decrease: 1e-12,
     };
     let sampler = FeatureSampler {
-        per_split: params.per_split(n_features),
+        per_split: params.per_split(data.width),
         rng,
     };
-    cart::train_sampled(
-        &sample,
-        &sample_targets,
-        n_classes,
-        &tree_params,
-        Some(sampler),
-        &|| false,
-    )
+    cart::train_sampled(data, &sample, n_classes, &tree_params, Some(sampler), &|| false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ml::Example;
+    use crate::ml::table::Table;
     use crate::ml::winequality::{self, Split};
 
     fn accuracy(forest: &Forest, examples: &[Example]) -> f64 {
@@ -338,7 +323,7 @@ mod tests {
             trees: 40,
             ..ForestParams::default()
         };
-        let forest = Forest::train_until(&base, &params, &|| false).unwrap();
+        let forest = Forest::train_until(Table::from_examples(&base).unwrap().all(), &params, &|| false).unwrap();
         let golden = winequality::part(Split::Golden);
         let score = accuracy(&forest, &golden);
         eprintln!("golden accuracy of a 40-tree forest: {score:.4}");
@@ -346,14 +331,18 @@ mod tests {
         let bytes = forest.to_bytes();
         let reversed: Vec<Example> = base.iter().rev().cloned().collect();
         assert_eq!(
-            Forest::train_until(&reversed, &params, &|| false).unwrap().to_bytes(),
+            Forest::train_until(Table::from_examples(&reversed).unwrap().all(), &params, &|| false)
+                .unwrap()
+                .to_bytes(),
             bytes
         );
         let decoded = Forest::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, forest);
         let other_seed = ForestParams { seed: 13, ..params };
         assert_ne!(
-            Forest::train_until(&base, &other_seed, &|| false).unwrap().to_bytes(),
+            Forest::train_until(Table::from_examples(&base).unwrap().all(), &other_seed, &|| false)
+                .unwrap()
+                .to_bytes(),
             bytes
         );
     }
@@ -365,7 +354,7 @@ mod tests {
             trees: 3,
             ..ForestParams::default()
         };
-        let forest = Forest::train_until(&examples, &params, &|| false).unwrap();
+        let forest = Forest::train_until(Table::from_examples(&examples).unwrap().all(), &params, &|| false).unwrap();
         let mut bad = forest.clone();
         bad.nodes[0].left = 0;
         bad.nodes[0].feature = 0;
@@ -377,11 +366,15 @@ mod tests {
         assert!(Forest::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         let zero = ForestParams { trees: 0, ..params };
         assert!(matches!(
-            Forest::train_until(&examples, &zero, &|| false),
+            Forest::train_until(Table::from_examples(&examples).unwrap().all(), &zero, &|| false),
             Err(ModelError::InvalidParams(_))
         ));
         assert!(matches!(
-            Forest::train_until(&examples, &ForestParams::default(), &|| true),
+            Forest::train_until(
+                Table::from_examples(&examples).unwrap().all(),
+                &ForestParams::default(),
+                &|| true
+            ),
             Err(ModelError::Stopped)
         ));
     }

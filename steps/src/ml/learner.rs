@@ -9,9 +9,10 @@ use super::forest::{Forest, ForestParams};
 use super::logistic::{Logistic, LogisticParams};
 use super::model::Model;
 use super::selection::{self, SelectionSettings};
+use super::table::Rows;
 use super::text::{TextLearner, TextModel, TextSettings};
 use super::tree::TreeParams;
-use super::{Classifier, Example, InputKind, ModelError};
+use super::{Classifier, InputKind, ModelError};
 
 /// The learner of a model, with its settings. Stored as
 /// `{"name": "decision_tree", "settings": {...}}`; missing settings take
@@ -140,26 +141,27 @@ impl Learner {
         cap.map_or(Ok(()), |problem| Err(ModelError::InvalidParams(problem)))
     }
 
-    /// Fits a classifier on `examples`, deterministically (the same examples
-    /// in any order give the same artifact bytes), asking `stop` between
+    /// Fits a classifier on `rows`, deterministically (the same rows in
+    /// any order give the same artifact bytes), asking `stop` between
     /// units of work where the learner can stop. `auto` first chooses its
     /// learner by cross-validation.
     ///
-    /// Errors: [`ModelError::WrongInput`] for an example of the other input
-    /// kind, [`ModelError::Stopped`], and the learner's own errors.
-    pub fn fit_until(&self, examples: &[Example], stop: &dyn Fn() -> bool) -> Result<Classifier, ModelError> {
+    /// Errors: [`ModelError::Empty`], [`ModelError::WrongInput`] for rows
+    /// of the other input kind, [`ModelError::Stopped`], and the learner's
+    /// own errors.
+    pub fn fit_until(&self, rows: Rows<'_>, stop: &dyn Fn() -> bool) -> Result<Classifier, ModelError> {
         self.check()?;
         match self {
-            Learner::DecisionTree(params) => Ok(Classifier::Tree(Model::train_until(examples, params, stop)?)),
-            Learner::RandomForest(params) => Ok(Classifier::Forest(Forest::train_until(examples, params, stop)?)),
+            Learner::DecisionTree(params) => Ok(Classifier::Tree(Model::train_until(rows, params, stop)?)),
+            Learner::RandomForest(params) => Ok(Classifier::Forest(Forest::train_until(rows, params, stop)?)),
             Learner::LogisticRegression(params) => {
                 if stop() {
                     return Err(ModelError::Stopped);
                 }
-                Ok(Classifier::Logistic(Logistic::train(examples, params)?))
+                Ok(Classifier::Logistic(Logistic::train(rows, params)?))
             }
-            Learner::NaiveBayes(settings) | Learner::TextLinear(settings) => fit_text(examples, settings, stop),
-            Learner::Auto(_) => Ok(selection::select_and_fit(self, examples, None, stop)?.0),
+            Learner::NaiveBayes(settings) | Learner::TextLinear(settings) => fit_text(rows, settings, stop),
+            Learner::Auto(_) => Ok(selection::select_and_fit(self, rows, None, stop)?.0),
         }
     }
 }
@@ -174,20 +176,11 @@ fn linear_text_settings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Te
 }
 
 /// Fits a text model (its settings checked by [`Learner::check`]).
-fn fit_text(examples: &[Example], settings: &TextSettings, stop: &dyn Fn() -> bool) -> Result<Classifier, ModelError> {
-    let texts = examples
-        .iter()
-        .map(|e| {
-            e.input.text().ok_or(ModelError::WrongInput {
-                expected: InputKind::Text,
-                found: e.input.kind(),
-            })
-        })
-        .collect::<Result<Vec<&str>, ModelError>>()?;
+fn fit_text(rows: Rows<'_>, settings: &TextSettings, stop: &dyn Fn() -> bool) -> Result<Classifier, ModelError> {
+    let (texts, labels) = rows.texts()?;
     if stop() {
         return Err(ModelError::Stopped);
     }
-    let labels: Vec<&str> = examples.iter().map(|e| e.label.as_str()).collect();
     Ok(Classifier::Text(TextModel::fit(&texts, &labels, settings)?))
 }
 

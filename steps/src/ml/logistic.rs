@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::linear::{Linear, Row};
-use super::model::{canonical_order, check_classes, check_examples, check_input, classes_and_targets};
-use super::{Example, ModelError, Prediction, artifact};
+use super::model::{canonical_order, check_classes, check_input};
+use super::table::Rows;
+use super::{ModelError, Prediction, artifact};
 
 /// The artifact format this build writes and reads.
 const FORMAT: u32 = 1;
@@ -51,17 +52,17 @@ pub struct Logistic {
 }
 
 impl Logistic {
-    /// Trains on `examples`; the same examples in any order give the same
+    /// Trains on `rows`; the same rows in any order give the same
     /// bytes (rows are sorted before any sum).
     ///
     /// Errors: as [`super::Model::train`].
-    pub fn train(examples: &[Example], params: &LogisticParams) -> Result<Logistic, ModelError> {
+    pub fn train(rows: Rows<'_>, params: &LogisticParams) -> Result<Logistic, ModelError> {
         params.check()?;
-        let (rows, n_features) = check_examples(examples)?;
-        let (classes, targets) = classes_and_targets(examples);
-        let pairs: Vec<(&[f64], usize)> = canonical_order(&rows, &targets)
+        let data = rows.matrix()?;
+        let (n_features, classes) = (data.width, data.classes.clone());
+        let pairs: Vec<(&[f64], usize)> = canonical_order(&data)
             .into_iter()
-            .map(|i| (rows[i], targets[i]))
+            .map(|row| (data.row(row), data.targets[row as usize] as usize))
             .collect();
         let n = pairs.len() as f64;
         let means: Vec<f64> = (0..n_features)
@@ -145,12 +146,14 @@ fn standardize(features: &[f64], means: &[f64], scales: &[f64]) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ml::Example;
+    use crate::ml::table::Table;
     use crate::ml::winequality::{self, Split};
 
     #[test]
     fn logistic_regression_reaches_wine_golden_accuracy_and_reproduces() {
         let base = winequality::part(Split::Base);
-        let model = Logistic::train(&base, &LogisticParams::default()).unwrap();
+        let model = Logistic::train(Table::from_examples(&base).unwrap().all(), &LogisticParams::default()).unwrap();
         let golden = winequality::part(Split::Golden);
         let right = golden
             .iter()
@@ -162,13 +165,16 @@ mod tests {
         let bytes = model.to_bytes();
         let reversed: Vec<Example> = base.iter().rev().cloned().collect();
         assert_eq!(
-            Logistic::train(&reversed, &LogisticParams::default())
-                .unwrap()
-                .to_bytes(),
+            Logistic::train(
+                Table::from_examples(&reversed).unwrap().all(),
+                &LogisticParams::default()
+            )
+            .unwrap()
+            .to_bytes(),
             bytes
         );
         assert_eq!(Logistic::from_bytes(&bytes).unwrap(), model);
         assert!(Logistic::from_bytes(&bytes[..bytes.len() - 2]).is_err());
-        assert!(Logistic::train(&base, &LogisticParams { l2: 0.0 }).is_err());
+        assert!(Logistic::train(Table::from_examples(&base).unwrap().all(), &LogisticParams { l2: 0.0 }).is_err());
     }
 }

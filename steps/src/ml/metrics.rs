@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::table::{InputRef, Rows};
 use super::{Classifier, Example, ModelError};
 
 /// How a model did on one class.
@@ -63,20 +64,53 @@ pub fn evaluate(model: &Classifier, examples: &[Example]) -> Result<(Metrics, Ve
     }
     let pairs = examples
         .iter()
-        .map(|e| Ok((e.label.as_str(), model.predict(&e.input)?.label)))
-        .collect::<Result<Vec<(&str, String)>, ModelError>>()?;
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(truth, predicted)| (*truth, predicted.as_str()))
-        .collect();
+        .map(|e| Ok((e.label.as_str(), predicted(model, &e.input)?)))
+        .collect::<Result<Vec<(&str, &str)>, ModelError>>()?;
     let correct = pairs.iter().map(|(truth, predicted)| truth == predicted).collect();
-    Ok((tally(&pairs), correct))
+    Ok((tally(count(pairs)), correct))
 }
 
-/// Scores (true label, predicted label) pairs.
-fn tally(pairs: &[(&str, &str)]) -> Metrics {
-    let labels: Vec<String> = pairs
+/// [`evaluate`] on table rows, without the per-row answers: its memory
+/// does not grow with the rows (the train step scores millions).
+///
+/// Errors: as [`evaluate`].
+pub fn evaluate_rows(model: &Classifier, rows: Rows<'_>) -> Result<Metrics, ModelError> {
+    if rows.is_empty() {
+        return Err(ModelError::Empty);
+    }
+    let table = rows.table();
+    let mut counts = BTreeMap::new();
+    for row in rows.indices() {
+        *counts
+            .entry((table.label(row), predicted(model, table.input(row))?))
+            .or_default() += 1;
+    }
+    Ok(tally(counts))
+}
+
+/// The class name `model` predicts for `input`, borrowed from its classes.
+fn predicted<'m, 'i>(model: &'m Classifier, input: impl Into<InputRef<'i>>) -> Result<&'m str, ModelError> {
+    let label = model.predict(input)?.label;
+    Ok(model
+        .classes()
         .iter()
+        .find(|c| **c == label)
+        .expect("a model predicts one of its classes"))
+}
+
+/// How often each (true label, predicted label) pair occurs.
+fn count<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<(&'a str, &'a str), u64> {
+    let mut counts = BTreeMap::new();
+    for pair in pairs {
+        *counts.entry(pair).or_default() += 1;
+    }
+    counts
+}
+
+/// Scores the counts of (true label, predicted label) pairs.
+fn tally(pairs: BTreeMap<(&str, &str), u64>) -> Metrics {
+    let labels: Vec<String> = pairs
+        .keys()
         .flat_map(|&(truth, predicted)| [truth, predicted])
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -84,8 +118,10 @@ fn tally(pairs: &[(&str, &str)]) -> Metrics {
         .collect();
     let position = |label: &str| labels.partition_point(|l| l.as_str() < label);
     let mut counts = vec![vec![0u64; labels.len()]; labels.len()];
-    for &(truth, predicted) in pairs {
-        counts[position(truth)][position(predicted)] += 1;
+    let mut n = 0;
+    for (&(truth, predicted), &times) in &pairs {
+        counts[position(truth)][position(predicted)] += times;
+        n += times;
     }
 
     let per_class: BTreeMap<String, ClassMetrics> = labels
@@ -122,8 +158,8 @@ fn tally(pairs: &[(&str, &str)]) -> Metrics {
         per_class.values().map(|c| c.f1).sum::<f64>() / per_class.len() as f64
     };
     Metrics {
-        n: pairs.len(),
-        accuracy: ratio(right, pairs.len() as u64),
+        n: usize::try_from(n).expect("row counts fit in usize"),
+        accuracy: ratio(right, n),
         macro_f1,
         per_class,
         confusion: Confusion { labels, counts },
@@ -139,6 +175,10 @@ mod tests {
     use super::*;
     use crate::ml::{Model, TreeParams};
 
+    fn tally_of(pairs: &[(&str, &str)]) -> Metrics {
+        tally(count(pairs.iter().copied()))
+    }
+
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
     }
@@ -147,7 +187,7 @@ mod tests {
     fn hand_computed_three_class_case() {
         // truth:     1 1 1 2 2 3
         // predicted: 1 1 2 2 3 3
-        let m = tally(&[("1", "1"), ("1", "1"), ("1", "2"), ("2", "2"), ("2", "3"), ("3", "3")]);
+        let m = tally_of(&[("1", "1"), ("1", "1"), ("1", "2"), ("2", "2"), ("2", "3"), ("3", "3")]);
         assert_eq!(m.n, 6);
         assert!(close(m.accuracy, 4.0 / 6.0));
         assert_eq!(m.confusion.labels, vec!["1", "2", "3"]);
@@ -166,7 +206,7 @@ mod tests {
     #[test]
     fn a_class_only_predicted_counts_with_zero_f1() {
         // truth 1 1, predicted 1 9: class 9 has no support but was predicted.
-        let m = tally(&[("1", "1"), ("1", "9")]);
+        let m = tally_of(&[("1", "1"), ("1", "9")]);
         assert_eq!(m.confusion.labels, vec!["1", "9"]);
         let nine = &m.per_class["9"];
         assert_eq!(nine.support, 0);
@@ -178,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_class_never_predicted_has_zero_precision() {
-        let m = tally(&[("1", "2"), ("2", "2")]);
+        let m = tally_of(&[("1", "2"), ("2", "2")]);
         let one = &m.per_class["1"];
         assert_eq!(one.support, 1);
         assert!(close(one.recall, 0.0) && close(one.precision, 0.0) && close(one.f1, 0.0));
@@ -211,7 +251,7 @@ mod tests {
 
     #[test]
     fn metrics_survive_json() {
-        let m = tally(&[("5", "5"), ("6", "5")]);
+        let m = tally_of(&[("5", "5"), ("6", "5")]);
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Metrics>(&json).unwrap(), m);
     }

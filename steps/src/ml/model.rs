@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cart;
+use super::table::{Matrix, Rows, Table};
 use super::tree::{FlatTree, TreeParams};
-use super::{Example, InputKind, ModelError};
+use super::{Example, ModelError};
 
 /// Version written before every artifact; bump it when `Model`'s encoding
 /// changes, so old bytes fail with a clear error instead of garbage.
@@ -144,26 +145,22 @@ impl Model {
     /// [`ModelError::InconsistentFeatures`], [`ModelError::NonFiniteExample`],
     /// [`ModelError::InvalidParams`].
     pub fn train(examples: &[Example], params: &TreeParams) -> Result<Model, ModelError> {
-        Self::train_until(examples, params, &|| false)
+        Self::train_until(Table::from_examples(examples)?.all(), params, &|| false)
     }
 
-    /// [`Model::train`] that asks `stop` between the fit's units of work
-    /// (features while sorting, nodes while growing) and gives up with
+    /// Trains on `rows`, asking `stop` between the fit's units of work
+    /// (features while sorting, nodes while growing) and giving up with
     /// [`ModelError::Stopped`] once it answers true.
     ///
-    /// Errors: as [`Model::train`], and [`ModelError::Stopped`].
-    pub fn train_until(
-        examples: &[Example],
-        params: &TreeParams,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<Model, ModelError> {
-        let (rows, n_features) = check_examples(examples)?;
-        let (classes, targets) = classes_and_targets(examples);
-        let tree = cart::train(&rows, &targets, classes.len(), params, stop)?;
+    /// Errors: [`ModelError::Empty`], [`ModelError::WrongInput`] for texts,
+    /// [`ModelError::InvalidParams`], [`ModelError::Stopped`].
+    pub fn train_until(rows: Rows<'_>, params: &TreeParams, stop: &dyn Fn() -> bool) -> Result<Model, ModelError> {
+        let data = rows.matrix()?;
+        let tree = cart::train(&data, &data.rows, data.classes.len(), params, stop)?;
         Ok(Model {
             kind: ModelKind::DecisionTree,
-            classes,
-            n_features,
+            n_features: data.width,
+            classes: data.classes,
             tree,
         })
     }
@@ -266,34 +263,18 @@ pub(super) fn check_input(features: &[f64], n_features: usize) -> Result<(), Mod
     Ok(())
 }
 
-/// The rows' indices in one canonical order, by class, then features (as
+/// The rows of `data` in one canonical order, by class, then features (as
 /// `total_cmp`): sums over rows in this order do not depend on the order
 /// the examples came in.
-pub(super) fn canonical_order(rows: &[&[f64]], targets: &[usize]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
+pub(super) fn canonical_order(data: &Matrix<'_>) -> Vec<u32> {
+    let mut order = data.rows.to_vec();
     order.sort_by(|&a, &b| {
-        let features = rows[a].iter().zip(rows[b]).map(|(x, y)| x.total_cmp(y));
-        targets[a]
-            .cmp(&targets[b])
+        let features = data.row(a).iter().zip(data.row(b)).map(|(x, y)| x.total_cmp(y));
+        data.targets[a as usize]
+            .cmp(&data.targets[b as usize])
             .then(features.fold(std::cmp::Ordering::Equal, std::cmp::Ordering::then))
     });
     order
-}
-
-/// The sorted class names of `examples` and each example's class index.
-pub(super) fn classes_and_targets(examples: &[Example]) -> (Vec<String>, Vec<usize>) {
-    let classes: Vec<String> = examples
-        .iter()
-        .map(|e| e.label.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // Every label is in `classes`, so the partition point is its index.
-    let targets = examples
-        .iter()
-        .map(|e| classes.partition_point(|c| *c < e.label))
-        .collect();
-    (classes, targets)
 }
 
 /// Checks decoded class names: at least one, none twice.
@@ -302,37 +283,6 @@ pub(super) fn check_classes(classes: &[String]) -> Result<(), ModelError> {
         return Err(ModelError::Corrupt("classes must be non-empty and unique".into()));
     }
     Ok(())
-}
-
-/// The feature rows of `examples` and their common length, or why they
-/// cannot train a tabular model.
-pub(super) fn check_examples(examples: &[Example]) -> Result<(Vec<&[f64]>, usize), ModelError> {
-    let rows = examples
-        .iter()
-        .map(|e| {
-            e.input.features().ok_or(ModelError::WrongInput {
-                expected: InputKind::Tabular,
-                found: e.input.kind(),
-            })
-        })
-        .collect::<Result<Vec<&[f64]>, ModelError>>()?;
-    let expected = rows.first().ok_or(ModelError::Empty)?.len();
-    if expected == 0 {
-        return Err(ModelError::NoFeatures);
-    }
-    for (example, features) in rows.iter().enumerate() {
-        if features.len() != expected {
-            return Err(ModelError::InconsistentFeatures {
-                example,
-                expected,
-                found: features.len(),
-            });
-        }
-        if let Some(feature) = features.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::NonFiniteExample { example, feature });
-        }
-    }
-    Ok((rows, expected))
 }
 
 #[cfg(test)]

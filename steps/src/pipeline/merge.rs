@@ -87,8 +87,9 @@ async fn screen_and_record(
             screened: &Exclusions::default(),
             recent_share,
         };
-        let set = trainset::build(conn, dataset, &base, &scan, (watermark, rules), left_out, Keep::Lineage).await?;
-        tracing::info!(model = %model.name, rows = scan.rows.len(), scan_ms, build_ms = started.elapsed().as_millis() - scan_ms, "merge: the set is built, unscreened");
+        let rows = scan.rows.len();
+        let set = trainset::build(conn, dataset, &base, scan, (watermark, rules), left_out, Keep::Lineage).await?;
+        tracing::info!(model = %model.name, rows, scan_ms, build_ms = started.elapsed().as_millis() - scan_ms, "merge: the set is built, unscreened");
         return Ok(trainset::record(conn, Some(ctx.run_id), &set.lineage).await?);
     }
     // Screening fits k models: off the async threads, like train's fit,
@@ -147,11 +148,12 @@ async fn screen_and_record(
         screened: &found.exclusions,
         recent_share,
     };
+    let rows = scan.rows.len();
     let mut set = trainset::build(
         &mut tx,
         dataset,
         &base,
-        &scan,
+        scan,
         (watermark, rules),
         left_out,
         Keep::Lineage,
@@ -161,6 +163,6 @@ async fn screen_and_record(
     let id = trainset::record(&mut tx, Some(ctx.run_id), &set.lineage).await?;
     tx.commit().await?;
     let build_ms = started.elapsed().as_millis() - scan_ms - screen_ms;
-    tracing::info!(model = %model.name, rows = scan.rows.len(), scan_ms, screen_ms, build_ms, "merge: the set is screened and built");
+    tracing::info!(model = %model.name, rows, scan_ms, screen_ms, build_ms, "merge: the set is screened and built");
     Ok(id)
 }

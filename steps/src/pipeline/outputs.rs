@@ -39,6 +39,20 @@ pub struct TrainOutput {
     pub sha256: String,
     pub training_ms: i32,
     pub training_metrics: Value,
+    /// The recent rows validate scores, as train's rebuild chose them (none
+    /// in outputs of earlier releases or of a repeat attempt: validate
+    /// then chooses them again from the recorded set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent: Option<RecentRows>,
+}
+
+/// The newest feedback rows a training set held out as its recent set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentRows {
+    /// The gate's `recent_max_rows` they were capped at.
+    pub max_rows: usize,
+    /// Their feedback ids, ascending.
+    pub ids: Vec<i64>,
 }
 
 /// One model's golden-set figures, as the gate saw them.

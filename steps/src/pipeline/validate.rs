@@ -33,8 +33,7 @@ impl Step for Validate {
         }
         let trained: TrainOutput = outputs::read(&ctx, "train")?;
         let merged: MergeOutput = outputs::read(&ctx, "merge")?;
-        self.judge_and_record(&mut conn, &ctx, trained.version_id, &merged)
-            .await?;
+        self.judge_and_record(&mut conn, &ctx, &trained, &merged).await?;
         let recorded = validations::of_run(&mut conn, ctx.run_id)
             .await?
             .ok_or_else(|| StepError::fatal(format!("run {} recorded no verdict", ctx.run_id)))?;
@@ -63,9 +62,10 @@ impl Validate {
         &self,
         conn: &mut PgConnection,
         ctx: &StepContext,
-        candidate_id: i64,
+        trained: &TrainOutput,
         merged: &MergeOutput,
     ) -> Result<(), StepError> {
+        let candidate_id = trained.version_id;
         let dataset_id = merged.dataset_id;
         let golden = datasets::examples(conn, dataset_id, Split::Golden).await?;
         if golden.is_empty() {
@@ -73,10 +73,14 @@ impl Validate {
         }
         let model = run_model(conn, ctx).await?;
         let gate = &model.gate_or(&self.0.config.gate)?;
-        // The feedback this run's training set held out, chosen from its
-        // lineage as train's rebuild chose (and hash-checked) the set, the
-        // newest rows only.
-        let recent = trainset::recorded_recent(conn, merged.training_set_id, gate.recent_max_rows).await?;
+        // The feedback this run's training set held out, the newest rows
+        // only: as train's rebuild chose them (with the set it hash-checked),
+        // or chosen again from the set's lineage (a train output of an
+        // earlier release or attempt, or a gate changed since).
+        let recent = match trained.recent.as_ref().filter(|r| r.max_rows == gate.recent_max_rows) {
+            Some(rows) => trainset::recent_of(conn, merged.training_set_id, &rows.ids).await?,
+            None => trainset::recorded_recent(conn, merged.training_set_id, gate.recent_max_rows).await?,
+        };
 
         let candidate = versions::load(conn, candidate_id).await?;
         let champion = match promotions::champion(conn, model.id).await? {

@@ -16,7 +16,7 @@
 
 use super::ScreeningSettings;
 use crate::data::InputHash;
-use crate::ml::{Classifier, Example, Learner, ModelError};
+use crate::ml::{Classifier, Example, Learner, ModelError, Table};
 
 /// The fold of a row: its input hash's first 8 bytes modulo `folds`.
 fn fold_of(hash: &InputHash, folds: usize) -> usize {
@@ -73,7 +73,7 @@ impl FoldModels {
                 let stride = others.len().div_ceil(settings.max_fit_rows.max(1)).max(1);
                 let fit_rows: Vec<Example> = others.into_iter().step_by(stride).cloned().collect();
                 (fit_rows.len() >= 2)
-                    .then(|| learner.fit_until(&fit_rows, stop))
+                    .then(|| learner.fit_until(Table::from_examples(&fit_rows)?.all(), stop))
                     .transpose()
             })
             .collect::<Result<_, _>>()?;

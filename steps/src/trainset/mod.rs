@@ -19,12 +19,12 @@ mod recorded;
 pub mod scan;
 
 pub(crate) use choose::{by_input, latest_rows};
-pub use recorded::{of_run, rebuild_recorded, record, recorded_lineage, recorded_recent};
+pub use recorded::{of_run, rebuild_recorded, recent_of, record, recorded_lineage, recorded_recent};
 pub use scan::{FeedbackRow, Scan};
 
 use crate::data::{InputHash, input_hash};
 use crate::error::StepsError;
-use crate::ml::{Example, Split};
+use crate::ml::{Example, Split, Table, TableBuilder};
 use crate::screening::{self, Exclusions};
 use crate::store::datasets::{self, Dataset};
 use crate::store::feedback::{self, FeedbackExample};
@@ -66,12 +66,15 @@ pub struct Lineage {
 /// The merged rows and their lineage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingSet {
-    /// The rows, base first (empty if built for its lineage only).
-    pub examples: Vec<Example>,
+    /// The rows, base first, in the compact form learners fit from
+    /// (empty if built for its lineage only).
+    pub table: Table,
     pub lineage: Lineage,
     /// Feedback held out as the recent set, latest label per input: made
     /// by [`merge`] in memory; a recorded set's is read by [`recorded_recent`].
     pub recent: Vec<Example>,
+    /// The ids of the recent set's rows, ascending.
+    pub recent_ids: Vec<i64>,
 }
 
 /// Whether a set built from the database holds its training rows; its
@@ -125,37 +128,41 @@ impl BaseData {
     }
 }
 
-/// The chosen rows being hashed and, if kept, gathered, in order.
+/// The chosen rows being hashed and, if kept, gathered into a table
+/// sized for all of them up front, in order.
 struct Assembly {
     hash: ContentHash,
-    examples: Vec<Example>,
-    keep: bool,
-    rows: usize,
+    table: Option<TableBuilder>,
 }
 
 impl Assembly {
     fn new(keep: bool, rows: usize) -> Self {
         Self {
             hash: ContentHash::default(),
-            examples: Vec::with_capacity(if keep { rows } else { 0 }),
-            keep,
-            rows: 0,
+            table: keep.then(|| TableBuilder::with_capacity(rows)),
         }
     }
 
-    fn add(&mut self, example: Example) {
-        self.hash.add(&example);
-        self.rows += 1;
-        if self.keep {
-            self.examples.push(example);
+    /// Adds the next chosen row: usable by construction (the scan left out
+    /// what a model cannot read; the base rows were checked on import).
+    fn add(&mut self, example: &Example) {
+        self.hash.add(example);
+        if let Some(table) = &mut self.table {
+            table.push(example).expect("a chosen row is one a learner can read");
         }
+    }
+
+    /// The table (empty unless kept) and the content hash.
+    fn finish(self) -> (Table, String) {
+        let table = self.table.unwrap_or_else(|| TableBuilder::with_capacity(0)).finish();
+        (table, self.hash.finish())
     }
 }
 
 /// The lineage of the rows `chosen` from `scan`, hashed to `content_sha256`.
 fn lineage_of(
     dataset: &Dataset,
-    scan: &Scan,
+    first_id: Option<i64>,
     chosen: Chosen,
     (watermark, quarantine_rules): (i64, Vec<i64>),
     left_out: LeftOut<'_>,
@@ -165,7 +172,7 @@ fn lineage_of(
     let feedback_rows = chosen.feedback.len();
     Lineage {
         dataset_id: dataset.id,
-        feedback_from: scan.first_id.unwrap_or(watermark + 1),
+        feedback_from: first_id.unwrap_or(watermark + 1),
         feedback_to: watermark,
         base_rows,
         feedback_rows,
@@ -219,67 +226,76 @@ pub fn merge(
     let scan = Scan::of(dataset, golden, &feedback);
     let chosen = choose(&scan, &base.base_hashes, left_out);
     let mut assembly = Assembly::new(true, 0);
-    for (example, keep) in base.base.into_iter().zip(&chosen.keep_base) {
+    for (example, keep) in base.base.iter().zip(&chosen.keep_base) {
         if *keep {
             assembly.add(example);
         }
     }
     held_examples(&feedback, &chosen.feedback)
-        .into_iter()
+        .iter()
         .for_each(|e| assembly.add(e));
     let recent = held_examples(&feedback, &chosen.recent);
+    let recent_ids = chosen.recent.clone();
+    let (table, content_sha256) = assembly.finish();
     let lineage = lineage_of(
         dataset,
-        &scan,
+        scan.first_id,
         chosen,
         (watermark, quarantine_rules),
         left_out,
-        assembly.hash.finish(),
+        content_sha256,
     );
     TrainingSet {
-        examples: assembly.examples,
+        table,
         lineage,
         recent,
+        recent_ids,
     }
 }
 
 /// Builds the set `scan` and `base` make under `left_out`: chooses its rows,
-/// reads the chosen feedback again by id, hashes every row in order and
-/// holds them if `keep` asks for it.
+/// drops the scan, reads the chosen feedback again by id, hashes every row
+/// in order and holds them if `keep` asks for it.
 pub async fn build(
     conn: &mut PgConnection,
     dataset: &Dataset,
     base: &BaseData,
-    scan: &Scan,
+    scan: Scan,
     (watermark, quarantine_rules): (i64, Vec<i64>),
     left_out: LeftOut<'_>,
     keep: Keep,
 ) -> Result<TrainingSet, StepsError> {
-    let chosen = choose(scan, &base.base_hashes, left_out);
+    let chosen = choose(&scan, &base.base_hashes, left_out);
+    // Its records (48 bytes a feedback row) are not needed past the choice.
+    let first_id = scan.first_id;
+    drop(scan);
     let base_rows = chosen.keep_base.iter().filter(|k| **k).count();
     let mut assembly = Assembly::new(keep == Keep::Training, base_rows + chosen.feedback.len());
     for (example, keep) in base.base.iter().zip(&chosen.keep_base) {
         if *keep {
-            assembly.add(example.clone());
+            assembly.add(example);
         }
     }
     for ids in chosen.feedback.chunks(READ_CHUNK) {
         for example in read_back(conn, dataset, ids).await? {
-            assembly.add(example);
+            assembly.add(&example);
         }
     }
+    let (table, content_sha256) = assembly.finish();
+    let recent_ids = chosen.recent.clone();
     let lineage = lineage_of(
         dataset,
-        scan,
+        first_id,
         chosen,
         (watermark, quarantine_rules),
         left_out,
-        assembly.hash.finish(),
+        content_sha256,
     );
     Ok(TrainingSet {
-        examples: assembly.examples,
+        table,
         lineage,
         recent: Vec::new(),
+        recent_ids,
     })
 }
 
@@ -318,16 +334,7 @@ pub async fn assemble(
         screened: &Exclusions::default(),
         recent_share,
     };
-    build(
-        conn,
-        dataset,
-        &base,
-        &scan,
-        (watermark, rules),
-        left_out,
-        Keep::Training,
-    )
-    .await
+    build(conn, dataset, &base, scan, (watermark, rules), left_out, Keep::Training).await
 }
 
 #[cfg(test)]
@@ -392,7 +399,10 @@ pub(crate) mod tests {
         ];
         let golden: HashSet<InputHash> = [input_hash(&ex(9.0, 1).input)].into_iter().collect();
         let set = merge(&dataset(), base, feedback, 18, vec![], &golden, nothing_left_out());
-        assert_eq!(set.examples, vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]);
+        assert_eq!(
+            set.table.to_examples(),
+            vec![ex(1.0, 0), ex(3.0, 1), ex(2.0, 1), ex(4.0, 1)]
+        );
         let l = &set.lineage;
         assert_eq!((l.base_rows, l.feedback_rows, l.total_rows), (2, 2, 4));
         assert_eq!((l.feedback_from, l.feedback_to), (10, 18));
@@ -433,7 +443,7 @@ pub(crate) mod tests {
         ];
         let set = merge(&dataset, base, feedback, 6, vec![], &golden, nothing_left_out());
         assert_eq!(
-            set.examples,
+            set.table.to_examples(),
             vec![
                 Example::text("fine acting", "pos"),
                 Example::text("A  Dull Plot", "pos"),
@@ -482,7 +492,7 @@ pub(crate) mod tests {
         // Input 1.0's latest row is id 3; the base row of 1.0 stays, as
         // held-out feedback overrides nothing.
         assert_eq!(set.recent, vec![ex(2.0, 1), ex(1.0, 1)]);
-        assert_eq!(set.examples, vec![ex(1.0, 0)]);
+        assert_eq!(set.table.to_examples(), vec![ex(1.0, 0)]);
         assert_eq!(set.lineage.dropped, [("recent_holdout", 3)].into_iter().collect());
     }
 
@@ -496,7 +506,7 @@ pub(crate) mod tests {
         };
         let feedback = vec![fb(1, ex(1.0, 0)), fb(2, ex(2.0, 1)), fb(3, ex(1.0, 1))];
         let set = merge(&dataset(), vec![ex(1.0, 1)], feedback, 3, vec![], &none(), left_out);
-        assert_eq!(set.examples, vec![ex(1.0, 0), ex(2.0, 1)]);
+        assert_eq!(set.table.to_examples(), vec![ex(1.0, 0), ex(2.0, 1)]);
         let expected: BTreeMap<&str, usize> = [("base_overridden_by_feedback", 1), ("screened_disagreement", 1)]
             .into_iter()
             .collect();

@@ -148,7 +148,7 @@ pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64, keep: Keep) -> R
     let base = BaseData::read(conn, dataset).await?;
     let scan = Scan::read(conn, dataset, recorded.watermark, &recorded.rules, &base.golden).await?;
     let made_of = (recorded.watermark, recorded.rules.clone());
-    let set = build(conn, dataset, &base, &scan, made_of, recorded.left_out(), keep).await?;
+    let set = build(conn, dataset, &base, scan, made_of, recorded.left_out(), keep).await?;
     if set.lineage.content_sha256 != recorded.content_sha256 {
         return Err(StepsError::Inconsistent(format!(
             "training set {id} was recorded with content sha256 {} but its rows now hash to {}",
@@ -156,6 +156,29 @@ pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64, keep: Keep) -> R
         )));
     }
     Ok(set)
+}
+
+/// The feedback rows `ids` (ascending) recorded training set `id` held out
+/// as its recent set, read back.
+///
+/// # Errors
+/// `Inconsistent` if its rows are gone; `Database`.
+pub async fn recent_of(conn: &mut PgConnection, id: i64, ids: &[i64]) -> Result<Vec<Example>, StepsError> {
+    let dataset_id: i32 = sqlx::query_scalar("SELECT dataset_id FROM training_sets WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let dataset = datasets::by_id(conn, dataset_id).await?;
+    read_recent(conn, &dataset, ids).await
+}
+
+/// The feedback rows `ids` of `dataset`'s model, read back in chunks.
+async fn read_recent(conn: &mut PgConnection, dataset: &Dataset, ids: &[i64]) -> Result<Vec<Example>, StepsError> {
+    let mut recent = Vec::with_capacity(ids.len());
+    for ids in ids.chunks(READ_CHUNK) {
+        recent.extend(read_back(conn, dataset, ids).await?);
+    }
+    Ok(recent)
 }
 
 /// The feedback recorded training set `id` held out as its recent set,
@@ -175,9 +198,5 @@ pub async fn recorded_recent(conn: &mut PgConnection, id: i64, max_rows: usize) 
     let scan = Scan::read(conn, dataset, recorded.watermark, &recorded.rules, &base.golden).await?;
     let chosen = choose(&scan, &base.base_hashes, recorded.left_out());
     let newest = crate::recent::capped(chosen.recent, max_rows);
-    let mut recent = Vec::with_capacity(newest.len());
-    for ids in newest.chunks(READ_CHUNK) {
-        recent.extend(read_back(conn, dataset, ids).await?);
-    }
-    Ok(recent)
+    read_recent(conn, dataset, &newest).await
 }

@@ -128,6 +128,7 @@ async fn a_run_records_golden_and_recent_evaluations_and_the_decision_in_words(p
         recent_share: Some(0.0),
         ..GateSettings::default()
     };
+    let learner = models::by_id(&mut conn, wine).await.unwrap().learner.0;
     models::set_settings(
         &mut conn,
         wine,
@@ -135,6 +136,7 @@ async fn a_run_records_golden_and_recent_evaluations_and_the_decision_in_words(p
             threshold: None,
             cron: None,
             gate: &gate,
+            learner: &learner,
         },
     )
     .await

@@ -59,9 +59,10 @@ async fn a_label_flipping_source_is_quarantined_by_screening_and_an_honest_one_t
     let set = trainset::rebuild_recorded(&mut pool.acquire().await.unwrap(), set_id, trainset::Keep::Training)
         .await
         .unwrap();
-    assert_eq!(poisoned.iter().filter(|e| set.examples.contains(e)).count(), 0);
+    let examples = set.table.to_examples();
+    assert_eq!(poisoned.iter().filter(|e| examples.contains(e)).count(), 0);
     // Feedback rows come after the base rows: every one is the honest source's.
-    let feedback_part = &set.examples[set.lineage.base_rows..];
+    let feedback_part = &examples[set.lineage.base_rows..];
     assert!(feedback_part.iter().all(|e| honest.contains(e)));
     assert!(feedback_part.len() > 50, "{} honest rows trained", feedback_part.len());
 }
