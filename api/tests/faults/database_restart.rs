@@ -310,7 +310,8 @@ async fn the_service_rides_out_a_database_restart_losing_nothing_acknowledged() 
             .filter(|s| s.status == 201)
             .map(|s| s.feedback_id.unwrap())
             .collect();
-        let stored: HashSet<i64> = sqlx::query_scalar("SELECT id FROM feedback WHERE source = $1")
+        // The rows come under the admin key; the body's source is their sub-label.
+        let stored: HashSet<i64> = sqlx::query_scalar("SELECT id FROM feedback WHERE sub_label = $1")
             .bind(source)
             .fetch_all(&pool)
             .await
