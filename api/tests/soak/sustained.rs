@@ -147,7 +147,7 @@ async fn memory_and_connections_stay_bounded_under_sustained_mixed_load() {
     let acknowledged = tally.acknowledged.lock().unwrap().clone();
     let (found, ours): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM feedback WHERE id = ANY($1)),
-                (SELECT count(*) FROM feedback WHERE source IN ('soak-user', 'soak-random'))",
+                (SELECT count(*) FROM feedback WHERE sub_label IN ('soak-user', 'soak-random'))",
     )
     .bind(&acknowledged)
     .fetch_one(&observer)
