@@ -109,6 +109,8 @@ if [ -n "${BENCH_LEARNER:-}" ]; then
     worker_pid=$!
     curl -fs -X PATCH "http://$address/models/$model" "${admin[@]}" -d "{\"learner\": $BENCH_LEARNER}" >/dev/null \
         || die "PATCH /models/$model refused the learner"
+    # A run with no new feedback is skipped: send the load's feedback row once.
+    BENCH_KEY=$key BENCH_ENDPOINT=feedback wrk -t1 -c1 -d1s -s "$here/wrk.lua" "http://$address" >/dev/null
     run=$(curl -fs -X POST "http://$address/models/$model/runs" "${admin[@]}" -d '{"reason": "bench/http.sh BENCH_LEARNER"}' \
         | json_field "['id']")
     status=running
