@@ -10,6 +10,8 @@
 //! - `many_workers`: three workers competing over 200 runs;
 //! - `feedback_across_replicas`: feedback citing another replica's prediction;
 //! - `shutdown`: SIGTERM with requests in flight;
+//! - `keys_on_the_binary`: client keys refusing, attributing and limiting
+//!   feedback;
 //! - `demo`: the demo's narration, free of the service's logs.
 //!
 //! A test binary of its own, so nothing else of the suite runs in this
@@ -20,6 +22,7 @@ mod cluster;
 mod database_restart;
 mod demo;
 mod feedback_across_replicas;
+mod keys_on_the_binary;
 mod listener_cut;
 mod many_workers;
 mod shutdown;
