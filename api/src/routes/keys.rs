@@ -109,7 +109,7 @@ pub async fn list(State(state): State<AppState>, _admin: Admin) -> Result<Json<K
     }))
 }
 
-/// Revoke a key: refused from now on (on other replicas within a second).
+/// Revoke a key: refused from now on (on other replicas within 2 s).
 #[utoipa::path(post, path = "/keys/{name}/revoke", tag = "keys",
     params(("name" = String, Path, description = "The key's name")),
     security(("admin_token" = [])),
