@@ -223,6 +223,15 @@ impl Process {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
+    /// Makes a client key over the admin API; returns its secret, which
+    /// only this answer shows.
+    pub async fn make_key(&self, name: &str, scopes: &[&str]) -> String {
+        let response = self.admin_post("/keys", json!({"name": name, "scopes": scopes})).await;
+        assert_eq!(response.status(), 201, "key {name} made");
+        let made: Value = response.json().await.unwrap();
+        made["key"].as_str().unwrap().to_owned()
+    }
+
     /// Starts a run; it must be a new one.
     pub async fn trigger(&self) -> Uuid {
         let response = self.admin_post("/runs", json!({"reason": "fault test"})).await;

@@ -7,16 +7,9 @@
 
 use crate::support::*;
 use retrain_steps::ml::Split;
+use retrain_testkit::db::count;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-/// Makes a key over the admin API; returns the secret, shown only here.
-async fn make_key(api: &Process, name: &str, scopes: &[&str]) -> String {
-    let response = api.admin_post("/keys", json!({"name": name, "scopes": scopes})).await;
-    assert_eq!(response.status(), 201, "key {name} made");
-    let made: Value = response.json().await.unwrap();
-    made["key"].as_str().unwrap().to_owned()
-}
 
 /// Sends one feedback row with `key` (none: no `Authorization` header);
 /// returns the status and the JSON body.
@@ -48,15 +41,9 @@ async fn keys_decide_who_sends_feedback_and_whose_rows_they_are(_: PgPoolOptions
         .await;
     let rows = split_rows(&pool, Split::Pool).await;
     let body = |i: usize, source: &str| json!({"features": rows[i].input.features(), "correct_label": rows[i].label, "source": source});
-    let stored = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM feedback")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
 
-    let reader = make_key(&api, "reader", &["predict"]).await;
-    let leaving = make_key(&api, "leaving", &["feedback"]).await;
+    let reader = api.make_key("reader", &["predict"]).await;
+    let leaving = api.make_key("leaving", &["feedback"]).await;
     assert_eq!(api.admin_post("/keys/leaving/revoke", json!({})).await.status(), 200);
     for (key, status, code) in [
         (None, 401, "unauthorized"),
@@ -72,10 +59,14 @@ async fn keys_decide_who_sends_feedback_and_whose_rows_they_are(_: PgPoolOptions
             "{error}"
         );
     }
-    assert_eq!(stored().await, 0, "nothing stored from refused requests");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM feedback").await,
+        0,
+        "nothing stored from refused requests"
+    );
 
-    let alice = make_key(&api, "alice", &["feedback"]).await;
-    let bob = make_key(&api, "bob", &["feedback"]).await;
+    let alice = api.make_key("alice", &["feedback"]).await;
+    let bob = api.make_key("bob", &["feedback"]).await;
     for (i, (key, claims)) in [(&alice, "bob"), (&bob, "alice"), (&alice, "admin")]
         .into_iter()
         .enumerate()
