@@ -45,7 +45,8 @@ pub struct KeyCache {
 
 impl KeyCache {
     /// The live key with this hash, from memory if looked up less than
-    /// [`TTL`] ago, else from the database.
+    /// [`TTL`] ago (or less than [`GRACE`] past it while another request
+    /// looks it up again), else from the database.
     ///
     /// # Errors
     /// The database's.

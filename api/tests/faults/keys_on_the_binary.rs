@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// Sends one feedback row with `key` (none: no `Authorization` header);
-/// returns the status and the JSON body.
+/// returns the status, the `Retry-After` seconds if any, and the JSON body.
 async fn send(api: &Process, key: Option<&str>, body: &Value) -> (u16, Option<u64>, Value) {
     let mut request = api.client.post(api.url("/feedback")).json(body);
     if let Some(key) = key {
