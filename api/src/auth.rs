@@ -8,7 +8,6 @@ use crate::error::ApiError;
 use crate::keys::{Caller, Scope};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use rand::Rng;
 use std::path::{Path, PathBuf};
@@ -27,18 +26,10 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        // Admin routes are never open: no caller is a 401 already.
-        let Some(caller) = state
+        let caller = state
             .access
-            .authorize(&state.pool, &parts.headers, Scope::Admin, None)
-            .await?
-        else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this endpoint needs an admin key",
-            ));
-        };
+            .require(&state.pool, &parts.headers, Scope::Admin, None)
+            .await?;
         Ok(Self {
             actor: actor_of(&caller, header_actor(&parts.headers)?.as_deref()),
         })

@@ -70,8 +70,7 @@ impl Access {
     /// names one); `None` for a caller without a key on an open route.
     ///
     /// # Errors
-    /// 401 without a key where one is needed, or with an unknown or revoked
-    /// key; 403 `forbidden` for a key without the scope or for another model.
+    /// As [`Access::require`].
     pub async fn authorize(
         &self,
         pool: &PgPool,
@@ -84,15 +83,41 @@ impl Access {
             Scope::Feedback => self.open.feedback,
             Scope::Admin => false,
         };
-        let Some(key) = Self::presented(headers) else {
-            return if open {
-                Ok(None)
-            } else {
-                Err(unauthorized(&format!(
-                    "this endpoint needs a key with the {} scope: Authorization: Bearer <key>",
-                    scope.as_str()
-                )))
-            };
+        match Self::presented(headers) {
+            None if open => Ok(None),
+            key => self.check(pool, key, scope, model).await.map(Some),
+        }
+    }
+
+    /// The caller of a request that needs `scope` whatever the open-route
+    /// settings (admin routes are never open).
+    ///
+    /// # Errors
+    /// 401 without a key, or with an unknown or revoked key; 403
+    /// `forbidden` for a key without the scope or for another model.
+    pub async fn require(
+        &self,
+        pool: &PgPool,
+        headers: &HeaderMap,
+        scope: Scope,
+        model: Option<&str>,
+    ) -> Result<Arc<Caller>, ApiError> {
+        self.check(pool, Self::presented(headers), scope, model).await
+    }
+
+    /// [`Access::require`] for the key the request presented, if any.
+    async fn check(
+        &self,
+        pool: &PgPool,
+        key: Option<Secret>,
+        scope: Scope,
+        model: Option<&str>,
+    ) -> Result<Arc<Caller>, ApiError> {
+        let Some(key) = key else {
+            return Err(unauthorized(&format!(
+                "this endpoint needs a key with the {} scope: Authorization: Bearer <key>",
+                scope.as_str()
+            )));
         };
         let caller = self.resolve(pool, &key).await?;
         if !caller.has(scope) {
@@ -110,7 +135,7 @@ impl Access {
                 caller.name
             )));
         }
-        Ok(Some(caller))
+        Ok(caller)
     }
 
     /// Charges `spend` to the caller's limits. Limits are per client key: a
