@@ -7,7 +7,8 @@
 //! stream of `(seed, t)`, and trees are stored by index, so the same
 //! examples in any order, on any number of threads, give the same bytes.
 //! Serving walks one contiguous node array for all trees (no pointers, no
-//! per-leaf allocation) and a leaf table of class shares.
+//! per-leaf allocation) and a leaf table of class shares, laid out for
+//! prediction by [`walk`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,6 +20,8 @@ use super::rng::Rng;
 use super::table::{Matrix, Rows};
 use super::tree::{FlatTree, Node, TreeParams};
 use super::{ModelError, Prediction, artifact};
+
+mod walk;
 
 /// The artifact format this build writes and reads.
 const FORMAT: u32 = 1;
@@ -97,6 +100,9 @@ pub struct Forest {
     nodes: Vec<FlatNode>,
     /// Each leaf's class shares, `classes.len()` per leaf.
     leaves: Vec<f64>,
+    /// The same trees laid out for prediction; not stored.
+    #[serde(skip)]
+    walk: walk::Walk,
 }
 
 impl Forest {
@@ -137,13 +143,14 @@ impl Forest {
             roots: Vec::with_capacity(params.trees),
             nodes: Vec::new(),
             leaves: Vec::new(),
+            walk: walk::Walk::default(),
         };
         let (mut even, mut odd) = (even.into_iter(), odd.into_iter());
         for t in 0..params.trees {
             let tree = if t % 2 == 0 { even.next() } else { odd.next() };
             forest.append(&tree.expect("every tree was grown")?);
         }
-        Ok(forest)
+        Ok(forest.laid_out())
     }
 
     /// Adds one tree's nodes after the others, its leaves to the table.
@@ -184,7 +191,7 @@ impl Forest {
     /// Errors: [`ModelError::FeatureCount`], [`ModelError::NonFinite`].
     pub fn predict(&self, features: &[f64]) -> Result<Prediction, ModelError> {
         check_input(features, self.n_features)?;
-        let sums = self.share_sums(features);
+        let sums = self.walk.share_sums(features);
         let best = (0..sums.len()).fold(0, |best, c| if sums[c] > sums[best] { c } else { best });
         Ok(Prediction {
             label: self.classes[best].clone(),
@@ -198,28 +205,19 @@ impl Forest {
     pub fn probabilities(&self, features: &[f64]) -> Result<Vec<f64>, ModelError> {
         check_input(features, self.n_features)?;
         let trees = self.roots.len() as f64;
-        Ok(self.share_sums(features).into_iter().map(|sum| sum / trees).collect())
+        Ok(self
+            .walk
+            .share_sums(features)
+            .into_iter()
+            .map(|sum| sum / trees)
+            .collect())
     }
 
-    /// Each class's share in the leaf `features` reach, summed over the
-    /// trees; `features` already checked.
-    fn share_sums(&self, features: &[f64]) -> Vec<f64> {
-        let n = self.classes.len();
-        let mut sums = vec![0.0; n];
-        for &root in &self.roots {
-            let mut node = &self.nodes[root as usize];
-            while node.feature != LEAF {
-                let next = if features[node.feature as usize] < node.threshold {
-                    node.left
-                } else {
-                    node.right
-                };
-                node = &self.nodes[next as usize];
-            }
-            let shares = &self.leaves[node.left as usize * n..][..n];
-            sums.iter_mut().zip(shares).for_each(|(sum, share)| *sum += share);
-        }
-        sums
+    /// The forest with its prediction layout built from the stored nodes,
+    /// which are whole and checked.
+    fn laid_out(mut self) -> Forest {
+        self.walk = walk::Walk::new(&self.roots, &self.nodes, &self.leaves, self.classes.len());
+        self
     }
 
     /// The classes, sorted.
@@ -244,7 +242,7 @@ impl Forest {
     pub fn from_bytes(bytes: &[u8]) -> Result<Forest, ModelError> {
         let forest: Forest = artifact::decode(FORMAT, bytes)?;
         forest.check().map_err(ModelError::Corrupt)?;
-        Ok(forest)
+        Ok(forest.laid_out())
     }
 
     /// What prediction relies on: every walk from a root moves to higher
@@ -345,6 +343,49 @@ mod tests {
                 .to_bytes(),
             bytes
         );
+    }
+
+    /// Each class's share summed over the trees by walking the stored
+    /// nodes one tree after another, as the artifact defines them.
+    fn stored_share_sums(forest: &Forest, features: &[f64]) -> Vec<f64> {
+        let n = forest.classes.len();
+        let mut sums = vec![0.0; n];
+        for &root in &forest.roots {
+            let mut node = &forest.nodes[root as usize];
+            while node.feature != LEAF {
+                let next = if features[node.feature as usize] < node.threshold {
+                    node.left
+                } else {
+                    node.right
+                };
+                node = &forest.nodes[next as usize];
+            }
+            let shares = &forest.leaves[node.left as usize * n..][..n];
+            sums.iter_mut().zip(shares).for_each(|(sum, share)| *sum += share);
+        }
+        sums
+    }
+
+    #[test]
+    fn serving_answers_bit_for_bit_as_the_stored_trees_walked_one_by_one() {
+        let base = winequality::part(Split::Base);
+        let golden = winequality::part(Split::Golden);
+        // 61 trees: the last block is partial; depth 6 leaves impure leaves.
+        for max_depth in [None, Some(6)] {
+            let params = ForestParams {
+                trees: 61,
+                max_depth,
+                ..ForestParams::default()
+            };
+            let trained = Forest::train_until(Table::from_examples(&base).unwrap().all(), &params, &|| false).unwrap();
+            let loaded = Forest::from_bytes(&trained.to_bytes()).unwrap();
+            for example in base.iter().chain(&golden) {
+                let features = example.input.features().unwrap();
+                let expected: Vec<f64> = stored_share_sums(&trained, features).iter().map(|s| s / 61.0).collect();
+                assert_eq!(trained.probabilities(features).unwrap(), expected);
+                assert_eq!(loaded.probabilities(features).unwrap(), expected);
+            }
+        }
     }
 
     #[test]
