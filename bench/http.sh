@@ -20,7 +20,9 @@
 # BENCH_PREDICT_KEY=1 (predictions carry a client key too; feedback always
 # does, as it needs one), BENCH_LIMITS=1 (per-key rate limits on, set too
 # high to refuse anything: their cost, not their effect; off by default,
-# so one key may send the 10,000 rows a second the target asks for).
+# so one key may send the 10,000 rows a second the target asks for),
+# BENCH_BINARY (a `retrain` binary to measure instead of building this
+# checkout's, e.g. a copy of an earlier build for a paired comparison).
 #
 # The machine has 2 cores: wrk and the server (and PostgreSQL, for the
 # prediction log and the feedback commits) share them, so the figures are a
@@ -68,8 +70,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building the release binary"
-(cd "$root" && cargo build --release -p retrain-api --quiet)
+binary=${BENCH_BINARY:-$root/target/release/retrain}
+if [ -z "${BENCH_BINARY:-}" ]; then
+    echo "== building the release binary"
+    (cd "$root" && cargo build --release -p retrain-api --quiet)
+fi
 
 psql "$base_url" -qc "CREATE DATABASE $scratch" >/dev/null
 echo "== starting retrain serve --role api on a scratch database ($scratch)"
@@ -79,7 +84,7 @@ else
     limits=(--feedback-rate 0 --feedback-hourly-cap 0 --feedback-flagged-hourly-cap 0)
 fi
 DATABASE_URL=$scratch_url RETRAIN_ADMIN_TOKEN=$token RUST_LOG=${RUST_LOG:-info} NO_COLOR=1 \
-    "$root/target/release/retrain" serve --role api --bind 127.0.0.1:0 "${limits[@]}" >"$log" 2>&1 &
+    "$binary" serve --role api --bind 127.0.0.1:0 "${limits[@]}" >"$log" 2>&1 &
 server_pid=$!
 
 address=""
@@ -105,7 +110,7 @@ if [ -n "${BENCH_LEARNER:-}" ]; then
     admin=(-H "authorization: Bearer $token" -H 'content-type: application/json')
     model=$(curl -fs "http://$address/model/info" | json_field "['model']")
     DATABASE_URL=$scratch_url RETRAIN_ADMIN_TOKEN=$token NO_COLOR=1 \
-        "$root/target/release/retrain" serve --role worker --bind 127.0.0.1:0 >"$log.worker" 2>&1 &
+        "$binary" serve --role worker --bind 127.0.0.1:0 >"$log.worker" 2>&1 &
     worker_pid=$!
     curl -fs -X PATCH "http://$address/models/$model" "${admin[@]}" -d "{\"learner\": $BENCH_LEARNER}" >/dev/null \
         || die "PATCH /models/$model refused the learner"
