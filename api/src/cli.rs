@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The main job: start everything on a local database and play the
-    /// retraining lab's five exercises against it.
+    /// retraining lab's six exercises against it.
     Demo(crate::demo::DemoSettings),
     /// Run the service: API, worker and scheduler (or one role of them).
     Serve(ServeSettings),
