@@ -111,7 +111,10 @@ pub struct QueryParams<T>(pub T);
 /// Tabular input as a request sends it: values in the model's column order,
 /// or by column name.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "an array of numbers in the model's column order, or an object of column name to number"
+)]
 pub enum FeaturesValue {
     /// `[7.4, 0.7, ...]`, in the model's column order.
     Ordered(Vec<f64>),
@@ -122,7 +125,7 @@ pub enum FeaturesValue {
 /// A class name as a request sends it: a string, or a JSON integer meaning
 /// its decimal string (so `"correct_label": 5` names class `"5"`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a class name: a string, or an integer")]
 pub enum LabelValue {
     Name(String),
     Integer(i64),

@@ -121,6 +121,25 @@ async fn bad_inputs_are_refused_and_not_logged(_: PgPoolOptions, connect: PgConn
         assert_eq!(response.status(), status, "{body}");
         assert_eq!(error_code(response).await, code, "{body}");
     }
+    // A value of the wrong shape is answered with what the field takes.
+    let wrong_shape: Value = app
+        .client
+        .post(app.url("/predict"))
+        .header("content-type", "application/json")
+        .body(r#"{"features": "eleven numbers"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message = wrong_shape["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "features: an array of numbers in the model's column order, or an object of column name to number"
+        ),
+        "{message}"
+    );
     // The log is written in order: once a valid prediction sent after them
     // is in the table, anything the refused requests had queued would be too.
     let golden = rows(&app.pool, Split::Golden).await;
