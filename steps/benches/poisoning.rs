@@ -174,6 +174,7 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
             example,
             source: Some(source.to_owned()),
             quarantined: false,
+            vouched: false,
         })
         .collect();
     let watermark = feedback.len() as i64;

@@ -1,7 +1,8 @@
 //! collect: snapshot the feedback watermark; too little new feedback since
 //! the last run that passed collect ends the run `skipped`, unless the
 //! model has data its champion was not trained on (a first version is due,
-//! or a data set was imported since).
+//! a data set was imported since, or an operator released a quarantine
+//! rule since, which lets the rows it covered train).
 //!
 //! The watermark is commit-order safe: collect reads max(id) holding the
 //! `retrain.collect` advisory lock exclusively, and every statement that
@@ -95,16 +96,22 @@ impl Step for Collect {
     }
 }
 
-/// Whether the model's newest data set has not trained its champion yet: it
-/// has no champion (its first version is due), or a data set was imported
-/// since. Such a run goes ahead whatever the feedback.
+/// Whether the model has data its champion was not trained on: it has no
+/// champion (its first version is due), a data set was imported since, or
+/// a quarantine rule was released after the champion's training set was
+/// made (the released rows may train now). Such a run goes ahead whatever
+/// the feedback.
 async fn has_new_data(conn: &mut sqlx::PgConnection, model_id: i32) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT (SELECT max(id) FROM datasets WHERE model_id = $1) IS DISTINCT FROM
-                (SELECT ts.dataset_id FROM champion c
-                 JOIN versions v ON v.id = c.version_id
-                 JOIN training_sets ts ON ts.id = v.training_set_id
-                 WHERE c.model_id = $1)",
+        "WITH trained AS (
+            SELECT ts.dataset_id, ts.created_at FROM champion c
+            JOIN versions v ON v.id = c.version_id
+            JOIN training_sets ts ON ts.id = v.training_set_id
+            WHERE c.model_id = $1
+         )
+         SELECT (SELECT max(id) FROM datasets WHERE model_id = $1) IS DISTINCT FROM (SELECT dataset_id FROM trained)
+             OR EXISTS (SELECT 1 FROM quarantine_releases r
+                        WHERE r.model_id = $1 AND r.released_at > (SELECT created_at FROM trained))",
     )
     .bind(model_id)
     .fetch_one(conn)

@@ -79,8 +79,9 @@ async fn screen_and_record(
     let settings = &env.config.screening;
     let started = Instant::now();
     let mut rules = feedback::quarantine_rules(conn, model.id).await?;
+    let releases = feedback::releases(conn, model.id).await?;
     let base = BaseData::read(conn, dataset).await?;
-    let scan = Scan::read(conn, dataset, watermark, &rules, &base.golden).await?;
+    let scan = Scan::read(conn, dataset, watermark, (&rules, &releases), &base.golden).await?;
     let scan_ms = started.elapsed().as_millis();
     if !settings.enabled {
         let left_out = LeftOut {
@@ -142,7 +143,7 @@ async fn screen_and_record(
     }
     if quarantined {
         // Read again under the new rules, as train's rebuild will read it.
-        scan = Scan::read(&mut tx, dataset, watermark, &rules, &base.golden).await?;
+        scan = Scan::read(&mut tx, dataset, watermark, (&rules, &releases), &base.golden).await?;
     }
     let left_out = LeftOut {
         screened: &found.exclusions,

@@ -15,6 +15,13 @@
 //!   set, is quarantined by the pipeline (actor `screening`) and its rows
 //!   leave this very run.
 //!
+//!
+//! Feedback an operator vouched for, by releasing a quarantine rule that
+//! covered it, is not judged again: it trains, and it joins the base data
+//! as the reference the fold models learn from, so later rows that agree
+//! with it (new words of a class, say) are not contradicted either. Rows a
+//! released source sends after the release are judged like any others.
+//!
 //! The decision is recorded with the training set (the excluded feedback
 //! ids by reason, the quarantine rule ids and the per-source report), so
 //! train rebuilds the set without screening again. Cost: k fits of at most
@@ -107,6 +114,10 @@ pub struct Report {
     pub reference_label_probability: BTreeMap<String, LabelProbability>,
     /// Feedback rows dropped as conflicting labels.
     pub conflicting_rows: usize,
+    /// Feedback rows not judged because an operator vouched for them
+    /// (released a rule that covered them); they joined the reference.
+    #[serde(default)]
+    pub vouched_rows: usize,
     /// Per source (feedback without one as [`NO_SOURCE`]).
     pub sources: BTreeMap<String, SourceReport>,
     /// The settings the decision was taken under.
@@ -205,7 +216,27 @@ pub fn screen(
         .zip(&keep_feedback)
         .filter_map(|(row, keep)| keep.then_some(*row))
         .collect();
-    let reference = (base.base.as_slice(), base.base_hashes.as_slice());
+    // Rows an operator vouched for are not judged: they join the base data
+    // as the reference the fold models learn from.
+    let (vouched, judged): (Vec<&FeedbackRow>, Vec<&FeedbackRow>) = kept_feedback
+        .iter()
+        .copied()
+        .partition(|row| scan.vouched.contains(&row.id));
+    let joined: (Vec<Example>, Vec<InputHash>);
+    let reference = if vouched.is_empty() {
+        (base.base.as_slice(), base.base_hashes.as_slice())
+    } else {
+        let ids: Vec<i64> = vouched.iter().map(|row| row.id).collect();
+        joined = (
+            base.base.iter().cloned().chain(read(&ids)?).collect(),
+            base.base_hashes
+                .iter()
+                .copied()
+                .chain(vouched.iter().map(|row| row.hash))
+                .collect(),
+        );
+        (joined.0.as_slice(), joined.1.as_slice())
+    };
     let fold_models = disagreement::FoldModels::fit(learner, reference, settings, stop)?;
     let base_judged = fold_models.judge(&kept_base, &kept_base_hashes)?;
     let reference_flagged = base_judged.iter().filter(|j| j.flagged).count();
@@ -220,7 +251,7 @@ pub fn screen(
     // Per source: rows sent, rows flagged, label probabilities per class.
     let mut tallies: BTreeMap<String, SourceTally> = BTreeMap::new();
     let mut flagged_inputs: HashSet<InputHash> = HashSet::new();
-    for chunk in kept_feedback.chunks(JUDGED_CHUNK) {
+    for chunk in judged.chunks(JUDGED_CHUNK) {
         let ids: Vec<i64> = chunk.iter().map(|row| row.id).collect();
         let examples = read(&ids)?;
         let hashes: Vec<InputHash> = chunk.iter().map(|row| row.hash).collect();
@@ -272,6 +303,7 @@ pub fn screen(
             reference_share,
             reference_label_probability: reference_by_class,
             conflicting_rows,
+            vouched_rows: vouched.len(),
             sources,
             settings: settings.clone(),
         },
@@ -312,6 +344,7 @@ mod tests {
                 example,
                 source: Some(source.to_owned()),
                 quarantined: false,
+                vouched: false,
             });
         };
         // The liar flips 40 base rows; the honest source sends 40 new true rows.
@@ -350,5 +383,55 @@ mod tests {
         let by_reason = found.exclusions.by_reason();
         assert_eq!(by_reason[CONFLICTING_LABELS], vec![81, 82]);
         assert_eq!(by_reason[SCREENED_DISAGREEMENT], (1..=40).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn rows_an_operator_vouched_for_train_and_teach_the_models_that_judge_later_rows() {
+        let base: Vec<Example> = (0..400).map(point).collect();
+        // A new region, x in 3000..3080, is "a", where the base data would
+        // say "b": 60 rows sent before an operator's release, 20 after.
+        let feedback: Vec<FeedbackExample> = (0..80)
+            .map(|i| FeedbackExample {
+                id: i64::from(i) + 1,
+                example: Example::tabular(vec![3000.0 + f64::from(i), 1.0], "a"),
+                source: Some("drift".to_owned()),
+                quarantined: false,
+                vouched: i < 60,
+            })
+            .collect();
+        let learner = Learner::DecisionTree(TreeParams::default());
+        let settings = ScreeningSettings::default();
+        let base = BaseData::new(base, HashSet::new());
+        let mut read = |ids: &[i64]| Ok(trainset::held_examples(&feedback, ids));
+        let unvouched: Vec<FeedbackExample> = feedback
+            .iter()
+            .map(|row| FeedbackExample {
+                vouched: false,
+                ..row.clone()
+            })
+            .collect();
+        let before = screen(
+            &base,
+            &Scan::of(&dataset(), &HashSet::new(), &unvouched),
+            &mut read,
+            &learner,
+            &settings,
+            &|| false,
+        )
+        .unwrap();
+        assert_eq!(
+            before.report.to_quarantine().count(),
+            1,
+            "without the release the region is an attack"
+        );
+        assert_eq!(before.report.sources["drift"].rows_flagged, 80);
+
+        let scan = Scan::of(&dataset(), &HashSet::new(), &feedback);
+        let after = screen(&base, &scan, &mut read, &learner, &settings, &|| false).unwrap();
+        assert_eq!(after.report.to_quarantine().count(), 0);
+        assert_eq!(after.report.vouched_rows, 60);
+        let drift = &after.report.sources["drift"];
+        assert_eq!((drift.rows_sent, drift.rows_flagged), (20, 0));
+        assert!(after.exclusions.by_reason().is_empty());
     }
 }

@@ -8,6 +8,7 @@ use crate::error::StepsError;
 use crate::ml::Example;
 use crate::screening::Exclusions;
 use crate::store::datasets::{self, Dataset};
+use crate::store::feedback::Releases;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use std::collections::BTreeMap;
@@ -146,7 +147,14 @@ pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64, keep: Keep) -> R
     let recorded = Recorded::read(conn, id).await?;
     let dataset = &recorded.dataset;
     let base = BaseData::read(conn, dataset).await?;
-    let scan = Scan::read(conn, dataset, recorded.watermark, &recorded.rules, &base.golden).await?;
+    let scan = Scan::read(
+        conn,
+        dataset,
+        recorded.watermark,
+        (&recorded.rules, &Releases::default()),
+        &base.golden,
+    )
+    .await?;
     let made_of = (recorded.watermark, recorded.rules.clone());
     let set = build(conn, dataset, &base, scan, made_of, recorded.left_out(), keep).await?;
     if set.lineage.content_sha256 != recorded.content_sha256 {
@@ -195,7 +203,14 @@ pub async fn recorded_recent(conn: &mut PgConnection, id: i64, max_rows: usize) 
     let recorded = Recorded::read(conn, id).await?;
     let dataset = &recorded.dataset;
     let base = BaseData::read(conn, dataset).await?;
-    let scan = Scan::read(conn, dataset, recorded.watermark, &recorded.rules, &base.golden).await?;
+    let scan = Scan::read(
+        conn,
+        dataset,
+        recorded.watermark,
+        (&recorded.rules, &Releases::default()),
+        &base.golden,
+    )
+    .await?;
     let chosen = choose(&scan, &base.base_hashes, recorded.left_out());
     let newest = crate::recent::capped(chosen.recent, max_rows);
     read_recent(conn, dataset, &newest).await
