@@ -123,13 +123,8 @@ async fn bad_inputs_are_refused_and_not_logged(_: PgPoolOptions, connect: PgConn
     }
     // A value of the wrong shape is answered with what the field takes.
     let wrong_shape: Value = app
-        .client
-        .post(app.url("/predict"))
-        .header("content-type", "application/json")
-        .body(r#"{"features": "eleven numbers"}"#)
-        .send()
+        .post("/predict", json!({"features": "eleven numbers"}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

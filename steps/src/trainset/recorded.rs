@@ -126,6 +126,16 @@ impl Recorded {
         })
     }
 
+    /// Its base data and the feedback up to its watermark under the rules
+    /// it was merged under (screening is not redone, so releases do not
+    /// matter).
+    async fn read_rows(&self, conn: &mut PgConnection) -> Result<(BaseData, Scan), StepsError> {
+        let base = BaseData::read(conn, &self.dataset).await?;
+        let rules = (self.rules.as_slice(), &Releases::default());
+        let scan = Scan::read(conn, &self.dataset, self.watermark, rules, &base.golden).await?;
+        Ok((base, scan))
+    }
+
     fn left_out(&self) -> LeftOut<'_> {
         LeftOut {
             screened: &self.screened,
@@ -146,15 +156,7 @@ impl Recorded {
 pub async fn rebuild_recorded(conn: &mut PgConnection, id: i64, keep: Keep) -> Result<TrainingSet, StepsError> {
     let recorded = Recorded::read(conn, id).await?;
     let dataset = &recorded.dataset;
-    let base = BaseData::read(conn, dataset).await?;
-    let scan = Scan::read(
-        conn,
-        dataset,
-        recorded.watermark,
-        (&recorded.rules, &Releases::default()),
-        &base.golden,
-    )
-    .await?;
+    let (base, scan) = recorded.read_rows(conn).await?;
     let made_of = (recorded.watermark, recorded.rules.clone());
     let set = build(conn, dataset, &base, scan, made_of, recorded.left_out(), keep).await?;
     if set.lineage.content_sha256 != recorded.content_sha256 {
@@ -202,15 +204,7 @@ async fn read_recent(conn: &mut PgConnection, dataset: &Dataset, ids: &[i64]) ->
 pub async fn recorded_recent(conn: &mut PgConnection, id: i64, max_rows: usize) -> Result<Vec<Example>, StepsError> {
     let recorded = Recorded::read(conn, id).await?;
     let dataset = &recorded.dataset;
-    let base = BaseData::read(conn, dataset).await?;
-    let scan = Scan::read(
-        conn,
-        dataset,
-        recorded.watermark,
-        (&recorded.rules, &Releases::default()),
-        &base.golden,
-    )
-    .await?;
+    let (base, scan) = recorded.read_rows(conn).await?;
     let chosen = choose(&scan, &base.base_hashes, recorded.left_out());
     let newest = crate::recent::capped(chosen.recent, max_rows);
     read_recent(conn, dataset, &newest).await
