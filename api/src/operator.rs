@@ -371,6 +371,18 @@ fn models_table(models: &Value) -> String {
     table::render(&["model", "input", "learner", "classes", "champion"], &rows)
 }
 
+/// The feedback a model's next run waits for, against its threshold.
+fn waiting_line(model: &Value) -> String {
+    let threshold = match model["threshold"].as_i64() {
+        Some(threshold) => threshold.to_string(),
+        None => "the service's threshold".to_owned(),
+    };
+    format!(
+        "feedback waiting: {} (a run starts at {threshold})",
+        model["feedback_waiting"]
+    )
+}
+
 /// A reproduction in one line: the match, or where the bytes part.
 fn reproduction_line(outcome: &Value) -> String {
     let learner = &outcome["learner"]["name"];
@@ -500,7 +512,8 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
                     String::new()
                 });
             } else {
-                println!("{}", models_table(&Value::Array(vec![model])));
+                println!("{}", models_table(&Value::Array(vec![model.clone()])));
+                println!("\n{}", waiting_line(&model));
                 println!("\n{}", versions_table(&versions));
             }
         }

@@ -6,7 +6,7 @@ use retrain_testkit::db::url_of;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 #[sqlx::test(migrator = "retrain_engine::MIGRATOR")]
-async fn the_demo_plays_all_five_exercises(_: PgPoolOptions, connect: PgConnectOptions) {
+async fn the_demo_plays_all_six_exercises(_: PgPoolOptions, connect: PgConnectOptions) {
     let url = url_of(&connect);
     let (ok, out, err) = tokio::task::spawn_blocking(move || retrain(&["demo"], Some(&url)))
         .await
@@ -112,6 +112,17 @@ async fn operators_trigger_list_and_promote_from_the_command_line(_: PgPoolOptio
     let serving: Vec<&str> = out.lines().filter(|l| l.contains(" * ")).collect();
     assert_eq!(serving.len(), 1, "{out}");
     assert!(serving[0].starts_with('2'), "{out}");
+    let waiting = out
+        .lines()
+        .find_map(|l| l.strip_prefix("feedback waiting: "))
+        .unwrap_or_else(|| panic!("show says what feedback waits: {out}"));
+    let (count, rest) = waiting.split_once(' ').unwrap();
+    let expected: i64 = sqlx::query_scalar("SELECT feedback_waiting(id) FROM models WHERE name = 'wine-quality'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count.parse::<i64>().unwrap(), expected, "{out}");
+    assert!(rest.starts_with("(a run starts at"), "{out}");
 
     // A rollback goes to an older version only.
     let (ok, _, err) = run(with_target(
