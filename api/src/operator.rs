@@ -512,8 +512,9 @@ pub async fn models(target: &Target, command: ModelsCommand) -> anyhow::Result<(
                     String::new()
                 });
             } else {
-                println!("{}", models_table(&Value::Array(vec![model.clone()])));
-                println!("\n{}", waiting_line(&model));
+                let waiting = waiting_line(&model);
+                println!("{}", models_table(&Value::Array(vec![model])));
+                println!("\n{waiting}");
                 println!("\n{}", versions_table(&versions));
             }
         }

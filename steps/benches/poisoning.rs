@@ -174,15 +174,22 @@ fn pipeline(data: &Data, rows: Vec<Example>, config: &PipelineConfig) -> Trial {
             example,
             source: Some(source.to_owned()),
             quarantined: false,
-            vouched: false,
         })
         .collect();
     let watermark = feedback.len() as i64;
     let scan = trainset::Scan::of(&data.dataset, &data.golden_hashes, &feedback);
     let base = trainset::BaseData::new(data.base.clone(), data.golden_hashes.clone());
     let mut read = |ids: &[i64]| Ok(trainset::held_examples(&feedback, ids));
-    let found = screening::screen(&base, &scan, &mut read, &data.incumbent, &config.screening, &|| false)
-        .expect("screening runs");
+    let found = screening::screen(
+        &base,
+        &scan,
+        &mut read,
+        &HashSet::new(),
+        &data.incumbent,
+        &config.screening,
+        &|| false,
+    )
+    .expect("screening runs");
     let quarantined = found.report.to_quarantine().any(|(s, _)| s == source);
     feedback.iter_mut().for_each(|f| f.quarantined = quarantined);
     let set = trainset::merge(

@@ -79,9 +79,8 @@ async fn screen_and_record(
     let settings = &env.config.screening;
     let started = Instant::now();
     let mut rules = feedback::quarantine_rules(conn, model.id).await?;
-    let releases = feedback::releases(conn, model.id).await?;
     let base = BaseData::read(conn, dataset).await?;
-    let scan = Scan::read(conn, dataset, watermark, (&rules, &releases), &base.golden).await?;
+    let scan = Scan::read(conn, dataset, watermark, &rules, &base.golden).await?;
     let scan_ms = started.elapsed().as_millis();
     if !settings.enabled {
         let left_out = LeftOut {
@@ -96,13 +95,14 @@ async fn screen_and_record(
     // Screening fits k models: off the async threads, like train's fit,
     // reading the judged rows back through a connection of its own.
     let learner = incumbent::screening_learner(conn, model).await?;
+    let vouched = feedback::vouched(conn, model.id, watermark).await?;
     let (dataset_owned, settings_owned) = (dataset.clone(), settings.clone());
     let cancel = ctx.cancel.clone();
     let mut reader = env.pool.acquire().await?;
     let runtime = tokio::runtime::Handle::current();
     let (found, base, mut scan) = tokio::task::spawn_blocking(move || {
         let mut read = |ids: &[i64]| runtime.block_on(trainset::read_back(&mut reader, &dataset_owned, ids));
-        let found = screening::screen(&base, &scan, &mut read, &learner, &settings_owned, &|| {
+        let found = screening::screen(&base, &scan, &mut read, &vouched, &learner, &settings_owned, &|| {
             cancel.is_cancelled()
         });
         (found, base, scan)
@@ -143,7 +143,7 @@ async fn screen_and_record(
     }
     if quarantined {
         // Read again under the new rules, as train's rebuild will read it.
-        scan = Scan::read(&mut tx, dataset, watermark, (&rules, &releases), &base.golden).await?;
+        scan = Scan::read(&mut tx, dataset, watermark, &rules, &base.golden).await?;
     }
     let left_out = LeftOut {
         screened: &found.exclusions,

@@ -15,7 +15,6 @@
 //!   set, is quarantined by the pipeline (actor `screening`) and its rows
 //!   leave this very run.
 //!
-//!
 //! Feedback an operator vouched for, by releasing a quarantine rule that
 //! covered it, is not judged again: it trains, and it joins the base data
 //! as the reference the fold models learn from, so later rows that agree
@@ -148,7 +147,9 @@ pub type ReadExamples<'a> = dyn FnMut(&[i64]) -> Result<Vec<Example>, StepsError
 const JUDGED_CHUNK: usize = trainset::READ_CHUNK;
 
 /// Screens the usable feedback of `scan` (oldest first) against `base`
-/// with the model's `learner`, asking `stop` between fits. The feedback
+/// with the model's `learner`, asking `stop` between fits; the rows
+/// `vouched` for ([`crate::store::feedback::vouched`]) join the reference
+/// instead of being judged. The feedback
 /// rows the candidate set keeps are judged a chunk at a time, their
 /// examples asked of `read` (given ids, ascending); each chunk fits the
 /// fold models again (k fits of at most `max_fit_rows` base rows, the same
@@ -160,6 +161,7 @@ pub fn screen(
     base: &BaseData,
     scan: &Scan,
     read: &mut ReadExamples<'_>,
+    vouched: &HashSet<i64>,
     learner: &Learner,
     settings: &ScreeningSettings,
     stop: &dyn Fn() -> bool,
@@ -218,10 +220,8 @@ pub fn screen(
         .collect();
     // Rows an operator vouched for are not judged: they join the base data
     // as the reference the fold models learn from.
-    let (vouched, judged): (Vec<&FeedbackRow>, Vec<&FeedbackRow>) = kept_feedback
-        .iter()
-        .copied()
-        .partition(|row| scan.vouched.contains(&row.id));
+    let (vouched, judged): (Vec<&FeedbackRow>, Vec<&FeedbackRow>) =
+        kept_feedback.iter().copied().partition(|row| vouched.contains(&row.id));
     let joined: (Vec<Example>, Vec<InputHash>);
     let reference = if vouched.is_empty() {
         (base.base.as_slice(), base.base_hashes.as_slice())
@@ -344,7 +344,6 @@ mod tests {
                 example,
                 source: Some(source.to_owned()),
                 quarantined: false,
-                vouched: false,
             });
         };
         // The liar flips 40 base rows; the honest source sends 40 new true rows.
@@ -373,7 +372,7 @@ mod tests {
         let scan = Scan::of(&dataset(), &HashSet::new(), &feedback);
         let base = BaseData::new(base, HashSet::new());
         let mut read = |ids: &[i64]| Ok(trainset::held_examples(&feedback, ids));
-        let found = screen(&base, &scan, &mut read, &learner, &settings, &|| false).unwrap();
+        let found = screen(&base, &scan, &mut read, &HashSet::new(), &learner, &settings, &|| false).unwrap();
         let quarantined: Vec<&str> = found.report.to_quarantine().map(|(s, _)| s).collect();
         assert_eq!(quarantined, vec!["liar"]);
         let liar = &found.report.sources["liar"];
@@ -396,29 +395,16 @@ mod tests {
                 example: Example::tabular(vec![3000.0 + f64::from(i), 1.0], "a"),
                 source: Some("drift".to_owned()),
                 quarantined: false,
-                vouched: i < 60,
             })
             .collect();
         let learner = Learner::DecisionTree(TreeParams::default());
         let settings = ScreeningSettings::default();
         let base = BaseData::new(base, HashSet::new());
+        let scan = Scan::of(&dataset(), &HashSet::new(), &feedback);
         let mut read = |ids: &[i64]| Ok(trainset::held_examples(&feedback, ids));
-        let unvouched: Vec<FeedbackExample> = feedback
-            .iter()
-            .map(|row| FeedbackExample {
-                vouched: false,
-                ..row.clone()
-            })
-            .collect();
-        let before = screen(
-            &base,
-            &Scan::of(&dataset(), &HashSet::new(), &unvouched),
-            &mut read,
-            &learner,
-            &settings,
-            &|| false,
-        )
-        .unwrap();
+        let mut screen_vouching =
+            |vouched: &HashSet<i64>| screen(&base, &scan, &mut read, vouched, &learner, &settings, &|| false).unwrap();
+        let before = screen_vouching(&HashSet::new());
         assert_eq!(
             before.report.to_quarantine().count(),
             1,
@@ -426,8 +412,7 @@ mod tests {
         );
         assert_eq!(before.report.sources["drift"].rows_flagged, 80);
 
-        let scan = Scan::of(&dataset(), &HashSet::new(), &feedback);
-        let after = screen(&base, &scan, &mut read, &learner, &settings, &|| false).unwrap();
+        let after = screen_vouching(&(1..=60).collect());
         assert_eq!(after.report.to_quarantine().count(), 0);
         assert_eq!(after.report.vouched_rows, 60);
         let drift = &after.report.sources["drift"];

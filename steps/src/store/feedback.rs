@@ -8,6 +8,7 @@ use super::datasets::stored_input;
 use crate::ml::{Example, Input};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use sqlx::PgConnection;
+use std::collections::HashSet;
 
 /// The highest feedback id a run of the model that passed collect included
 /// (0 if none).
@@ -60,25 +61,21 @@ pub async fn quarantine_rules(conn: &mut PgConnection, model_id: i32) -> Result<
     .await
 }
 
-/// The model's released quarantine rules with the time of each release:
-/// an operator looked at the rows each one covered up to then and let them
-/// train, so screening does not judge those rows again.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Releases {
-    pub rules: Vec<i64>,
-    pub at: Vec<chrono::DateTime<chrono::Utc>>,
-}
-
-/// The model's releases, by rule id.
-pub async fn releases(conn: &mut PgConnection, model_id: i32) -> Result<Releases, sqlx::Error> {
-    let rows: Vec<(i64, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "SELECT quarantine_id, released_at FROM quarantine_releases WHERE model_id = $1 ORDER BY quarantine_id",
+/// The ids of the model's feedback rows up to the watermark that an
+/// operator vouched for: received before the release of a quarantine rule
+/// that covered them (the operator looked at them and let them train).
+/// Without releases the join has no rows to start from and reads nothing.
+pub async fn vouched(conn: &mut PgConnection, model_id: i32, watermark: i64) -> Result<HashSet<i64>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT f.id FROM quarantine_releases r
+         JOIN feedback f ON f.model_id = r.model_id AND f.id <= $2 AND f.received_at < r.released_at
+         WHERE r.model_id = $1 AND feedback_quarantined_under(f, ARRAY[r.quarantine_id])",
     )
     .bind(model_id)
+    .bind(watermark)
     .fetch_all(conn)
     .await?;
-    let (rules, at) = rows.into_iter().unzip();
-    Ok(Releases { rules, at })
+    Ok(ids.into_iter().collect())
 }
 
 /// One stored feedback row as a training example, with its id.
@@ -90,48 +87,29 @@ pub struct FeedbackExample {
     pub source: Option<String>,
     /// Excluded from training by a quarantine rule.
     pub quarantined: bool,
-    /// Received before an operator released a rule that covered it.
-    pub vouched: bool,
 }
 
 /// All feedback of the model up to the watermark, oldest first, streamed
 /// from the server row by row (nothing is held but the row being read),
-/// flagged as quarantined under the given rules only, and as vouched for
-/// under the given releases.
+/// flagged as quarantined under the given rules only.
 pub fn up_to<'c>(
     conn: &'c mut PgConnection,
     model_id: i32,
     watermark: i64,
-    (rules, releases): (&'c [i64], &'c Releases),
+    rules: &'c [i64],
 ) -> impl Stream<Item = Result<FeedbackExample, sqlx::Error>> + Send + 'c {
     // The same predicate as the counts, restricted to the set's own rules.
-    sqlx::query_as::<
-        _,
-        (
-            i64,
-            Option<Vec<f64>>,
-            Option<String>,
-            String,
-            Option<String>,
-            bool,
-            bool,
-        ),
-    >(
+    sqlx::query_as::<_, (i64, Option<Vec<f64>>, Option<String>, String, Option<String>, bool)>(
         "SELECT f.id, f.features, f.text, f.correct_label, f.source,
-                cardinality($2::bigint[]) > 0 AND feedback_quarantined_under(f, $2),
-                cardinality($4::bigint[]) > 0 AND EXISTS (
-                    SELECT 1 FROM unnest($4::bigint[], $5::timestamptz[]) AS r(rule, released_at)
-                    WHERE f.received_at < r.released_at AND feedback_quarantined_under(f, ARRAY[r.rule]))
+                cardinality($2::bigint[]) > 0 AND feedback_quarantined_under(f, $2)
          FROM feedback f WHERE f.model_id = $1 AND f.id <= $3 ORDER BY f.id",
     )
     .bind(model_id)
     .bind(rules)
     .bind(watermark)
-    .bind(&releases.rules)
-    .bind(&releases.at)
     .fetch(conn)
     .map(|row| {
-        let (id, features, text, label, source, quarantined, vouched) = row?;
+        let (id, features, text, label, source, quarantined) = row?;
         Ok(FeedbackExample {
             id,
             example: Example {
@@ -140,7 +118,6 @@ pub fn up_to<'c>(
             },
             source,
             quarantined,
-            vouched,
         })
     })
 }

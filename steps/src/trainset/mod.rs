@@ -27,7 +27,7 @@ use crate::error::StepsError;
 use crate::ml::{Example, Split, Table, TableBuilder};
 use crate::screening::{self, Exclusions};
 use crate::store::datasets::{self, Dataset};
-use crate::store::feedback::{self, FeedbackExample, Releases};
+use crate::store::feedback::{self, FeedbackExample};
 use choose::{Chosen, choose};
 use content::ContentHash;
 use serde::Serialize;
@@ -329,7 +329,7 @@ pub async fn assemble(
 ) -> Result<TrainingSet, StepsError> {
     let rules = feedback::quarantine_rules(conn, dataset.model_id).await?;
     let base = BaseData::read(conn, dataset).await?;
-    let scan = Scan::read(conn, dataset, watermark, (&rules, &Releases::default()), &base.golden).await?;
+    let scan = Scan::read(conn, dataset, watermark, &rules, &base.golden).await?;
     let left_out = LeftOut {
         screened: &Exclusions::default(),
         recent_share,
@@ -377,7 +377,6 @@ pub(crate) mod tests {
             example,
             source: None,
             quarantined: false,
-            vouched: false,
         }
     }
 
@@ -393,7 +392,6 @@ pub(crate) mod tests {
             fb(15, ex(5.0, 7)),                       // unknown label
             FeedbackExample {
                 quarantined: true,
-                vouched: false,
                 ..fb(16, ex(1.0, 1))
             }, // quarantined: no effect
             fb(17, Example::text("a text", "0")),     // a text for a tabular model

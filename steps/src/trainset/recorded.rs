@@ -8,7 +8,6 @@ use crate::error::StepsError;
 use crate::ml::Example;
 use crate::screening::Exclusions;
 use crate::store::datasets::{self, Dataset};
-use crate::store::feedback::Releases;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use std::collections::BTreeMap;
@@ -127,12 +126,10 @@ impl Recorded {
     }
 
     /// Its base data and the feedback up to its watermark under the rules
-    /// it was merged under (screening is not redone, so releases do not
-    /// matter).
+    /// it was merged under.
     async fn read_rows(&self, conn: &mut PgConnection) -> Result<(BaseData, Scan), StepsError> {
         let base = BaseData::read(conn, &self.dataset).await?;
-        let rules = (self.rules.as_slice(), &Releases::default());
-        let scan = Scan::read(conn, &self.dataset, self.watermark, rules, &base.golden).await?;
+        let scan = Scan::read(conn, &self.dataset, self.watermark, &self.rules, &base.golden).await?;
         Ok((base, scan))
     }
 

@@ -8,7 +8,7 @@
 use crate::data::{InputHash, input_hash};
 use crate::ml::{Example, Input};
 use crate::store::datasets::Dataset;
-use crate::store::feedback::{self, FeedbackExample, Releases};
+use crate::store::feedback::{self, FeedbackExample};
 use futures_util::TryStreamExt;
 use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -54,9 +54,6 @@ pub struct Scan {
     pub dropped: BTreeMap<&'static str, usize>,
     /// Usable rows (not quarantined, readable, not a golden input), by id.
     pub rows: Vec<FeedbackRow>,
-    /// The ids of usable rows an operator vouched for by releasing a rule
-    /// that covered them (empty unless the scan was read with releases).
-    pub vouched: HashSet<i64>,
     labels: Vec<String>,
     sources: Vec<String>,
     source_index: HashMap<String, u32>,
@@ -72,13 +69,12 @@ impl Scan {
     }
 
     /// Streams the model's feedback up to `watermark`, quarantined under
-    /// `rules` and vouched for under `releases`, leaving out inputs in
-    /// `golden`.
+    /// `rules`, leaving out inputs in `golden`.
     pub async fn read(
         conn: &mut PgConnection,
         dataset: &Dataset,
         watermark: i64,
-        rules: (&[i64], &Releases),
+        rules: &[i64],
         golden: &HashSet<InputHash>,
     ) -> Result<Self, sqlx::Error> {
         let mut scan = Self::new(dataset);
@@ -130,9 +126,6 @@ impl Scan {
                 })
             }
         };
-        if row.vouched {
-            self.vouched.insert(row.id);
-        }
         self.rows.push(FeedbackRow {
             id: row.id,
             hash,
