@@ -228,10 +228,16 @@ pub fn features(example: &Example) -> Value {
 
 /// The error code of an error response, checking the one error shape.
 pub async fn error_code(response: reqwest::Response) -> String {
+    error_parts(response).await.0
+}
+
+/// The code and message of an error answer, whose one shape it checks.
+pub async fn error_parts(response: reqwest::Response) -> (String, String) {
     let body: Value = response.json().await.unwrap();
     assert!(body["error"]["message"].is_string(), "error shape: {body}");
     assert_eq!(body.as_object().unwrap().len(), 1, "error shape: {body}");
-    body["error"]["code"].as_str().unwrap().to_owned()
+    let part = |name: &str| body["error"][name].as_str().unwrap().to_owned();
+    (part("code"), part("message"))
 }
 
 /// What the harness's settings are, printed for
